@@ -1,0 +1,1 @@
+"""One module per `est-ckpt` subcommand: module-level flags, `USAGE`, `ACCEPTS` and `run(args)`."""

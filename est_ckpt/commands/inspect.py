@@ -1,0 +1,60 @@
+"""`est-ckpt inspect PATH [--json] [--values]`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import app, flags
+
+from est_ckpt import checkpoint, keys
+
+USAGE = "inspect PATH [--json] [--values]"
+ACCEPTS = ("json", "values")
+
+VALUES = flags.DEFINE_bool("values", False, "Also print every tensor's value.")
+
+
+def _json_value(value):
+    import numpy as np
+
+    if value.dtype == object:
+        return [v.decode("utf-8", "backslashreplace") for v in value.reshape(-1)] if value.ndim else value.item().decode(
+            "utf-8", "backslashreplace"
+        )
+    if np.iscomplexobj(value):
+        return np.stack([value.real, value.imag], axis=-1).tolist()
+    if value.dtype.kind not in "biuf" or value.dtype.name in ("bfloat16",) or value.dtype.itemsize == 1 and value.dtype.kind == "V":
+        value = value.astype(np.float32)
+    return value.tolist()
+
+
+def run(args: list[str]) -> int:
+    if len(args) != 1:
+        raise app.UsageError("inspect takes exactly one PATH.", exitcode=2)
+    info = checkpoint.read_checkpoint(args[0])
+    values = {}
+    if VALUES.value:
+        values = {k: info.read_tensor(k) for k in info.tensors if k != keys.OBJECT_GRAPH_KEY}
+    if flags.FLAGS.json:
+        out = info.to_json()
+        if VALUES.value:
+            for t in out["tensors"]:
+                t["value"] = _json_value(values[t["key"]]) if t["key"] in values else None
+        json.dump(out, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    lines = [f"{info.prefix}  format={info.format}  tensors={len(info.tensors)}"]
+    rows = [("KEY", "DTYPE", "SHAPE", "NAME")]
+    for t in info.tensors.values():
+        rows.append((t.key, t.dtype, str(list(t.shape)), t.name if t.name is not None else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        line = "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3]
+        if VALUES.value and r[0] in values:
+            line += "  = " + " ".join(repr(values[r[0]]).split())
+        lines.append(line.rstrip())
+    for name, ks in info.duplicate_names.items():
+        lines.append(f"warning: name '{name}' is held by {len(ks)} keys: {', '.join(ks)}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0

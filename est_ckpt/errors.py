@@ -1,0 +1,48 @@
+"""The one error hierarchy of `est_ckpt`.
+
+Every error the library raises on bad input is an `EstCkptError`, and also a
+subclass of the nearest builtin, so callers may catch either. Messages name the
+file or key involved and say what to do.
+"""
+
+from __future__ import annotations
+
+
+class EstCkptError(Exception):
+    """Base class of every error `est_ckpt` raises on bad input."""
+
+
+class CheckpointNotFoundError(EstCkptError, FileNotFoundError):
+    """No checkpoint exists at the given path."""
+
+
+class CorruptCheckpointError(EstCkptError, ValueError):
+    """A checkpoint file exists but is malformed, truncated or fails a checksum."""
+
+
+class DestinationExistsError(EstCkptError, FileExistsError):
+    """The destination already exists and `force` was not given."""
+
+
+class MappingError(EstCkptError, ValueError):
+    """Variables cannot be matched to checkpoint keys."""
+
+
+class UnmappedVariablesError(MappingError):
+    """Some target variables have no source in the checkpoint."""
+
+
+class AmbiguousNameError(MappingError):
+    """A name is held by several keys of an object-based checkpoint."""
+
+
+class MismatchError(MappingError):
+    """A source and its target disagree in shape or dtype."""
+
+
+class UnusedMappingError(MappingError):
+    """An `assignment_map` entry matches nothing."""
+
+
+class ConversionError(EstCkptError, ValueError):
+    """A checkpoint cannot be converted as asked."""

@@ -1,0 +1,161 @@
+"""The one small file-access layer every checkpoint path goes through.
+
+Local paths use plain Python I/O, so local tools never pay for importing
+TensorFlow. Any `scheme://` path (`gs://`, `hdfs://`, `s3://`) goes through
+`tf.io.gfile`, imported only then.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+from typing import BinaryIO, Iterator
+
+
+def is_remote(path: str) -> bool:
+    """Returns whether `path` names a `scheme://` location."""
+    return "://" in str(path)
+
+
+def _gfile():
+    import tensorflow as tf  # noqa: PLC0415 - only remote paths pay for TF.
+
+    return tf.io.gfile
+
+
+def join(path: str, *parts: str) -> str:
+    return posixpath.join(path, *parts) if is_remote(path) else os.path.join(path, *parts)
+
+
+def dirname(path: str) -> str:
+    return posixpath.dirname(path) if is_remote(path) else os.path.dirname(path)
+
+
+def basename(path: str) -> str:
+    return posixpath.basename(path) if is_remote(path) else os.path.basename(path)
+
+
+def exists(path: str) -> bool:
+    return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def isdir(path: str) -> bool:
+    return _gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
+
+
+def isfile(path: str) -> bool:
+    return exists(path) and not isdir(path)
+
+
+def listdir(path: str) -> list[str]:
+    if is_remote(path):
+        return [name.rstrip("/") for name in _gfile().listdir(path)]
+    return os.listdir(path)
+
+
+def getsize(path: str) -> int:
+    return _gfile().stat(path).length if is_remote(path) else os.path.getsize(path)
+
+
+def mtime(path: str) -> float:
+    if is_remote(path):
+        return _gfile().stat(path).mtime_nsec / 1e9
+    return os.path.getmtime(path)
+
+
+def open_read(path: str) -> BinaryIO:
+    return _gfile().GFile(path, "rb") if is_remote(path) else open(path, "rb")
+
+
+def read_bytes(path: str) -> bytes:
+    with open_read(path) as f:
+        return f.read()
+
+
+def read_range(path: str, offset: int, size: int) -> bytes:
+    """Reads `size` bytes at `offset`; fewer only if the file is shorter."""
+    with open_read(path) as f:
+        f.seek(offset)
+        return f.read(size)
+
+
+def iter_range(path: str, offset: int, size: int, chunk: int = 1 << 22) -> Iterator[bytes]:
+    """Yields the bytes of `[offset, offset + size)` in chunks, without holding them all."""
+    with open_read(path) as f:
+        f.seek(offset)
+        while size > 0:
+            data = f.read(min(chunk, size))
+            if not data:
+                return
+            size -= len(data)
+            yield data
+
+
+def makedirs(path: str) -> None:
+    if is_remote(path):
+        _gfile().makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def remove(path: str) -> None:
+    """Removes a file; a missing file is not an error."""
+    try:
+        if is_remote(path):
+            _gfile().remove(path)
+        else:
+            os.remove(path)
+    except (FileNotFoundError, OSError) as e:
+        if exists(path):
+            raise e
+
+
+def rename(src: str, dst: str) -> None:
+    """Renames `src` onto `dst`, replacing it (atomic on a local filesystem)."""
+    if is_remote(src):
+        _gfile().rename(src, dst, overwrite=True)
+    else:
+        os.replace(src, dst)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Writes `data` to `path` through a temporary name in the same directory."""
+    tmp = f"{path}.tmp-est-ckpt-{os.getpid()}"
+    if is_remote(path):
+        with _gfile().GFile(tmp, "wb") as f:
+            f.write(data)
+    else:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    rename(tmp, path)
+
+
+def link_or_copy(src: str, dst: str, progress=None) -> str:
+    """Makes `dst` hold the bytes of `src`, sharing them by hard link where possible.
+
+    Returns `"link"` or `"copy"`. The caller must never write through `dst`:
+    a hard link shares its bytes with `src`.
+    """
+    if not is_remote(src) and not is_remote(dst):
+        try:
+            os.link(src, dst)
+            return "link"
+        except OSError:
+            shutil.copyfile(src, dst)
+            return "copy"
+    gfile = _gfile()
+    total = getsize(src)
+    with gfile.GFile(src, "rb") as fin, gfile.GFile(dst, "wb") as fout:
+        done = 0
+        while True:
+            data = fin.read(1 << 24)
+            if not data:
+                break
+            fout.write(data)
+            done += len(data)
+            if progress is not None:
+                progress(done, total)
+    return "copy"

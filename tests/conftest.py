@@ -1,0 +1,84 @@
+"""Shared pytest fixtures: lazily built, session-cached real TF checkpoints.
+
+Usage in a test::
+
+    def test_something(ckpts):
+        prefix = ckpts("tf1")              # checkpoint prefix
+        model_dir = ckpts("estimator_tf2") # Estimator model dir
+        prefix = ckpts("many_vars", n=50)  # builder kwargs are part of the key
+
+See `tests/fixtures.py` (`FIXTURES`, `FIXTURE_KINDS`, `expected_keys`).
+
+TensorFlow is NOT imported when this module is imported (only when a builder
+runs), so tests can check e.g. that `import est_ckpt` works without TF.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from tests import fixtures as _fx  # noqa: E402
+
+
+class CheckpointCache:
+    """Callable building each fixture on first request, then caching it."""
+
+    def __init__(self, tmp_path_factory):
+        self._factory = tmp_path_factory
+        self._cache = {}
+
+    def __call__(self, name: str, **kwargs) -> str:
+        if name not in _fx.FIXTURES:
+            raise KeyError(
+                f"unknown checkpoint fixture {name!r}; "
+                f"known: {sorted(_fx.FIXTURES)}")
+        key = (name, tuple(sorted(kwargs.items())))
+        if key not in self._cache:
+            suffix = "".join(f"-{k}{v}" for k, v in key[1])
+            directory = self._factory.mktemp(f"ckpt-{name}{suffix}")
+            self._cache[key] = _fx.FIXTURES[name](str(directory), **kwargs)
+        return self._cache[key]
+
+    def kind(self, name: str) -> str:
+        """'prefix' or 'model_dir'."""
+        return _fx.FIXTURE_KINDS[name]
+
+    def prefix(self, name: str, **kwargs) -> str:
+        """Always a checkpoint prefix (latest ckpt for Estimator model dirs)."""
+        path = self(name, **kwargs)
+        if _fx.FIXTURE_KINDS[name] == "model_dir":
+            import tensorflow as tf
+
+            latest = tf.train.latest_checkpoint(path)
+            assert latest, f"no checkpoint in {path}"
+            return latest
+        return path
+
+
+@pytest.fixture(scope="session")
+def ckpts(tmp_path_factory) -> CheckpointCache:
+    return CheckpointCache(tmp_path_factory)
+
+
+def _make_named_fixture(fixture_name: str):
+    @pytest.fixture(scope="session", name=f"{fixture_name}_ckpt")
+    def _named(ckpts):
+        return ckpts(fixture_name)
+
+    return _named
+
+
+# Individual session fixtures: tf1_ckpt, tf2_ckpt, nested_ckpt, ...,
+# estimator_tf2_ckpt (a model dir), many_vars_ckpt (n=200).
+for _name in _fx.FIXTURES:
+    globals()[f"_fixture_{_name}_ckpt"] = _make_named_fixture(_name)
+del _name
