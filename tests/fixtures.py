@@ -22,14 +22,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__all__ = [
-    "FIXTURES",
-    "FIXTURE_KINDS",
-    "expected_keys",
-    "GUIDE_VALUES",
-    "DTYPE_VALUES_SPEC",
-]
-
 
 # ---------------------------------------------------------------------------
 # helpers
