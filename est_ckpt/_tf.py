@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tf():
     """Returns the `tensorflow` module, importing it on first use."""
     import tensorflow
@@ -13,7 +13,7 @@ def tf():
     return tensorflow
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def estimator():
     """Returns `tensorflow_estimator`'s `estimator` module, checking it matches TensorFlow.
 

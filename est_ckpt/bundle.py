@@ -155,9 +155,7 @@ def _parse_handle(buf: bytes, pos: int) -> tuple[int, int, int]:
 
 def _read_block(data: bytes, offset: int, size: int, what: str) -> bytes:
     end = offset + size
-    if offset < 0 or size < 0 or end + BLOCK_TRAILER_SIZE > len(data) - FOOTER_SIZE + FOOTER_SIZE:
-        raise _Corrupt(f"{what} at offset {offset} size {size} runs past the end of the file")
-    if end + BLOCK_TRAILER_SIZE > len(data):
+    if end + BLOCK_TRAILER_SIZE > len(data) - FOOTER_SIZE:
         raise _Corrupt(f"{what} at offset {offset} size {size} runs past the end of the file")
     block = data[offset:end]
     ctype = data[end]
@@ -318,7 +316,10 @@ def parse_slice_key(raw: bytes) -> tuple[str, tuple[tuple[int, int], ...]]:
         extents.append((start, length))
     if pos != len(raw):
         raise _wire.WireError("slice key has trailing bytes")
-    return name.decode("utf-8"), tuple(extents)
+    try:
+        return name.decode("utf-8"), tuple(extents)
+    except UnicodeDecodeError:
+        raise _wire.WireError("slice key name is not UTF-8") from None
 
 
 def encode_slice_key(name: str, extents: Sequence[tuple[int, int]]) -> bytes:
@@ -387,7 +388,9 @@ def parse_index(prefix: str, data: bytes, shard_sizes: Optional[Sequence[int]] =
             _check_entry(entry, header, shard_sizes, f"entry '{key}'")
             entries[key] = entry
     except (_Corrupt, _wire.WireError) as e:
-        raise CorruptCheckpointError(f"{path}: {e}. The index is damaged; restore it from a good copy.") from None
+        raise CorruptCheckpointError(
+            f"{path}: {e}. The index is damaged; restore it from a good copy."
+        ) from None
     for s in slice_entries:
         owner = entries.get(s.name)
         if owner is None or not owner.slices:
@@ -501,7 +504,66 @@ def decode_tensor(entry: Entry, data: bytes, where: str = ""):
     dtype = _numpy_dtype(entry.dtype)
     if dtype is None:
         raise CorruptCheckpointError(f"{where}'{entry.key}': cannot decode dtype {entry.dtype_name}.")
-    return np.frombuffer(data, dtype=dtype, count=n).reshape(entry.shape)
+    try:
+        return np.frombuffer(data, dtype=dtype, count=n).reshape(entry.shape)
+    except ValueError as e:  # numpy refuses the declared shape (rank > 32, too big).
+        raise CorruptCheckpointError(
+            f"{where}'{entry.key}': shape {list(entry.shape)} cannot be decoded: {e}."
+        ) from None
+
+
+def slice_problems(entry: Entry, parts: Sequence[SliceEntry]) -> list[str]:
+    """Checks that `parts` tile the partitioned `entry` exactly; returns one line per problem.
+
+    Pure geometry, no data is read: every part must lie inside the full shape,
+    have the shape and dtype its extents and owner imply, be one of the
+    entry's declared slices, and no two parts may overlap, so that they cover
+    every element exactly once.
+    """
+    problems = []
+    rank = len(entry.shape)
+    declared = set(entry.slices)
+    boxes = []
+    for part in parts:
+        what = f"slice {list(part.extents)} of '{entry.key}'"
+        if len(part.extents) != rank:
+            problems.append(f"{what} has rank {len(part.extents)}, the variable has rank {rank}")
+            continue
+        box = []
+        for (start, length), dim in zip(part.extents, entry.shape):
+            if length == -1 and start == 0:
+                box.append((0, dim))
+            elif start >= 0 and length >= 0 and start + length <= dim:
+                box.append((start, start + length))
+            else:
+                break
+        if len(box) != rank:
+            problems.append(f"{what} lies outside the shape {list(entry.shape)}")
+            continue
+        if part.entry.shape != tuple(hi - lo for lo, hi in box):
+            problems.append(f"{what} holds a tensor of shape {list(part.entry.shape)}")
+        if part.entry.dtype != entry.dtype:
+            problems.append(f"{what} is {part.entry.dtype_name}, the variable is {entry.dtype_name}")
+        if part.extents not in declared:
+            problems.append(f"{what} is not one of the variable's declared slices")
+        boxes.append(box)
+    stored = {p.extents for p in parts}
+    for extents in entry.slices:
+        if extents not in stored:
+            problems.append(f"declared slice {list(extents)} of '{entry.key}' has no stored part")
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            if all(lo1 < hi2 and lo2 < hi1 for (lo1, hi1), (lo2, hi2) in zip(a, b)):
+                problems.append(f"slices {a} and {b} of '{entry.key}' overlap")
+    covered = 0
+    for box in boxes:
+        n = 1
+        for lo, hi in box:
+            n *= hi - lo
+        covered += n
+    if not problems and covered != entry.num_elements:
+        problems.append(f"the slices of '{entry.key}' cover {covered} of its {entry.num_elements} elements")
+    return problems
 
 
 def read_tensor(bundle: Bundle, key: str):
@@ -509,50 +571,66 @@ def read_tensor(bundle: Bundle, key: str):
     import numpy as np
 
     entry = bundle.entries[key]
+    where = f"{bundle.prefix}: "
     if not entry.slices:
-        return decode_tensor(entry, read_entry_bytes(bundle, entry), f"{bundle.prefix}: ")
-    dtype = _numpy_dtype(entry.dtype) or np.dtype(object)
-    full = np.empty(entry.shape, dtype=dtype)
-    for part in bundle.slice_entries:
-        if part.name != key:
-            continue
+        return decode_tensor(entry, read_entry_bytes(bundle, entry), where)
+    parts = [p for p in bundle.slice_entries if p.name == key]
+    problems = slice_problems(entry, parts)
+    if problems:
+        raise CorruptCheckpointError(f"{index_path(bundle.prefix)}: {problems[0]}.")
+    # Decode every part before allocating the whole: the parts' bytes bound the
+    # allocation, never the declared shape alone.
+    values = [decode_tensor(p.entry, read_entry_bytes(bundle, p.entry), where) for p in parts]
+    try:
+        full = np.empty(entry.shape, dtype=_numpy_dtype(entry.dtype) or np.dtype(object))
+    except ValueError as e:
+        raise CorruptCheckpointError(
+            f"{where}'{key}': shape {list(entry.shape)} cannot be decoded: {e}."
+        ) from None
+    for part, value in zip(parts, values):
         index = tuple(
-            slice(None) if length == -1 else slice(start, start + length)
-            for start, length in part.extents
+            slice(None) if length == -1 else slice(start, start + length) for start, length in part.extents
         )
-        value = decode_tensor(part.entry, read_entry_bytes(bundle, part.entry), f"{bundle.prefix}: ")
-        full[index] = value.reshape(full[index].shape)
+        full[index] = value
     return full
 
 
 # -- writing an index ---------------------------------------------------------------
 
 
-def _build_block(rows: Sequence[tuple[bytes, bytes]], restart_interval: int) -> bytes:
-    out = bytearray()
-    restarts = []
-    prev = b""
-    for i, (key, value) in enumerate(rows):
-        if i % restart_interval == 0:
-            restarts.append(len(out))
-            shared = 0
-        else:
-            shared = 0
-            limit = min(len(prev), len(key))
-            while shared < limit and prev[shared] == key[shared]:
+class _BlockBuilder:
+    """LevelDB's BlockBuilder: prefix-compressed keys with a restart point every few entries."""
+
+    def __init__(self, restart_interval: int):
+        self.interval = restart_interval
+        self.buf = bytearray()
+        self.restarts: list[int] = [0]
+        self.count = 0
+        self.last = b""
+
+    def add(self, key: bytes, value: bytes) -> None:
+        shared = 0
+        if self.count < self.interval:
+            limit = min(len(self.last), len(key))
+            while shared < limit and self.last[shared] == key[shared]:
                 shared += 1
-        out += _wire.encode_varint(shared)
-        out += _wire.encode_varint(len(key) - shared)
-        out += _wire.encode_varint(len(value))
-        out += key[shared:]
-        out += value
-        prev = key
-    if not restarts:
-        restarts = [0]
-    for r in restarts:
-        out += struct.pack("<I", r)
-    out += struct.pack("<I", len(restarts))
-    return bytes(out)
+        else:
+            self.restarts.append(len(self.buf))
+            self.count = 0
+        self.buf += _wire.encode_varint(shared)
+        self.buf += _wire.encode_varint(len(key) - shared)
+        self.buf += _wire.encode_varint(len(value))
+        self.buf += key[shared:]
+        self.buf += value
+        self.last = key
+        self.count += 1
+
+    def size_estimate(self) -> int:
+        return len(self.buf) + 4 * len(self.restarts) + 4
+
+    def finish(self) -> bytes:
+        tail = b"".join(struct.pack("<I", r) for r in self.restarts)
+        return bytes(self.buf) + tail + struct.pack("<I", len(self.restarts))
 
 
 def _append_block(out: bytearray, block: bytes) -> bytes:
@@ -563,22 +641,46 @@ def _append_block(out: bytearray, block: bytes) -> bytes:
     return _wire.encode_varint(offset) + _wire.encode_varint(len(block))
 
 
+def _shortest_separator(start: bytes, limit: bytes) -> bytes:
+    n = min(len(start), len(limit))
+    i = 0
+    while i < n and start[i] == limit[i]:
+        i += 1
+    if i < n and start[i] < 0xFF and start[i] + 1 < limit[i]:
+        return start[:i] + bytes([start[i] + 1])
+    return start
+
+
+def _short_successor(key: bytes) -> bytes:
+    for i, b in enumerate(key):
+        if b != 0xFF:
+            return key[:i] + bytes([b + 1])
+    return key
+
+
 def build_table(rows: Iterable[tuple[bytes, bytes]], block_size: int = BLOCK_SIZE) -> bytes:
-    """Serializes sorted `(key, value)` rows as a LevelDB-format table, as TF writes it."""
+    """Serializes sorted `(key, value)` rows as a LevelDB-format table, byte for byte as TF writes it."""
     out = bytearray()
-    index_rows: list[tuple[bytes, bytes]] = []
-    pending: list[tuple[bytes, bytes]] = []
-    pending_size = 0
+    index = _BlockBuilder(1)
+    block = _BlockBuilder(RESTART_INTERVAL)
+    pending_handle: Optional[bytes] = None
+    block_last = b""
     for key, value in rows:
-        pending.append((key, value))
-        pending_size += len(key) + len(value) + 8
-        if pending_size >= block_size:
-            index_rows.append((key, _append_block(out, _build_block(pending, RESTART_INTERVAL))))
-            pending, pending_size = [], 0
-    if pending:
-        index_rows.append((pending[-1][0], _append_block(out, _build_block(pending, RESTART_INTERVAL))))
-    meta_handle = _append_block(out, _build_block([], 1))
-    index_handle = _append_block(out, _build_block(index_rows, 1))
+        if pending_handle is not None:
+            index.add(_shortest_separator(block_last, key), pending_handle)
+            pending_handle = None
+        block.add(key, value)
+        if block.size_estimate() >= block_size:
+            block_last = block.last
+            pending_handle = _append_block(out, block.finish())
+            block = _BlockBuilder(RESTART_INTERVAL)
+    if block.count:
+        block_last = block.last
+        pending_handle = _append_block(out, block.finish())
+    if pending_handle is not None:
+        index.add(_short_successor(block_last), pending_handle)
+    meta_handle = _append_block(out, _BlockBuilder(1).finish())
+    index_handle = _append_block(out, index.finish())
     footer = (meta_handle + index_handle).ljust(40, b"\x00") + struct.pack("<Q", TABLE_MAGIC)
     return bytes(out + footer)
 
@@ -626,7 +728,9 @@ def new_entry(dtype: int, shape: Sequence[int], shard_id: int, offset: int, data
         out += _wire.field_varint(4, offset)
     if data:
         out += _wire.field_varint(5, len(data))
-    out += _wire.field_fixed32(6, _wire.mask_crc(_wire.crc32c(data)))
+    # Strings are checksummed as TF does (lengths as uint32), not as stored.
+    crc = tensor_crc32c(Entry("", dtype, tuple(shape)), data)
+    out += _wire.field_fixed32(6, _wire.mask_crc(crc))
     return out
 
 

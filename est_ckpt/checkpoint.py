@@ -118,7 +118,9 @@ def parse_object_graph(data: bytes) -> ObjectGraph:
     count = len(nodes)
     for node in nodes:
         refs = [c for c, _ in node.children]
-        refs += [r for s in node.slot_variables for r in (s.original_variable_node_id, s.slot_variable_node_id)]
+        refs += [
+            r for s in node.slot_variables for r in (s.original_variable_node_id, s.slot_variable_node_id)
+        ]
         if any(not 0 <= r < count for r in refs):
             raise _wire.WireError("object graph references a node that does not exist")
     return ObjectGraph(tuple(nodes))
@@ -134,7 +136,9 @@ def encode_object_graph(graph: ObjectGraph) -> bytes:
             body += _wire.field_bytes(1, ref)
         for attr in node.attributes:
             st = b"".join(
-                _wire.field_bytes(i, s.encode()) for i, s in ((1, attr.name), (2, attr.full_name), (3, attr.checkpoint_key)) if s
+                _wire.field_bytes(i, s.encode())
+                for i, s in ((1, attr.name), (2, attr.full_name), (3, attr.checkpoint_key))
+                if s
             )
             body += _wire.field_bytes(2, st)
         for slot in node.slot_variables:
@@ -333,8 +337,8 @@ def read_state_file(directory: str) -> list[str]:
             continue
         try:
             value = ast.literal_eval("b" + m.group(2)).decode("utf-8")
-        except (ValueError, SyntaxError, UnicodeDecodeError):
-            continue
+        except (ValueError, SyntaxError, AttributeError, MemoryError, RecursionError):
+            continue  # `"a", "b"` evaluates to a tuple: not a path either.
         if not fileio.is_remote(value) and not value.startswith("/"):
             value = fileio.join(directory, value)
         if m.group(1) == "model_checkpoint_path":

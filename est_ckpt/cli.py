@@ -35,7 +35,9 @@ def _load(name: str):
         return importlib.import_module(COMMANDS[name])
     except ModuleNotFoundError as e:
         if e.name == COMMANDS[name]:
-            raise app.UsageError(f"'{name}' is not available in this version of est-ckpt.", exitcode=2) from None
+            raise app.UsageError(
+                f"'{name}' is not available in this version of est-ckpt.", exitcode=2
+            ) from None
         raise
 
 

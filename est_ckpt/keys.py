@@ -52,8 +52,7 @@ def unescape(escaped: str) -> str:
                 out.append("/")
             else:
                 raise KeyGrammarError(
-                    f"'{escaped}' is not an escaped name: '.' at position {i} must be "
-                    "followed by '.' or 'S'."
+                    f"'{escaped}' is not an escaped name: '.' at position {i} must be followed by '.' or 'S'."
                 )
             i += 2
         elif ch == "/":

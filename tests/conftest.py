@@ -21,6 +21,12 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
+from hypothesis import settings
+
+# Deterministic property tests: the same examples on every machine, and no
+# deadline (the first example may pay for importing TensorFlow).
+settings.register_profile("est_ckpt", deadline=None, derandomize=True, max_examples=200)
+settings.load_profile("est_ckpt")
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
@@ -38,9 +44,7 @@ class CheckpointCache:
 
     def __call__(self, name: str, **kwargs) -> str:
         if name not in _fx.FIXTURES:
-            raise KeyError(
-                f"unknown checkpoint fixture {name!r}; "
-                f"known: {sorted(_fx.FIXTURES)}")
+            raise KeyError(f"unknown checkpoint fixture {name!r}; known: {sorted(_fx.FIXTURES)}")
         key = (name, tuple(sorted(kwargs.items())))
         if key not in self._cache:
             suffix = "".join(f"-{k}{v}" for k, v in key[1])

@@ -19,12 +19,19 @@ def _json_value(value):
     import numpy as np
 
     if value.dtype == object:
-        return [v.decode("utf-8", "backslashreplace") for v in value.reshape(-1)] if value.ndim else value.item().decode(
-            "utf-8", "backslashreplace"
+        return (
+            [v.decode("utf-8", "backslashreplace") for v in value.reshape(-1)]
+            if value.ndim
+            else value.item().decode("utf-8", "backslashreplace")
         )
     if np.iscomplexobj(value):
         return np.stack([value.real, value.imag], axis=-1).tolist()
-    if value.dtype.kind not in "biuf" or value.dtype.name in ("bfloat16",) or value.dtype.itemsize == 1 and value.dtype.kind == "V":
+    if (
+        value.dtype.kind not in "biuf"
+        or value.dtype.name in ("bfloat16",)
+        or value.dtype.itemsize == 1
+        and value.dtype.kind == "V"
+    ):
         value = value.astype(np.float32)
     return value.tolist()
 

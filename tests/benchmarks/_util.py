@@ -1,0 +1,31 @@
+"""Shared helpers of the benchmark scripts: run a command, report wall time and peak RSS."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+
+def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Runs `argv` to completion; returns (wall seconds, peak RSS MiB) of that process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
+        raise SystemExit(f"benchmark command failed: {' '.join(argv)}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def save_many_tensors(prefix: str, n: int, elements: int = 4) -> None:
+    """Writes a real name-based checkpoint of `n` float32 variables with TF's SaveV2 in one op."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import tensorflow as tf
+
+    names = [f"layer_{i // 100}/dense_{i % 100}/kernel" for i in range(n)]
+    tensors = [tf.constant(np.full([elements], i, dtype=np.float32)) for i in range(n)]
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * n, tensors=tensors)
