@@ -159,3 +159,20 @@ def link_or_copy(src: str, dst: str, progress=None) -> str:
             if progress is not None:
                 progress(done, total)
     return "copy"
+
+
+def write_new(path: str, data: bytes) -> None:
+    """Writes `data` to `path`, which must not exist yet.
+
+    Locally the file is created with `O_EXCL`, so it is always a fresh inode and
+    never a write through an existing (possibly hard-linked) file.
+    """
+    if is_remote(path):
+        with _gfile().GFile(path, "wb") as f:
+            f.write(data)
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,0 +1,736 @@
+"""Checkpoint conversion TF1 <-> TF2 and checkpoint diff, without copying tensor bytes.
+
+A conversion only renames keys and adds or drops the object graph, so it
+rewrites the index (reusing every `BundleEntryProto` verbatim) and shares the
+data shards by hard link (local) or copies them through `tf.io.gfile` (remote).
+A new object graph goes into a data shard of its own. TensorFlow is never
+imported on a local conversion.
+
+Layouts:
+  * `to="tf2"` is what `make_tf2_scaffold()` saves, the layout of
+    `tf.train.Checkpoint(var_list={name: variable}, step=global_step)`:
+    `var_list/<escaped name>/.ATTRIBUTES/VARIABLE_VALUE` for every variable but
+    the global step, `step/.ATTRIBUTES/VARIABLE_VALUE` for `global_step`, and an
+    object graph recording each variable's name as its `full_name`. A
+    partitioned variable stays one sliced entry under its `var_list/` key (TF's
+    readers and `Checkpoint.restore` into a whole `tf.Variable` read it whole).
+  * `to="tf1"` keys every variable by its TF1 name: the `full_name` recorded in
+    the object graph (or its object path with `names="path"`). `step` becomes
+    `global_step`; `save_counter` (bookkeeping of `tf.train.Checkpoint`) is
+    dropped. Parts of a partitioned variable saved one by one (`emb/part_0`...,
+    all with `full_name` `emb`) become one sliced entry again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import secrets
+import sys
+import time
+from typing import Optional, Sequence
+
+from est_ckpt import _wire, bundle, checkpoint, fileio, keys
+from est_ckpt.errors import ConversionError, DestinationExistsError
+
+FORMATS = ("tf1", "tf2")
+NAMINGS = ("full_name", "path")
+GLOBAL_STEP = "global_step"
+SAVE_COUNTER = "save_counter"
+STEP = "step"
+VAR_LIST = "var_list"
+PROGRESS_THRESHOLD = 100 * 1000 * 1000
+
+# Slot names of TF1 optimizers in the order they create them: the first slot of
+# `<var>` is `<var>/<Op>`, the k-th `<var>/<Op>_k` (TF uniquifies the op name).
+_TF1_SLOTS = {
+    "Adam": ("m", "v"),
+    "RMSProp": ("rms", "momentum"),
+    "Ftrl": ("accum", "linear"),
+    "Adadelta": ("accum", "accum_update"),
+    "Adagrad": ("accumulator",),
+    "ProximalAdagrad": ("accumulator",),
+    "Momentum": ("momentum",),
+}
+_PART = re.compile(r"(?:^|/)part_(\d+)$")
+_UNIQUIFIED = re.compile(r"_\d+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Var:
+    """One variable of the source under its TF1 name.
+
+    `entry` is reused verbatim; for a partitioned variable `parts` holds each
+    slice's extents and entry (and `entry` has no data of its own).
+    """
+
+    name: str
+    entry: bundle.Entry
+    parts: tuple[tuple[tuple[tuple[int, int], ...], bundle.Entry], ...] = ()
+    source_keys: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionReport:
+    """What `convert` did: the prefix written and the tensors left out."""
+
+    prefix: str
+    dropped: tuple[str, ...]
+    skipped_slots: tuple[str, ...]
+    state_file_updated: bool
+    copied_bytes: int
+
+
+# -- naming -------------------------------------------------------------------------
+
+
+def _slices_of(b: bundle.Bundle, key: str) -> tuple:
+    return tuple((s.extents, s.entry) for s in b.slice_entries if s.name == key)
+
+
+def _root_child_keys(info: checkpoint.CheckpointInfo) -> dict[str, str]:
+    """Maps the keys of the root's `step` and `save_counter` variables to those names."""
+    out = {}
+    graph = info.object_graph
+    if graph is None or not graph.nodes:
+        return out
+    for node_id, local_name in graph.nodes[0].children:
+        if local_name in (STEP, SAVE_COUNTER):
+            for attr in graph.nodes[node_id].attributes:
+                if attr.checkpoint_key:
+                    out[attr.checkpoint_key] = local_name
+    return out
+
+
+def _derive_slot_name(
+    var_name: str, slot: checkpoint.SlotInfo, full_name: str, all_slots: Sequence[str]
+) -> Optional[str]:
+    """Derives TF1's `<var>/<Op>[_k]` name of a slot, or None if it cannot be told."""
+    op = None
+    if full_name and "/" in full_name:
+        candidate = _UNIQUIFIED.sub("", full_name.rsplit("/", 1)[1])
+        if candidate in _TF1_SLOTS:
+            op = candidate
+    if op is None:
+        fits = [
+            o for o, names in _TF1_SLOTS.items() if set(all_slots) <= set(names) and slot.slot_name in names
+        ]
+        if len({_TF1_SLOTS[o] for o in fits}) == 1:
+            op = fits[0]
+    if op is None or slot.slot_name not in _TF1_SLOTS[op]:
+        return None
+    k = _TF1_SLOTS[op].index(slot.slot_name)
+    return f"{var_name}/{op}" + (f"_{k}" if k else "")
+
+
+def _group_parts(
+    info: checkpoint.CheckpointInfo, name: str, ks: list[str]
+) -> Optional[tuple[bundle.Entry, tuple]]:
+    """Rebuilds a partitioned variable from parts saved one by one (`.../part_<i>`).
+
+    TF's partitioners split along axis 0 and name the parts `part_0`... in
+    order; anything else is left to the duplicate-name error.
+    """
+    indexed = {}
+    for key in ks:
+        t = info.tensors[key]
+        entry = info.bundle.entries[key]
+        path = t.object_path or keys.strip_value_suffix(key)
+        m = _PART.search(keys.split_path(path)[-1]) if path else None
+        if m is None or entry.slices or t.slot is not None or not entry.shape:
+            return None
+        indexed[int(m.group(1))] = entry
+    if sorted(indexed) != list(range(len(ks))):
+        return None
+    entries = [indexed[i] for i in range(len(ks))]
+    first = entries[0]
+    if any(e.dtype != first.dtype or e.shape[1:] != first.shape[1:] for e in entries):
+        return None
+    parts, start = [], 0
+    for e in entries:
+        extents = ((start, e.shape[0]),) + tuple((0, d) for d in e.shape[1:])
+        parts.append((extents, e))
+        start += e.shape[0]
+    shape = (start,) + first.shape[1:]
+    return _sliced_entry(name, first.dtype, shape, [p[0] for p in parts]), tuple(parts)
+
+
+def _sliced_entry(key: str, dtype: int, shape: Sequence[int], slices: Sequence) -> bundle.Entry:
+    """The entry of a partitioned variable as TF writes it: dtype, shape, slices, no data."""
+    shape_proto = b"".join(_wire.field_bytes(2, _wire.field_varint(1, d) if d else b"") for d in shape)
+    raw = _wire.field_varint(1, dtype) + _wire.field_bytes(2, shape_proto)
+    for extents in slices:
+        proto = b""
+        for start, length in extents:
+            ext = (_wire.field_varint(1, start) if start else b"") + _wire.field_varint(2, length)
+            proto += _wire.field_bytes(1, ext)
+        raw += _wire.field_bytes(7, proto)
+    return bundle.parse_entry(key, raw)
+
+
+def _resolve_names(
+    info: checkpoint.CheckpointInfo,
+    *,
+    names: str = "full_name",
+    skip_underivable_slots: bool = False,
+    strict: bool = True,
+) -> tuple[list[_Var], list[str], list[str]]:
+    """Gives every tensor of `info` its TF1 name.
+
+    Returns `(variables, dropped keys, skipped slot keys)`. With `strict=False`
+    (diff), an empty or duplicate name falls back to the key instead of raising.
+
+    Raises:
+      ConversionError: names are empty or duplicate, or a slot's TF1 name
+        cannot be derived and `skip_underivable_slots` is false.
+    """
+    b = info.bundle
+    if info.format == "tf1":
+        return [_Var(k, e, _slices_of(b, k), (k,)) for k, e in b.entries.items()], [], []
+    special = _root_child_keys(info)
+    dropped, chosen = [], {}
+    for key, t in info.variables.items():
+        role = special.get(key)
+        if role == SAVE_COUNTER:
+            dropped.append(key)
+        elif role == STEP:
+            chosen[key] = GLOBAL_STEP
+        elif names == "path":
+            chosen[key] = keys.strip_value_suffix(key)
+        else:
+            chosen[key] = t.name or ""
+    by_name: dict[str, list[str]] = {}
+    for key, name in chosen.items():
+        by_name.setdefault(name, []).append(key)
+    # Slots without a usable name of their own are named after their variable, as TF1 optimizers do.
+    skipped, underivable = [], []
+    for key, name in list(chosen.items()):
+        slot = info.tensors[key].slot
+        if slot is None or (name and len(by_name[name]) == 1):
+            continue
+        var_key = keys.attribute_key(slot.variable_path)
+        var_name = chosen.get(var_key)
+        siblings = [
+            t.slot.slot_name
+            for t in info.tensors.values()
+            if t.slot is not None
+            and t.slot.variable_path == slot.variable_path
+            and t.slot.optimizer_path == slot.optimizer_path
+        ]
+        derived = None
+        if var_name and len(by_name.get(var_name, ())) == 1:
+            derived = _derive_slot_name(var_name, slot, info.tensors[key].name or "", siblings)
+        if derived is not None:
+            by_name[name].remove(key)
+            by_name.setdefault(derived, []).append(key)
+            chosen[key] = derived
+        elif skip_underivable_slots:
+            by_name[name].remove(key)
+            del chosen[key]
+            skipped.append(key)
+        elif strict:
+            underivable.append(key)
+    if underivable:
+        raise ConversionError(
+            f"{info.prefix}: the TF1 name of {len(underivable)} slot variable(s) cannot be derived: "
+            f"{', '.join(underivable)}. Pass skip_underivable_slots=True (--skip_underivable_slots) to leave "
+            "them out, or names='path' (--names=path) to name every variable by its object path."
+        )
+    out: list[_Var] = []
+    problems = []
+    for name, ks in sorted(by_name.items()):
+        if not ks:
+            continue
+        if len(ks) > 1 and name:
+            grouped = _group_parts(info, name, ks)
+            if grouped is not None:
+                out.append(_Var(name, grouped[0], grouped[1], tuple(sorted(ks))))
+                continue
+        if not name or len(ks) > 1:
+            if strict:
+                problems.append((name, ks))
+                continue
+            for k in ks:
+                out.append(_Var(k, b.entries[k], _slices_of(b, k), (k,)))
+            continue
+        k = ks[0]
+        out.append(_Var(name, b.entries[k], _slices_of(b, k), (k,)))
+    if problems:
+        listed = "; ".join(
+            f"'{n}' held by {', '.join(ks)}" if n else f"no name: {', '.join(ks)}" for n, ks in problems
+        )
+        raise ConversionError(
+            f"{info.prefix}: variables cannot be keyed by their TF1 names (full_name), which are empty or "
+            f"duplicate: {listed}. Pass names='path' (--names=path) to key them by object path instead."
+        )
+    return out, dropped, skipped
+
+
+# -- writing -------------------------------------------------------------------------
+
+
+def _tf2_key(var: _Var) -> str:
+    if var.name == GLOBAL_STEP:
+        return keys.attribute_key(STEP)
+    return keys.variable_key([VAR_LIST, var.name])
+
+
+def _object_graph(variables: Sequence[_Var]) -> bytes:
+    """The object graph TF writes for `Checkpoint(var_list={name: var}, step=global_step)`.
+
+    Nodes are numbered breadth first, root children sorted (as `Checkpoint`
+    sorts its keyword arguments), `var_list` entries sorted by name.
+    """
+    step = [v for v in variables if v.name == GLOBAL_STEP]
+    listed = sorted((v for v in variables if v.name != GLOBAL_STEP), key=lambda v: v.name)
+    root_children, nodes = [], [None]
+
+    def leaf(var: _Var) -> checkpoint.ObjectNode:
+        attr = checkpoint.SerializedTensor(keys.VARIABLE_VALUE, var.name, _tf2_key(var))
+        return checkpoint.ObjectNode((), (attr,), ())
+
+    if step:
+        root_children.append((len(nodes), STEP))
+        nodes.append(leaf(step[0]))
+    if listed:
+        var_list_id = len(nodes)
+        root_children.append((var_list_id, VAR_LIST))
+        nodes.append(None)
+        children = []
+        for var in listed:
+            children.append((len(nodes), var.name))
+            nodes.append(leaf(var))
+        nodes[var_list_id] = checkpoint.ObjectNode(tuple(children), (), ())
+    nodes[0] = checkpoint.ObjectNode(tuple(root_children), (), ())
+    return checkpoint.encode_object_graph(checkpoint.ObjectGraph(tuple(nodes)))
+
+
+def _data_files(prefix: str) -> list[str]:
+    directory, base = fileio.dirname(prefix) or ".", fileio.basename(prefix)
+    try:
+        listing = fileio.listdir(directory)
+    except (OSError, Exception):  # gfile raises its own NotFoundError.
+        return []
+    pattern = re.compile(re.escape(base) + r"\.data-\d{5}-of-\d{5}$")
+    return [fileio.join(directory, n) for n in listing if pattern.match(n)]
+
+
+def _progress_printer(label: str):
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        if total <= PROGRESS_THRESHOLD:
+            return
+        now = time.monotonic()
+        if done < total and now - last[0] < 0.5:
+            return
+        last[0] = now
+        width = 30
+        filled = int(width * done / total) if total else width
+        sys.stderr.write(
+            f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done / 1e6:.0f}/{total / 1e6:.0f} MB"
+            + ("\n" if done >= total else "")
+        )
+        sys.stderr.flush()
+
+    return progress
+
+
+def _quote(text: str) -> str:
+    """Quotes a string as protobuf text format does (C escapes, octal for the rest)."""
+    out = []
+    for byte in text.encode("utf-8"):
+        ch = chr(byte)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif 0x20 <= byte < 0x7F:
+            out.append(ch)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
+_STATE_FIELD = re.compile(r"^\s*(\w+)\s*:\s*(.*?)\s*$")
+
+
+def _update_state_file(directory: str, prefix: str) -> None:
+    """Makes `prefix` the latest entry of `directory`'s `checkpoint` state file, atomically.
+
+    Other entries and their timestamps are kept; paths are written relative to
+    `directory` when `prefix` is inside it, as TF writes them.
+    """
+    path = fileio.join(directory, checkpoint.STATE_FILENAME)
+    entry = fileio.basename(prefix) if fileio.dirname(prefix) == directory else prefix
+    quoted = _quote(entry)
+    paths, stamps, preserved = [], [], None
+    if fileio.exists(path):
+        for line in fileio.read_bytes(path).decode("utf-8", "replace").splitlines():
+            m = _STATE_FIELD.match(line)
+            if not m:
+                continue
+            field, value = m.groups()
+            if field == "all_model_checkpoint_paths":
+                paths.append(value)
+            elif field == "all_model_checkpoint_timestamps":
+                stamps.append(value)
+            elif field == "last_preserved_timestamp":
+                preserved = value
+    if len(stamps) != len(paths):
+        stamps = []
+    keep = [i for i, p in enumerate(paths) if p != quoted]
+    paths = [paths[i] for i in keep] + [quoted]
+    if stamps:
+        stamps = [stamps[i] for i in keep] + [repr(time.time())]
+    lines = [f"model_checkpoint_path: {quoted}"]
+    lines += [f"all_model_checkpoint_paths: {p}" for p in paths]
+    lines += [f"all_model_checkpoint_timestamps: {s}" for s in stamps]
+    if preserved is not None:
+        lines.append(f"last_preserved_timestamp: {preserved}")
+    fileio.write_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def _holds_checkpoints(directory: str, exclude: str) -> bool:
+    if fileio.exists(fileio.join(directory, checkpoint.STATE_FILENAME)):
+        return True
+    try:
+        listing = fileio.listdir(directory)
+    except (OSError, Exception):  # gfile raises its own NotFoundError.
+        return False
+    own = fileio.basename(exclude) + ".index"
+    return any(
+        n.endswith(".index") and n != own and ".tmp" not in n and not n.startswith(".") for n in listing
+    )
+
+
+def _same_file(a: str, b: str) -> bool:
+    if fileio.is_remote(a) or fileio.is_remote(b):
+        return a.rstrip("/") == b.rstrip("/")
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _resolve_destination(src_prefix: str, dst: str) -> tuple[str, bool]:
+    """Returns `(dst prefix, whether dst named a model directory)`."""
+    dst = str(dst)
+    if dst.endswith(("/", os.sep)) or fileio.isdir(dst):
+        return fileio.join(dst.rstrip("/").rstrip(os.sep) or dst, fileio.basename(src_prefix)), True
+    return dst, False
+
+
+def _verify(prefix: str, rows: dict[bytes, bytes], num_shards: int, graph_key: Optional[str]) -> None:
+    """Reads the written checkpoint back: every block CRC, shard size, key, dtype and shape."""
+    written = bundle.read_bundle(prefix)
+    if written.header.num_shards != num_shards:
+        raise ConversionError(f"{prefix}: read back {written.header.num_shards} shards, wrote {num_shards}.")
+    got = {k.encode("utf-8"): e.raw for k, e in written.entries.items()}
+    got.update({s.raw_key: s.entry.raw for s in written.slice_entries})
+    if got != rows:
+        missing = sorted(set(rows) - set(got))
+        raise ConversionError(
+            f"{prefix}: the index does not read back as written (missing or changed: {missing[:5]})."
+        )
+    if graph_key is not None:
+        bundle.read_entry_bytes(written, written.entries[graph_key])
+
+
+def convert(
+    src: str,
+    dst_prefix: str,
+    *,
+    to: str,
+    force: bool = False,
+    names: str = "full_name",
+    skip_underivable_slots: bool = False,
+) -> ConversionReport:
+    """Like `convert_checkpoint`, but returns a `ConversionReport` (used by the CLI)."""
+    if to not in FORMATS:
+        raise ConversionError(f"`to` must be one of {FORMATS} (got {to!r}).")
+    if names not in NAMINGS:
+        raise ConversionError(f"`names` must be one of {NAMINGS} (got {names!r}).")
+    info = checkpoint.read_checkpoint(src)
+    src_prefix = info.prefix
+    prefix, model_dir = _resolve_destination(src_prefix, dst_prefix)
+    directory = fileio.dirname(prefix) or "."
+    if _same_file(prefix, src_prefix) or (
+        fileio.exists(bundle.index_path(prefix))
+        and _same_file(bundle.index_path(prefix), bundle.index_path(src_prefix))
+    ):
+        raise ConversionError(f"{prefix}: the destination is the source checkpoint; choose another prefix.")
+    existing = _data_files(prefix)
+    if fileio.exists(bundle.index_path(prefix)):
+        existing.append(bundle.index_path(prefix))
+    if existing and not force:
+        raise DestinationExistsError(
+            f"Destination {prefix} already exists ({fileio.basename(existing[0])}); pass force=True (--force) to replace it."
+        )
+
+    variables, dropped, skipped = _resolve_names(
+        info, names=names, skip_underivable_slots=skip_underivable_slots, strict=True
+    )
+    rename = _tf2_key if to == "tf2" else (lambda v: v.name)
+    # Only shards that a kept entry uses are carried over, renumbered in order.
+    used = sorted(
+        {v.entry.shard_id for v in variables if not v.entry.slices}
+        | {e.shard_id for v in variables for _, e in v.parts}
+    )
+    shard_map = {old: new for new, old in enumerate(used)}
+    rows: dict[bytes, bytes] = {}
+
+    def moved(entry: bundle.Entry) -> bytes:
+        new = shard_map[entry.shard_id]
+        return entry.raw if new == entry.shard_id else bundle.encode_entry(entry, shard_id=new)
+
+    for var in variables:
+        key = rename(var)
+        if var.entry.slices or var.parts:
+            rows[key.encode("utf-8")] = var.entry.raw
+            for extents, part in var.parts:
+                rows[bundle.encode_slice_key(key, extents)] = moved(part)
+        else:
+            rows[key.encode("utf-8")] = moved(var.entry)
+    num_shards = len(used)
+    graph_data = None
+    if to == "tf2":
+        graph_data = bundle.encode_string_tensor([_object_graph(variables)])
+        rows[keys.OBJECT_GRAPH_KEY.encode()] = bundle.new_entry(7, (), num_shards, 0, graph_data)
+        num_shards += 1
+    header = bundle.encode_header(num_shards, template=info.bundle.header)
+    index = bundle.build_index(header, rows.items())
+
+    fileio.makedirs(directory)
+    tmp = fileio.join(
+        directory, f".{fileio.basename(prefix)}.tmp-est-ckpt-{os.getpid()}-{secrets.token_hex(4)}"
+    )
+    created: list[str] = []
+    copied = 0
+    try:
+        for old, new in shard_map.items():
+            target = bundle.data_path(tmp, new, num_shards)
+            source = info.bundle.data_path(old)
+            created.append(target)
+            how = fileio.link_or_copy(
+                source, target, progress=_progress_printer(f"copying {fileio.basename(source)}")
+            )
+            if how == "copy":
+                copied += info.bundle.shard_sizes[old]
+        if graph_data is not None:
+            target = bundle.data_path(tmp, num_shards - 1, num_shards)
+            created.append(target)
+            fileio.write_new(target, graph_data)
+        created.append(bundle.index_path(tmp))
+        fileio.write_new(bundle.index_path(tmp), index)
+        _verify(tmp, rows, num_shards, keys.OBJECT_GRAPH_KEY if graph_data is not None else None)
+        # Publish: the old index goes first and the new one last, so no half-written DST is ever readable.
+        if existing:
+            fileio.remove(bundle.index_path(prefix))
+        finals = []
+        for shard in range(num_shards):
+            final = bundle.data_path(prefix, shard, num_shards)
+            fileio.rename(bundle.data_path(tmp, shard, num_shards), final)
+            finals.append(final)
+        fileio.rename(bundle.index_path(tmp), bundle.index_path(prefix))
+    except BaseException:
+        for path in created:
+            fileio.remove(path)
+        raise
+    for stale in existing:
+        if stale not in finals and stale != bundle.index_path(prefix):
+            fileio.remove(stale)
+    updated = False
+    if model_dir or _holds_checkpoints(directory, prefix):
+        _update_state_file(directory, prefix)
+        updated = True
+    return ConversionReport(prefix, tuple(dropped), tuple(skipped), updated, copied)
+
+
+def convert_checkpoint(
+    src: str,
+    dst_prefix: str,
+    *,
+    to: str,
+    force: bool = False,
+    names: str = "full_name",
+    skip_underivable_slots: bool = False,
+) -> str:
+    """Converts a checkpoint between the TF1 (name-based) and TF2 (object-based) formats.
+
+    Only the index is rewritten; tensor bytes are shared with `src` by hard
+    link (or copied through `tf.io.gfile` for remote paths), so the cost does
+    not grow with the size of the tensors. The result is written under a
+    temporary prefix, read back, then renamed into place index last.
+
+    Args:
+      src: a checkpoint prefix, its `.index` / `.data-*` file, or a model directory.
+      dst_prefix: the prefix to write. An existing directory (or a path ending
+        in `/`) is a model directory: the checkpoint is written there under the
+        source's base name. When the destination's directory is a model
+        directory or holds checkpoints, its `checkpoint` state file is updated
+        so that the new checkpoint is the latest.
+      to: `"tf2"` for the `make_tf2_scaffold()` layout, `"tf1"` for name-based keys.
+      force: replace an existing checkpoint at `dst_prefix`.
+      names: for `to="tf1"` (and TF2 sources), `"full_name"` keys variables by
+        their recorded TF1 names, `"path"` by their object paths.
+      skip_underivable_slots: leave out slot variables whose TF1 name cannot be
+        derived instead of raising.
+
+    Returns:
+      The prefix written.
+
+    Raises:
+      CheckpointNotFoundError: `src` is not a checkpoint.
+      CorruptCheckpointError: `src` is damaged.
+      DestinationExistsError: `dst_prefix` exists and `force` is false.
+      ConversionError: bad arguments, names that are empty or duplicate,
+        underivable slot names, or a destination that is the source.
+    """
+    return convert(
+        src, dst_prefix, to=to, force=force, names=names, skip_underivable_slots=skip_underivable_slots
+    ).prefix
+
+
+# -- diff -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffResult:
+    """The differences between two checkpoints, matched by TF1 variable name.
+
+    Attributes:
+      a: the prefix of the first checkpoint.
+      b: the prefix of the second checkpoint.
+      only_in_a: names only the first checkpoint holds.
+      only_in_b: names only the second checkpoint holds.
+      changed: one dict per differing name: `{"name", "why": "dtype"|"shape"|"value", ...}`
+        with `a`/`b` for dtype and shape, `max_abs_diff` (None for strings)
+        and `num_different` for values.
+    """
+
+    a: str
+    b: str
+    only_in_a: tuple[str, ...]
+    only_in_b: tuple[str, ...]
+    changed: tuple[dict, ...]
+
+    @property
+    def equal(self) -> bool:
+        return not (self.only_in_a or self.only_in_b or self.changed)
+
+    def to_json(self) -> dict:
+        return {
+            "only_in_a": list(self.only_in_a),
+            "only_in_b": list(self.only_in_b),
+            "changed": [dict(c) for c in self.changed],
+        }
+
+
+def _diff_names(info: checkpoint.CheckpointInfo) -> dict[str, _Var]:
+    variables, _, _ = _resolve_names(info, strict=False)
+    return {v.name: v for v in variables}
+
+
+def _value(info: checkpoint.CheckpointInfo, var: _Var):
+    import numpy as np
+
+    if len(var.source_keys) == 1:
+        return info.read_tensor(var.source_keys[0])
+    full = np.empty(var.entry.shape, dtype=bundle._numpy_dtype(var.entry.dtype) or np.dtype(object))
+    for extents, part in var.parts:
+        index = tuple(slice(s, s + n) for s, n in extents)
+        full[index] = bundle.decode_tensor(part, bundle.read_entry_bytes(info.bundle, part))
+    return full
+
+
+def _shares_bytes(ia: checkpoint.CheckpointInfo, va: _Var, ib: checkpoint.CheckpointInfo, vb: _Var) -> bool:
+    """Whether both variables are the very same stored bytes (a hard-linked conversion)."""
+    ea = [p for _, p in va.parts] if va.parts else [va.entry]
+    eb = [p for _, p in vb.parts] if vb.parts else [vb.entry]
+    if len(ea) != len(eb) or [x[0] for x in va.parts] != [x[0] for x in vb.parts]:
+        return False
+    for x, y in zip(ea, eb):
+        if (x.offset, x.size, x.crc32c, x.dtype, x.shape) != (y.offset, y.size, y.crc32c, y.dtype, y.shape):
+            return False
+        pa, pb = ia.bundle.data_path(x.shard_id), ib.bundle.data_path(y.shard_id)
+        if fileio.is_remote(pa) or fileio.is_remote(pb) or not _same_file(pa, pb):
+            return False
+    return True
+
+
+def _compare_values(a, b, atol: float) -> Optional[dict]:
+    import numpy as np
+
+    if a.dtype == object or b.dtype == object:
+        different = int(np.count_nonzero(a.reshape(-1) != b.reshape(-1))) if a.size else 0
+        return {"max_abs_diff": None, "num_different": different} if different else None
+    if a.dtype.kind in "biu" and b.dtype.kind in "biu":
+        # 64-bit integers go through Python ints so that no difference overflows.
+        wide = object if max(a.dtype.itemsize, b.dtype.itemsize) == 8 else np.int64
+        diff = np.abs(a.astype(wide) - b.astype(wide)).astype(np.float64)
+    else:
+        wide = np.complex128 if np.iscomplexobj(a) or np.iscomplexobj(b) else np.float64
+        x, y = a.astype(wide), b.astype(wide)
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = np.abs(x - y).astype(np.float64)
+        both_nan = np.isnan(x) & np.isnan(y)
+        diff[both_nan] = 0.0
+        diff[np.isnan(diff)] = np.inf
+        same_inf = np.isinf(x) & (x == y)
+        diff[same_inf] = 0.0
+    different = int(np.count_nonzero(diff > atol))
+    if not different:
+        return None
+    return {"max_abs_diff": float(diff.max()), "num_different": different}
+
+
+def diff_checkpoints(a: str, b: str, *, atol: float = 0.0) -> DiffResult:
+    """Compares two checkpoints variable by variable, across formats.
+
+    Variables are matched by their TF1 name: the key of a name-based
+    checkpoint, the recorded `full_name` of an object-based one. The root's
+    `step` matches `global_step`; `save_counter` and the object graph are
+    ignored (bookkeeping of `tf.train.Checkpoint`). A name that is empty or
+    held by several keys of one checkpoint is matched by its key instead.
+    Values are read without TensorFlow.
+
+    Args:
+      a: the first checkpoint (prefix, file or model directory).
+      b: the second checkpoint.
+      atol: values differ where `|a - b| > atol`.
+
+    Returns:
+      A `DiffResult`.
+
+    Raises:
+      CheckpointNotFoundError: `a` or `b` is not a checkpoint.
+      CorruptCheckpointError: a checkpoint is damaged.
+      ValueError: `atol` is negative.
+    """
+    if not atol >= 0:
+        raise ConversionError(f"`atol` must be >= 0 (got {atol!r}).")
+    ia, ib = checkpoint.read_checkpoint(a), checkpoint.read_checkpoint(b)
+    na, nb = _diff_names(ia), _diff_names(ib)
+    changed = []
+    for name in sorted(set(na) & set(nb)):
+        va, vb = na[name], nb[name]
+        if va.entry.dtype != vb.entry.dtype:
+            changed.append({"name": name, "why": "dtype", "a": va.entry.dtype_name, "b": vb.entry.dtype_name})
+        elif va.entry.shape != vb.entry.shape:
+            changed.append(
+                {"name": name, "why": "shape", "a": list(va.entry.shape), "b": list(vb.entry.shape)}
+            )
+        elif not _shares_bytes(ia, va, ib, vb):
+            delta = _compare_values(_value(ia, va), _value(ib, vb), atol)
+            if delta is not None:
+                changed.append({"name": name, "why": "value", **delta})
+    return DiffResult(
+        ia.prefix,
+        ib.prefix,
+        tuple(sorted(set(na) - set(nb))),
+        tuple(sorted(set(nb) - set(na))),
+        tuple(changed),
+    )
+
+
+__all__ = ["ConversionReport", "DiffResult", "convert", "convert_checkpoint", "diff_checkpoints"]
