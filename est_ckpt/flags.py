@@ -1,0 +1,390 @@
+"""absl flags that put `est_ckpt` a few flags away from any Estimator launch script.
+
+A launch script calls `define_flags()` at module level, then, inside its
+`model_fn`, `scaffold_from_flags(...)` (and, where it warm-starts through the
+Estimator instead, `warm_start_from_flags()`)::
+
+    from absl import app, flags
+    from est_ckpt import flags as ckpt_flags
+
+    ckpt_flags.define_flags()
+
+    def model_fn(features, labels, mode):
+      ...
+      return tf.estimator.EstimatorSpec(..., scaffold=ckpt_flags.scaffold_from_flags())
+
+    def main(argv):
+      ckpt_flags.validate_paths()   # file-system checks, as app.UsageError
+      ...
+
+Flags (all optional, so a script that defines them needs none on its command line):
+
+- `--warm_start_from`: a model dir or checkpoint prefix to warm-start from
+  (name-based or object-based).
+- `--warm_start_vars`: which variables to warm-start: a regex over trainable
+  variables (default `.*`), or, when the value holds a comma, a list of scopes
+  over global variables (TF's `vars_to_warm_start` semantics).
+- `--warm_start_map`: repeatable `SRC=DST`, one entry of the assignment map in
+  `tf.compat.v1.train.init_from_checkpoint`'s grammar (`old_scope/=new_scope/`,
+  `/=new_scope/`, `old/name=new/name`); SRC may also be an object path.
+- `--ckpt_format`: `tf2` (object-based, the default), `tf1` (name-based, the way
+  back) or `both` (object-based plus a name-based copy under `<model_dir>/tf1`).
+- `--restore_legacy`: with `tf2`/`both`, restore a name-based checkpoint found in
+  the model dir by variable name and save object-based from then on.
+
+Bad values fail while parsing, with absl's error naming the flag. Validators are
+pure (no file system); `validate_paths` does the file-system checks for `main`.
+
+Importing this module imports neither TensorFlow nor numpy; the two builders do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Any, Optional, Union
+
+from absl import app, flags
+
+from est_ckpt import fileio
+
+WARM_START_FROM = "warm_start_from"
+WARM_START_VARS = "warm_start_vars"
+WARM_START_MAP = "warm_start_map"
+CKPT_FORMAT = "ckpt_format"
+RESTORE_LEGACY = "restore_legacy"
+
+FLAG_NAMES = (WARM_START_FROM, WARM_START_VARS, WARM_START_MAP, CKPT_FORMAT, RESTORE_LEGACY)
+CKPT_FORMATS = ("tf2", "tf1", "both")
+FLAGS_FILENAME = "flags.txt"
+
+FLAGS = flags.FLAGS
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointFlags:
+    """The est_ckpt flags, parsed and normalised.
+
+    Attributes:
+      warm_start_from: the checkpoint or model dir to warm-start from, or None.
+      vars_to_warm_start: a regex string, or a tuple of scopes.
+      assignment_map: `{source: target}` in the order given, empty when none.
+      ckpt_format: `"tf2"`, `"tf1"` or `"both"`.
+      restore_legacy: whether a tf2 scaffold restores name-based checkpoints.
+    """
+
+    warm_start_from: Optional[str] = None
+    vars_to_warm_start: Union[str, tuple[str, ...]] = ".*"
+    assignment_map: dict[str, str] = dataclasses.field(default_factory=dict)
+    ckpt_format: str = "tf2"
+    restore_legacy: bool = True
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines the est_ckpt flags in `flag_values`, once.
+
+    Calling it again on the same `flag_values` (two modules of one script both
+    using the flags) does nothing. A flag of the same name defined by another
+    module is absl's `DuplicateFlagError`.
+
+    Args:
+      flag_values: where to define the flags; tests pass a fresh `flags.FlagValues()`.
+
+    Raises:
+      flags.DuplicateFlagError: another module already defined one of these names.
+    """
+    if all(
+        name in flag_values and flag_values.find_module_defining_flag(name) == __name__ for name in FLAG_NAMES
+    ):
+        return
+    flags.DEFINE_string(
+        WARM_START_FROM,
+        None,
+        "Model dir or checkpoint prefix (name-based or object-based) to warm-start from. "
+        "Warm-starting happens only when the model dir has no checkpoint yet.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        WARM_START_VARS,
+        None,
+        "Variables to warm-start: a regex over trainable variables (default '.*'), or, when the "
+        "value holds a comma, comma-separated scopes over global variables. Needs --warm_start_from.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_multi_string(
+        WARM_START_MAP,
+        [],
+        "Repeatable SRC=DST entry of the assignment map (init_from_checkpoint's grammar): "
+        "'old_scope/=new_scope/', '/=new_scope/' or 'old/name=new/name'; SRC may be an object path. "
+        "Needs --warm_start_from.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        CKPT_FORMAT,
+        "tf2",
+        CKPT_FORMATS,
+        "Checkpoint format to save: tf2 (object-based), tf1 (name-based) or both "
+        "(object-based plus a name-based copy under <model_dir>/tf1 for TF1 inference jobs).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        RESTORE_LEGACY,
+        True,
+        "With --ckpt_format=tf2 or both: restore a name-based checkpoint of the model dir by "
+        "variable name, then save object-based. (tf1 always reads both formats.)",
+        flag_values=flag_values,
+    )
+    flags.register_validator(
+        WARM_START_VARS, _check_warm_start_vars, "invalid --warm_start_vars", flag_values=flag_values
+    )
+    flags.register_validator(
+        WARM_START_MAP, _check_warm_start_map, "invalid --warm_start_map", flag_values=flag_values
+    )
+    flags.register_multi_flags_validator(
+        [WARM_START_FROM, WARM_START_VARS, WARM_START_MAP],
+        _check_needs_source,
+        "--warm_start_vars and --warm_start_map need --warm_start_from",
+        flag_values=flag_values,
+    )
+
+
+# -- validators: pure, they never touch the file system ---------------------------------
+
+
+def split_scopes(value: str) -> Union[str, tuple[str, ...]]:
+    """Returns `value` as TF's `vars_to_warm_start`: the regex itself, or a tuple of scopes if it holds a comma."""
+    if "," not in value:
+        return value
+    return tuple(part.strip() for part in value.split(","))
+
+
+def _check_warm_start_vars(value: Optional[str]) -> bool:
+    if value is None:
+        return True
+    parts = split_scopes(value)
+    for part in (parts,) if isinstance(parts, str) else parts:
+        if not part:
+            raise flags.ValidationError(
+                f"--warm_start_vars ({value!r}) holds an empty scope: write a regex, or scopes "
+                "separated by single commas (e.g. 'dnn/,linear/')."
+            )
+        try:
+            re.compile(part)
+        except re.error as e:
+            raise flags.ValidationError(
+                f"--warm_start_vars: {part!r} is not a valid regular expression ({e})."
+            ) from None
+    return True
+
+
+def parse_map_entry(entry: str) -> tuple[str, str]:
+    """Splits one `SRC=DST` entry of `--warm_start_map`, checking the assignment-map grammar.
+
+    The split is at the last `=`: a target is a TF variable name or scope, which
+    cannot hold `=`, while a source may be an object path with any local name.
+
+    Args:
+      entry: `SRC=DST`.
+
+    Returns:
+      `(source, target)`.
+
+    Raises:
+      ValueError: `entry` breaks the grammar; the message quotes it.
+    """
+    source, sep, target = entry.rpartition("=")
+    if not sep or not source or not target:
+        raise ValueError(
+            f"--warm_start_map entry {entry!r} must be SRC=DST with both sides non-empty "
+            "(e.g. 'old_scope/=new_scope/')."
+        )
+    if target.endswith("/") and not source.endswith("/"):
+        raise ValueError(
+            f"--warm_start_map entry {entry!r} maps the variable {source!r} onto the scope {target!r}: "
+            "a scope target needs a scope source ending in '/' (e.g. 'old_scope/=new_scope/' or '/=new_scope/')."
+        )
+    if source.endswith("/") and not target.endswith("/"):
+        raise ValueError(
+            f"--warm_start_map entry {entry!r} maps the scope {source!r} onto the variable {target!r}: "
+            "end the target with '/' to map scope to scope, or name one variable on both sides."
+        )
+    return source, target
+
+
+def _check_warm_start_map(entries: list[str]) -> bool:
+    seen: dict[str, str] = {}
+    for entry in entries or ():
+        try:
+            source, _ = parse_map_entry(entry)
+        except ValueError as e:
+            raise flags.ValidationError(str(e)) from None
+        if source in seen:
+            raise flags.ValidationError(
+                f"--warm_start_map names the source {source!r} twice ({seen[source]!r} and {entry!r}): "
+                "give each source once."
+            )
+        seen[source] = entry
+    return True
+
+
+def _check_needs_source(values: dict[str, Any]) -> bool:
+    if values[WARM_START_FROM] is None and (values[WARM_START_VARS] is not None or values[WARM_START_MAP]):
+        raise flags.ValidationError(
+            "--warm_start_vars and --warm_start_map only apply with --warm_start_from=<model dir or checkpoint>."
+        )
+    if values[WARM_START_FROM] is not None and not values[WARM_START_FROM].strip():
+        raise flags.ValidationError(
+            "--warm_start_from is empty: give a model dir or checkpoint prefix, or omit it."
+        )
+    return True
+
+
+# -- reading the flags --------------------------------------------------------------
+
+
+def read_flags(flag_values: flags.FlagValues = FLAGS) -> CheckpointFlags:
+    """Returns the parsed est_ckpt flags of `flag_values` as a frozen `CheckpointFlags`.
+
+    Raises:
+      flags.UnparsedFlagAccessError: `flag_values` has not been parsed yet.
+      KeyError: `define_flags(flag_values)` was never called.
+    """
+    for name in FLAG_NAMES:
+        if name not in flag_values:
+            raise KeyError(
+                f"--{name} is not defined: call est_ckpt.flags.define_flags() at module level first."
+            )
+    # Attribute access (not `flag_values[name].value`) so an unparsed FlagValues raises.
+    vars_value = getattr(flag_values, WARM_START_VARS)
+    return CheckpointFlags(
+        warm_start_from=getattr(flag_values, WARM_START_FROM),
+        vars_to_warm_start=".*" if vars_value is None else split_scopes(vars_value),
+        assignment_map=dict(parse_map_entry(e) for e in getattr(flag_values, WARM_START_MAP) or ()),
+        ckpt_format=getattr(flag_values, CKPT_FORMAT),
+        restore_legacy=bool(getattr(flag_values, RESTORE_LEGACY)),
+    )
+
+
+def validate_paths(flag_values: flags.FlagValues = FLAGS) -> None:
+    """The file-system checks that validators must not do; call it in `main`.
+
+    Raises:
+      app.UsageError: `--warm_start_from` names no checkpoint.
+    """
+    from est_ckpt import checkpoint
+    from est_ckpt.errors import EstCkptError
+
+    source = read_flags(flag_values).warm_start_from
+    if source is None:
+        return
+    try:
+        checkpoint.resolve_checkpoint(source)
+    except (EstCkptError, OSError) as e:
+        raise app.UsageError(f"--warm_start_from={source}: {e}", exitcode=2) from None
+
+
+def warm_start_from_flags(flag_values: flags.FlagValues = FLAGS):
+    """Builds the warm-start settings the flags describe.
+
+    Args:
+      flag_values: parsed flags holding the est_ckpt flags.
+
+    Returns:
+      `est_ckpt.warm_start_settings(...)` (a `tf.estimator.WarmStartSettings`), or
+      None without `--warm_start_from`.
+    """
+    parsed = read_flags(flag_values)
+    if parsed.warm_start_from is None:
+        return None
+    import est_ckpt
+
+    vars_to_warm_start = parsed.vars_to_warm_start
+    if isinstance(vars_to_warm_start, tuple):
+        vars_to_warm_start = list(vars_to_warm_start)
+    return est_ckpt.warm_start_settings(
+        parsed.warm_start_from,
+        vars_to_warm_start,
+        assignment_map=dict(parsed.assignment_map) or None,
+    )
+
+
+def scaffold_from_flags(objects=None, *, flag_values: flags.FlagValues = FLAGS, **scaffold_kwargs):
+    """Builds the `Scaffold` the flags describe; call it inside `model_fn`.
+
+    `--ckpt_format=tf2` is `make_tf2_scaffold(objects, restore_legacy=...)`, `both`
+    adds `also_save_tf1=True`, `tf1` is `make_tf1_scaffold()` (which saves every
+    variable by name, so `objects` does not apply). The scaffold warm-starts from
+    `warm_start_from_flags()` unless `scaffold_kwargs` says `warm_start_from=`; do not
+    also pass those settings to `Estimator(warm_start_from=...)`.
+
+    Args:
+      objects: what `make_tf2_scaffold` saves (None: every global variable).
+      flag_values: parsed flags holding the est_ckpt flags.
+      **scaffold_kwargs: passed on (`init_op`, `summary_op`, `warm_start_from`, ...).
+
+    Returns:
+      A `tf.compat.v1.train.Scaffold`.
+    """
+    import est_ckpt
+
+    parsed = read_flags(flag_values)
+    if "warm_start_from" not in scaffold_kwargs:
+        scaffold_kwargs["warm_start_from"] = warm_start_from_flags(flag_values)
+    if parsed.ckpt_format == "tf1":
+        return est_ckpt.make_tf1_scaffold(**scaffold_kwargs)
+    return est_ckpt.make_tf2_scaffold(
+        objects,
+        also_save_tf1=parsed.ckpt_format == "both",
+        restore_legacy=parsed.restore_legacy,
+        **scaffold_kwargs,
+    )
+
+
+# Flags of these modules are left out of `flags.txt`: TF and Keras define theirs only
+# once imported, after a launch script has parsed its command line, so a flagfile
+# naming them would not parse; absl's own (logging, testing) are not the run's config.
+_FRAMEWORK_MODULES = re.compile(r"^(absl|tensorflow|tensorflow_estimator|keras|tf_keras)(\.|$)")
+
+
+def write_flags_file(model_dir: str, flag_values: flags.FlagValues = FLAGS) -> str:
+    """Writes the resolved flags next to the model as `<model_dir>/flags.txt`, atomically.
+
+    Every flag of the script and its libraries is written with its value
+    (defaults included), so `--flagfile=<model_dir>/flags.txt` repeats the run even
+    if a default changes later. A previous `flags.txt` with other content is kept
+    as `flags.txt.<n>` rather than overwritten.
+
+    Args:
+      model_dir: the model directory (created if missing).
+      flag_values: the parsed flags of the run.
+
+    Returns:
+      The path written.
+    """
+    kept = flags.FlagValues()
+    for module, module_flags in flag_values.flags_by_module_dict().items():
+        if _FRAMEWORK_MODULES.match(module):
+            continue
+        for flag in module_flags:
+            kept[flag.name] = flag
+            kept.register_flag_by_module(module, flag)
+    fileio.makedirs(model_dir)
+    path = fileio.join(model_dir, FLAGS_FILENAME)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    if fileio.is_remote(path):
+        fileio.write_atomic(tmp, kept.flags_into_string().encode())
+    else:
+        if fileio.exists(tmp):
+            fileio.remove(tmp)
+        kept.append_flags_into_file(tmp)
+    if fileio.exists(path):
+        if fileio.read_bytes(path) == fileio.read_bytes(tmp):
+            fileio.remove(tmp)
+            return path
+        n = 1
+        while fileio.exists(f"{path}.{n}"):
+            n += 1
+        fileio.rename(path, f"{path}.{n}")
+    fileio.rename(tmp, path)
+    return path
