@@ -622,3 +622,40 @@ def targets_from_checkpoint(info: checkpoint.CheckpointInfo) -> list[Target]:
         else:
             out.append(Target(t.object_path or key, tuple(t.shape), t.dtype))
     return out
+
+
+def map_checkpoints(
+    source: Union[str, checkpoint.CheckpointInfo],
+    target: Union[str, checkpoint.CheckpointInfo],
+    *,
+    assignment_map: Optional[Mapping[str, str]] = None,
+    rename_rules: Optional[Sequence[RenameRule]] = None,
+    vars_to_warm_start: Optional[str] = None,
+) -> WarmStartPlan:
+    """The dry run of a warm start: plans `target`'s variables against `source`, without TensorFlow.
+
+    Args:
+      source: the checkpoint (model dir or prefix) to warm-start from.
+      target: a checkpoint or model dir of the new model; names, shapes and
+        dtypes come from it (see `targets_from_checkpoint`).
+      assignment_map, rename_rules: as for `plan_mapping`.
+      vars_to_warm_start: a regex; only target names it matches at their start
+        (`re.match`, like `tf.compat.v1.get_collection`'s scope) are planned.
+        A checkpoint does not record which variables are trainable, so unlike
+        `warm_start`'s default this selects among all of them.
+
+    Returns:
+      The `WarmStartPlan` `warm_start` would apply.
+
+    Raises:
+      MappingError: `assignment_map`, `rename_rules` or `vars_to_warm_start` is malformed.
+    """
+    info = target if isinstance(target, checkpoint.CheckpointInfo) else checkpoint.read_checkpoint(target)
+    targets = targets_from_checkpoint(info)
+    if vars_to_warm_start:
+        try:
+            selector = re.compile(vars_to_warm_start)
+        except re.error as e:
+            raise MappingError(f"vars_to_warm_start {vars_to_warm_start!r} does not compile: {e}.") from None
+        targets = [t for t in targets if selector.match(t.name)]
+    return plan_mapping(source, targets, assignment_map=assignment_map, rename_rules=rename_rules)

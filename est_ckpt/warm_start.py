@@ -292,7 +292,7 @@ def _vocab(a: mapping.Assignment, parts: list, vocab_info, prefix: str, install:
     return ops
 
 
-def build_warm_start_op(warm_start_from, *, var_list=None) -> tuple["tf.Operation", WarmStartPlan]:
+def build_warm_start_op(warm_start_from, *, var_list=None) -> tuple[tf.Operation, WarmStartPlan]:
     """Builds, in the default graph, one op that loads the warm-start values into the variables.
 
     The op holds ONE batched `RestoreV2` of every source key plus the assigns;
