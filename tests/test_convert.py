@@ -1,0 +1,374 @@
+"""Tests of `est_ckpt.convert_checkpoint` and `est-ckpt convert`, checked with TF's own readers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import est_ckpt
+from est_ckpt import bundle, checkpoint, convert, fileio, keys
+from est_ckpt.errors import ConversionError, DestinationExistsError
+from tests import fixtures as fx
+
+VV = "/.ATTRIBUTES/VARIABLE_VALUE"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EST_CKPT = os.path.join(os.path.dirname(sys.executable), "est-ckpt")
+
+# The object graph TF writes for the guide's Estimator TF2 example (`var` and the
+# global step), copied from the guide's printout.
+GUIDE_ESTIMATOR_GRAPH = (
+    b"\n\x1c\n\x08\x08\x01\x12\x04step\n\x0c\x08\x02\x12\x08var_list*\x02\x08\x01\nD\x12>\n\x0eVARIABLE_VALUE"
+    b"\x12\x0bglobal_step\x1a\x1fstep/.ATTRIBUTES/VARIABLE_VALUE*\x02\x08\x01\n\r\n\x07\x08\x03\x12\x03var*\x02"
+    b"\x08\x01\nD\x12>\n\x0eVARIABLE_VALUE\x12\x03var\x1a'var_list/var/.ATTRIBUTES/VARIABLE_VALUE*\x02\x08\x01"
+)
+
+TF1_FIXTURES = ["tf1", "estimator_tf1", "partitioned", "adam", "dtypes", "dotted_names_tf1", "many_vars"]
+TF2_FIXTURES = [
+    "tf2",
+    "session_var_list",
+    "unscoped_scoped",
+    "estimator_tf2",
+    "partitioned_tf2",
+    "adam_tf2",
+    "keras_functional",
+    "dtypes_tf2",
+    "dotted_names",
+]
+
+
+@pytest.fixture(scope="module")
+def tf():
+    tf, _ = fx._tf()
+    return tf
+
+
+def _reader_values(tf, prefix: str) -> dict:
+    reader = tf.train.load_checkpoint(prefix)
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_dtype_map()}
+
+
+def _same_bits(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.dtype == object:
+        return list(a.reshape(-1)) == list(b.reshape(-1))
+    return a.tobytes() == b.tobytes()
+
+
+def _tf2_key(name: str) -> str:
+    return "step" + VV if name == "global_step" else keys.variable_key(["var_list", name])
+
+
+def _files(directory: str) -> dict:
+    return {n: os.stat(os.path.join(directory, n)).st_mtime_ns for n in sorted(os.listdir(directory))}
+
+
+@pytest.mark.parametrize("name", TF1_FIXTURES)
+def test_tf1_to_tf2_reads_back_identically_through_tf(ckpts, tf, tmp_path, name):
+    """Every name-based fixture converts to the var_list/step layout with bit-identical values per TF's reader."""
+    src = ckpts.prefix(name)
+    dst = est_ckpt.convert_checkpoint(src, str(tmp_path / "out"), to="tf2")
+    assert dst == str(tmp_path / "out")
+    before, after = _reader_values(tf, src), _reader_values(tf, dst)
+    assert set(after) == {_tf2_key(k) for k in before} | {keys.OBJECT_GRAPH_KEY}
+    for key, value in before.items():
+        assert _same_bits(after[_tf2_key(key)], value), key
+    # TF's name-based readers still find every name through the object graph.
+    info = checkpoint.read_checkpoint(dst)
+    assert {t.name for t in info.variables.values()} == set(before)
+
+
+@pytest.mark.parametrize("name", TF2_FIXTURES)
+def test_tf2_to_tf1_keys_are_full_names(ckpts, tf, tmp_path, name):
+    """Every object-based fixture converts to keys named by full_name, values bit-identical (parts reassembled)."""
+    src = ckpts.prefix(name)
+    info = checkpoint.read_checkpoint(src)
+    dst = est_ckpt.convert_checkpoint(src, str(tmp_path / "out"), to="tf1")
+    before, after = _reader_values(tf, src), _reader_values(tf, dst)
+    expected = {}
+    for key, t in info.variables.items():
+        if key == "save_counter" + VV:
+            continue
+        name_ = "global_step" if key == "step" + VV else t.name
+        expected.setdefault(name_, []).append(key)
+    assert set(after) == set(expected)
+    for name_, source_keys in expected.items():
+        if len(source_keys) == 1:
+            assert _same_bits(after[name_], before[source_keys[0]]), name_
+        else:  # a partitioned variable saved part by part
+            parts = sorted(source_keys, key=lambda k: int(k.split("part_")[1].split("/")[0]))
+            assert _same_bits(after[name_], np.concatenate([before[k] for k in parts])), name_
+
+
+def test_estimator_layout_matches_tf_object_graph_bytes(ckpts, tmp_path):
+    """Converting the guide's TF1 Estimator checkpoint writes the object graph bytes TF writes for its TF2 scaffold."""
+    dst = convert_checkpoint_dir(ckpts("estimator_tf1"), tmp_path)
+    info = checkpoint.read_checkpoint(dst)
+    graph = info.read_tensor(keys.OBJECT_GRAPH_KEY).item()
+    assert graph == GUIDE_ESTIMATOR_GRAPH
+    assert sorted(info.tensors) == [keys.OBJECT_GRAPH_KEY, "step" + VV, "var_list/var" + VV]
+
+
+def convert_checkpoint_dir(model_dir: str, tmp_path) -> str:
+    return est_ckpt.convert_checkpoint(model_dir, str(tmp_path / "model") + "/", to="tf2")
+
+
+def test_estimator_with_tf2_scaffold_continues_from_converted_legacy_dir(ckpts, tf, tmp_path):
+    """An Estimator whose scaffold saves `Checkpoint(var_list=..., step=...)` resumes a converted legacy model dir."""
+    dst = convert_checkpoint_dir(ckpts("estimator_tf1"), tmp_path)
+    model_dir = str(tmp_path / "model")
+    assert dst == os.path.join(model_dir, "model.ckpt-1")
+    assert tf.train.latest_checkpoint(model_dir) == dst
+    est = tf.estimator.Estimator(fx._model_fn_tf2_ckpt, model_dir)
+    est.train(fx._estimator_train_fn, steps=1)
+    assert est.get_variable_value("step" + VV) == 2  # the global step continues from 1
+    assert est.get_variable_value("var_list/var" + VV) == 4.0  # 2.0 restored, +2 trained
+
+
+def test_eager_checkpoint_restores_converted_output(ckpts, tf, tmp_path):
+    """An eager `tf.train.Checkpoint(var_list={...})` reads converted output, every value consumed, partitioned too.
+
+    `read()` rather than `restore()` for `assert_consumed`: `restore()` also wants a `save_counter`, which the
+    scaffold layout does not have (TF's own Estimator TF2 checkpoints fail `restore().assert_consumed()` alike).
+    """
+    dst = est_ckpt.convert_checkpoint(ckpts.prefix("partitioned"), str(tmp_path / "p"), to="tf2")
+    emb = tf.Variable(tf.zeros([10, 4]))
+    kernel = tf.Variable(tf.zeros([4, 2]))
+    tf.train.Checkpoint(var_list={"emb": emb, "dense/kernel": kernel}).read(dst).assert_consumed()
+    np.testing.assert_array_equal(emb.numpy(), np.arange(40, dtype=np.float32).reshape(10, 4))
+    np.testing.assert_array_equal(kernel.numpy(), np.arange(8, dtype=np.float32).reshape(4, 2) + 100)
+
+    dst = est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), str(tmp_path / "t"), to="tf2")
+    values = {n: tf.Variable(0.0) for n in ("a", "b", "scoped/c")}
+    tf.train.Checkpoint(var_list=values).restore(dst).assert_nontrivial_match()
+    assert {n: v.numpy() for n, v in values.items()} == {"a": 1.0, "b": 2.0, "scoped/c": 3.0}
+
+
+def test_tf1_saver_restores_tf2_to_tf1_output(ckpts, tf, tmp_path):
+    """The guide's TF1 Saver restore of a converted `var_list` checkpoint gets a, b, scoped/c back."""
+    dst = est_ckpt.convert_checkpoint(ckpts.prefix("session_var_list"), str(tmp_path / "c"), to="tf1")
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default():
+        a = tf1.get_variable("a", shape=[], initializer=tf1.zeros_initializer())
+        b = tf1.get_variable("b", shape=[], initializer=tf1.zeros_initializer())
+        c = tf1.get_variable("scoped/c", shape=[], initializer=tf1.zeros_initializer())
+        with tf1.Session() as sess:
+            tf1.train.Saver([a, b, c]).restore(sess, dst)
+            assert sess.run([a, b, c]) == [1.0, 2.0, 3.0]
+
+
+def test_round_trip_keeps_every_dtype_and_key(ckpts, tf, tmp_path):
+    """tf1 -> tf2 -> tf1 gives back the same keys and bit-identical values for every dtype."""
+    src = ckpts.prefix("dtypes")
+    mid = est_ckpt.convert_checkpoint(src, str(tmp_path / "mid"), to="tf2")
+    back = est_ckpt.convert_checkpoint(mid, str(tmp_path / "back"), to="tf1")
+    before, after = _reader_values(tf, src), _reader_values(tf, back)
+    assert set(before) == set(after) == set(fx.dtype_values())
+    for key in before:
+        assert _same_bits(before[key], after[key]), key
+    assert bundle.read_bundle(back).header.num_shards == 1  # the object graph shard is gone again
+
+
+def test_partitioned_slices_are_kept(ckpts, tmp_path):
+    """A partitioned variable keeps its slices under the new key, both ways, with the source's stored bytes."""
+    src = ckpts.prefix("partitioned")
+    dst = est_ckpt.convert_checkpoint(src, str(tmp_path / "p"), to="tf2")
+    b = bundle.read_bundle(dst)
+    key = "var_list/emb" + VV
+    assert b.entries[key].slices == bundle.read_bundle(src).entries["emb"].slices
+    assert sorted(s.extents for s in b.slice_entries if s.name == key) == [
+        ((0, 4), (0, 4)),
+        ((4, 3), (0, 4)),
+        ((7, 3), (0, 4)),
+    ]
+    back = est_ckpt.convert_checkpoint(ckpts.prefix("partitioned_tf2"), str(tmp_path / "b"), to="tf1")
+    assert bundle.read_bundle(back).entries["emb"].slices == b.entries[key].slices
+
+
+def test_data_shards_are_hard_links_and_source_is_untouched(ckpts, tmp_path):
+    """Locally the data shards are hard links of the source's; forcing a re-conversion never changes the source."""
+    src = ckpts.prefix("adam")
+    src_dir = os.path.dirname(src)
+    before = _files(src_dir)
+    with open(bundle.data_path(src, 0, 1), "rb") as f:
+        src_bytes = f.read()
+    dst = est_ckpt.convert_checkpoint(src, str(tmp_path / "x"), to="tf2")
+    assert os.stat(bundle.data_path(dst, 0, 2)).st_ino == os.stat(bundle.data_path(src, 0, 1)).st_ino
+    est_ckpt.convert_checkpoint(src, dst, to="tf1", force=True)
+    assert sorted(os.listdir(tmp_path)) == ["x.data-00000-of-00001", "x.index"]
+    assert _files(src_dir) == before
+    with open(bundle.data_path(src, 0, 1), "rb") as f:
+        assert f.read() == src_bytes
+
+
+def test_existing_destination_without_force_is_an_error_and_untouched(ckpts, tmp_path):
+    """An existing DST without `force` raises `DestinationExistsError` and leaves every file as it was."""
+    dst = est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), str(tmp_path / "d"), to="tf2")
+    before = _files(str(tmp_path))
+    with pytest.raises(DestinationExistsError, match=r"d already exists.*force"):
+        est_ckpt.convert_checkpoint(ckpts.prefix("adam"), dst, to="tf2")
+    assert _files(str(tmp_path)) == before
+    est_ckpt.convert_checkpoint(ckpts.prefix("adam"), dst, to="tf2", force=True)
+    assert "w" + "" in {t.name for t in checkpoint.read_checkpoint(dst).variables.values()}
+
+
+def test_failure_before_publishing_leaves_nothing(ckpts, tmp_path, monkeypatch):
+    """A failure while publishing leaves no readable DST and no temporary files."""
+    real_rename = fileio.rename
+
+    def failing_rename(a, b):
+        if b.endswith(".index"):
+            raise OSError("disk full")
+        real_rename(a, b)
+
+    monkeypatch.setattr(fileio, "rename", failing_rename)
+    with pytest.raises(OSError, match="disk full"):
+        est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), str(tmp_path / "f"), to="tf2")
+    assert not os.path.exists(str(tmp_path / "f.index"))
+    assert not [n for n in os.listdir(tmp_path) if "tmp" in n]
+
+    def failing_verify(*args):
+        raise ConversionError("bad read back")
+
+    monkeypatch.setattr(convert, "_verify", failing_verify)
+    with pytest.raises(ConversionError):
+        est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), str(tmp_path / "g"), to="tf2")
+    assert not [n for n in os.listdir(tmp_path) if n.startswith((".g", "g"))]
+
+
+def test_state_file_makes_destination_the_latest(ckpts, tf, tmp_path):
+    """Writing into a directory that holds checkpoints appends DST to its `checkpoint` state file, keeping the rest."""
+    first = est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), str(tmp_path / "dir") + "/", to="tf2")
+    assert tf.train.latest_checkpoint(str(tmp_path / "dir")) == first
+    second = est_ckpt.convert_checkpoint(ckpts.prefix("adam"), str(tmp_path / "dir" / "adam-2"), to="tf2")
+    state = tf.train.get_checkpoint_state(str(tmp_path / "dir"))
+    assert state.model_checkpoint_path == second
+    assert list(state.all_model_checkpoint_paths) == [first, second]
+    lonely = est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), str(tmp_path / "new" / "only"), to="tf2")
+    assert not os.path.exists(os.path.join(os.path.dirname(lonely), "checkpoint"))
+
+
+def test_destination_equal_to_source_is_refused(ckpts, tmp_path):
+    """Converting onto the source prefix itself is refused, even with `force`."""
+    src = est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), str(tmp_path / "s"), to="tf1")
+    with pytest.raises(ConversionError, match="is the source"):
+        est_ckpt.convert_checkpoint(src, src, to="tf2", force=True)
+
+
+def test_duplicate_and_empty_names_are_listed(ckpts, tmp_path):
+    """Duplicate full_names are a `ConversionError` naming them and their keys; `names='path'` converts anyway."""
+    with pytest.raises(ConversionError) as e:
+        est_ckpt.convert_checkpoint(ckpts.prefix("nested"), str(tmp_path / "n"), to="tf1")
+    message = str(e.value)
+    assert "'Variable' held by c" + VV in message and "module/d" + VV in message and "names='path'" in message
+    assert not os.listdir(tmp_path)
+    dst = est_ckpt.convert_checkpoint(ckpts.prefix("nested"), str(tmp_path / "n"), to="tf1", names="path")
+    assert sorted(checkpoint.read_checkpoint(dst).tensors) == ["c", "module/d", "v/a", "v/b"]
+
+
+def test_underivable_slots_are_skipped_only_on_request(ckpts, tmp_path):
+    """Slots whose names are duplicates get TF1 slot names derived from their variable; others need the skip flag."""
+    info = checkpoint.read_checkpoint(ckpts.prefix("adam_tf2"))
+    slot = checkpoint.SlotInfo("model/layer_with_weights-0/kernel", "optimizer", "m")
+    assert convert._derive_slot_name("dense/kernel", slot, "", ["m", "v"]) == "dense/kernel/Adam"
+    slot_v = checkpoint.SlotInfo("model/layer_with_weights-0/kernel", "optimizer", "v")
+    assert convert._derive_slot_name("w", slot_v, "w/Adam", ["m", "v"]) == "w/Adam_1"
+    assert convert._derive_slot_name("w", checkpoint.SlotInfo("w", "o", "zeta"), "", ["zeta"]) is None
+    # Blank every slot's full_name in a copy of the object graph: Adam's m/v still get TF1 names.
+    dst = _with_blank_slot_names(info, str(tmp_path / "blank"))
+    out = est_ckpt.convert_checkpoint(dst, str(tmp_path / "o"), to="tf1")
+    names = set(checkpoint.read_checkpoint(out).tensors)
+    assert {"dense/kernel/Adam", "dense/kernel/Adam_1", "dense_1/bias/Adam_1"} <= names
+
+
+def _with_blank_slot_names(info: checkpoint.CheckpointInfo, prefix: str) -> str:
+    """Writes a copy of `info` whose slot variables record no full_name (as some savers leave them)."""
+    graph = info.object_graph
+    slot_nodes = {s.slot_variable_node_id for n in graph.nodes for s in n.slot_variables}
+    nodes = []
+    for i, node in enumerate(graph.nodes):
+        if i in slot_nodes:
+            node = checkpoint.ObjectNode(
+                node.children,
+                tuple(checkpoint.SerializedTensor(a.name, "", a.checkpoint_key) for a in node.attributes),
+                node.slot_variables,
+            )
+        nodes.append(node)
+    data = bundle.encode_string_tensor([checkpoint.encode_object_graph(checkpoint.ObjectGraph(tuple(nodes)))])
+    b = info.bundle
+    rows = {k.encode(): e.raw for k, e in b.entries.items() if k != keys.OBJECT_GRAPH_KEY}
+    n = b.header.num_shards
+    rows[keys.OBJECT_GRAPH_KEY.encode()] = bundle.new_entry(7, (), n, 0, data)
+    for shard in range(n):
+        fileio.link_or_copy(b.data_path(shard), bundle.data_path(prefix, shard, n + 1))
+    fileio.write_new(bundle.data_path(prefix, n, n + 1), data)
+    fileio.write_new(bundle.index_path(prefix), bundle.build_index(bundle.encode_header(n + 1), rows.items()))
+    return prefix
+
+
+def test_bad_arguments_are_conversion_errors(ckpts, tmp_path):
+    """`to` and `names` outside their choices raise `ConversionError` quoting the value."""
+    with pytest.raises(ConversionError, match=r"`to` must be one of \('tf1', 'tf2'\) \(got 'tf3'\)"):
+        est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), str(tmp_path / "x"), to="tf3")
+    with pytest.raises(ConversionError, match="`names`"):
+        est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), str(tmp_path / "x"), to="tf1", names="id")
+
+
+def test_conversion_path_imports_no_tensorflow(ckpts, tmp_path):
+    """A local conversion never imports TensorFlow."""
+    code = (
+        "import sys, est_ckpt; "
+        f"est_ckpt.convert_checkpoint({ckpts.prefix('partitioned')!r}, {str(tmp_path / 'o')!r}, to='tf2'); "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_remote_filesystem_copies_through_gfile(ckpts, tf, tmp_path):
+    """A `scheme://` destination gets its shards by gfile copy and reads back through TF."""
+    src = ckpts.prefix("tf1")
+    dst = "ram://est-ckpt-test/converted"
+    report = convert.convert(src, dst, to="tf2")
+    assert report.copied_bytes == os.path.getsize(bundle.data_path(src, 0, 1))
+    # `load_checkpoint` takes a ram:// prefix for a directory; the reader it wraps does not.
+    reader = tf.compat.v1.train.NewCheckpointReader(dst)
+    assert reader.get_tensor("var_list/scoped.Sc" + VV) == 3.0
+    assert keys.OBJECT_GRAPH_KEY in reader.get_variable_to_dtype_map()
+
+
+def test_progress_bar_only_over_threshold(capsys):
+    """The copy progress bar prints to stderr only for files over 100 MB."""
+    progress = convert._progress_printer("copying x")
+    progress(10, 1000)
+    assert capsys.readouterr().err == ""
+    progress(200_000_000, 200_000_000)
+    assert "copying x" in capsys.readouterr().err
+
+
+def test_cli_convert(ckpts, tmp_path):
+    """`est-ckpt convert` writes DST, refuses an existing one (exit 1) and needs --to (exit 2)."""
+    src = ckpts.prefix("session_var_list")
+    dst = str(tmp_path / "cli")
+
+    def run(*args):
+        return subprocess.run([EST_CKPT, "convert", *args], capture_output=True, text=True, cwd=ROOT)
+
+    done = run(src, dst, "--to=tf1", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "prefix": dst,
+        "dropped": ["save_counter" + VV],
+        "skipped_slots": [],
+        "state_file_updated": False,
+    }
+    again = run(src, dst, "--to=tf1")
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert run(src, dst, "--to=tf2", "--force").returncode == 0
+    assert run(src, dst).returncode == 2
+    assert run(src, "--to=tf2").returncode == 2
