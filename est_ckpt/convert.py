@@ -661,6 +661,7 @@ def _shares_bytes(ia: checkpoint.CheckpointInfo, va: _Var, ib: checkpoint.Checkp
 def _compare_values(a, b, atol: float) -> Optional[dict]:
     import numpy as np
 
+    a, b = np.atleast_1d(a), np.atleast_1d(b)
     if a.dtype == object or b.dtype == object:
         different = int(np.count_nonzero(a.reshape(-1) != b.reshape(-1))) if a.size else 0
         return {"max_abs_diff": None, "num_different": different} if different else None

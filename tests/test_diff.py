@@ -1,0 +1,143 @@
+"""Tests of `est_ckpt.diff_checkpoints` and `est-ckpt diff`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import est_ckpt
+from est_ckpt.errors import ConversionError
+from tests import fixtures as fx
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EST_CKPT = os.path.join(os.path.dirname(sys.executable), "est-ckpt")
+
+
+def _save(directory: str, name: str, values: dict) -> str:
+    """Saves `{name: numpy value}` with a name-based Saver; returns the prefix."""
+    tf, tf1 = fx._tf()
+    with tf.Graph().as_default():
+        variables = {k: tf1.Variable(v, name=k) for k, v in values.items()}
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            return tf1.train.Saver(var_list=variables).save(sess, os.path.join(directory, name))
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory):
+    """Name-based checkpoints that differ from `base` in one way each."""
+    d = str(tmp_path_factory.mktemp("diff"))
+    base = {"x": np.array([1.0, 2.0, 3.0], np.float32), "s": np.array([b"a", b"b"], object)}
+    base["n"] = np.array([np.nan, np.inf, 1.0])
+    return {
+        "base": _save(d, "base", base),
+        "value": _save(d, "value", {**base, "x": np.array([1.0, 2.5, 3.0], np.float32)}),
+        "dtype": _save(d, "dtype", {**base, "x": np.array([1.0, 2.0, 3.0], np.float64)}),
+        "shape": _save(d, "shape", {**base, "x": np.array([1.0, 2.0], np.float32)}),
+        "string": _save(d, "string", {**base, "s": np.array([b"a", b"c"], object)}),
+        "nan": _save(d, "nan", {**base, "n": np.array([0.0, np.inf, 1.0])}),
+        "extra": _save(d, "extra", {**base, "y": np.int64(3)}),
+    }
+
+
+def test_tf1_and_tf2_of_the_same_variables_are_equal(ckpts):
+    """A Saver checkpoint equals the guide's object-based one of the same values (tf1 key vs full_name)."""
+    result = est_ckpt.diff_checkpoints(ckpts.prefix("tf1"), ckpts.prefix("session_var_list"))
+    assert result.equal
+    assert result.to_json() == {"only_in_a": [], "only_in_b": [], "changed": []}
+
+
+def test_step_matches_global_step_across_formats(ckpts, tmp_path):
+    """`global_step` matches the TF2 root's `step`, and a conversion's output equals its source."""
+    src = ckpts.prefix("estimator_tf1")
+    dst = est_ckpt.convert_checkpoint(src, str(tmp_path / "c"), to="tf2")
+    assert est_ckpt.diff_checkpoints(src, dst).equal
+    tf2 = ckpts.prefix("estimator_tf2")  # var = 4.0 there, 2.0 in the TF1 dir
+    result = est_ckpt.diff_checkpoints(src, tf2)
+    assert result.to_json() == {
+        "only_in_a": [],
+        "only_in_b": [],
+        "changed": [{"name": "var", "why": "value", "max_abs_diff": 2.0, "num_different": 1}],
+    }
+
+
+def test_partitioned_variable_matches_its_parts(ckpts):
+    """A sliced `emb` equals the same variable saved object-based part by part."""
+    assert est_ckpt.diff_checkpoints(ckpts.prefix("partitioned"), ckpts.prefix("partitioned_tf2")).equal
+
+
+def test_value_differences_and_atol(ckpts):
+    """Values that differ report the max abs difference; `atol` at least that large makes them equal."""
+    result = est_ckpt.diff_checkpoints(ckpts.prefix("tf1"), ckpts.prefix("tf2"))  # 1,2,3 vs 5,6,7
+    assert [(c["name"], c["why"], c["max_abs_diff"]) for c in result.changed] == [
+        ("a", "value", 4.0),
+        ("b", "value", 4.0),
+        ("scoped/c", "value", 4.0),
+    ]
+    assert est_ckpt.diff_checkpoints(ckpts.prefix("tf1"), ckpts.prefix("tf2"), atol=4.0).equal
+    with pytest.raises(ConversionError, match="atol"):
+        est_ckpt.diff_checkpoints(ckpts.prefix("tf1"), ckpts.prefix("tf2"), atol=-1)
+
+
+def test_each_kind_of_change(variants):
+    """dtype, shape, value, string and NaN changes and extra variables are each reported as such."""
+    base = variants["base"]
+    assert est_ckpt.diff_checkpoints(base, base).equal
+    assert est_ckpt.diff_checkpoints(base, variants["value"]).to_json()["changed"] == [
+        {"name": "x", "why": "value", "max_abs_diff": 0.5, "num_different": 1}
+    ]
+    assert est_ckpt.diff_checkpoints(base, variants["dtype"]).to_json()["changed"] == [
+        {"name": "x", "why": "dtype", "a": "float32", "b": "float64"}
+    ]
+    assert est_ckpt.diff_checkpoints(base, variants["shape"]).to_json()["changed"] == [
+        {"name": "x", "why": "shape", "a": [3], "b": [2]}
+    ]
+    assert est_ckpt.diff_checkpoints(base, variants["string"]).to_json()["changed"] == [
+        {"name": "s", "why": "value", "max_abs_diff": None, "num_different": 1}
+    ]
+    nan = est_ckpt.diff_checkpoints(base, variants["nan"]).to_json()["changed"]
+    assert nan == [{"name": "n", "why": "value", "max_abs_diff": float("inf"), "num_different": 1}]
+    extra = est_ckpt.diff_checkpoints(variants["extra"], base)
+    assert (extra.only_in_a, extra.only_in_b, extra.changed) == (("y",), (), ())
+
+
+def test_duplicate_full_names_fall_back_to_keys(ckpts):
+    """Variables whose full_name is shared are matched by key, so nothing is silently merged."""
+    result = est_ckpt.diff_checkpoints(ckpts.prefix("duplicate_names"), ckpts.prefix("tf1"))
+    assert result.only_in_a == ("vars/0/.ATTRIBUTES/VARIABLE_VALUE", "vars/1/.ATTRIBUTES/VARIABLE_VALUE")
+    assert result.only_in_b == ("a", "b", "scoped/c")
+
+
+def _cli(*args):
+    return subprocess.run([EST_CKPT, "diff", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_cli_exit_codes_and_json(ckpts, variants):
+    """`est-ckpt diff` exits 0 when equal, 1 when different, 2 on usage errors; --json has the contract's shape."""
+    same = _cli(ckpts.prefix("tf1"), ckpts.prefix("session_var_list"))
+    assert same.returncode == 0 and same.stdout.strip().endswith("equal")
+    differ = _cli(variants["base"], variants["value"], "--json")
+    assert differ.returncode == 1
+    assert json.loads(differ.stdout) == {
+        "only_in_a": [],
+        "only_in_b": [],
+        "changed": [{"name": "x", "why": "value", "max_abs_diff": 0.5, "num_different": 1}],
+    }
+    assert _cli(variants["base"], variants["value"], "--atol=0.5").returncode == 0
+    text = _cli(variants["extra"], variants["dtype"]).stdout
+    assert "only in A: y" in text and "changed x: dtype: float32 -> float64" in text
+    assert _cli(variants["base"]).returncode == 2
+    assert _cli(variants["base"], variants["value"], "--atol=-1").returncode == 2
+    missing = _cli(variants["base"], variants["base"] + "-nope")
+    assert missing.returncode == 1 and "no such checkpoint" in missing.stderr
+
+
+def test_every_dtype_compares_equal_across_formats(ckpts):
+    """The Saver and object-based checkpoints of every dtype (strings, bfloat16, complex, uint64...) compare equal."""
+    result = est_ckpt.diff_checkpoints(ckpts.prefix("dtypes"), ckpts.prefix("dtypes_tf2"))
+    assert result.to_json() == {"only_in_a": [], "only_in_b": [], "changed": []}
