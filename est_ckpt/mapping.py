@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Mapping, NamedTuple, Optional, Sequence, Union
 
 from est_ckpt import checkpoint, keys
 from est_ckpt.errors import (
@@ -45,14 +45,15 @@ from est_ckpt.errors import (
 _PART = re.compile(r"^(.*)/part_(\d+)$")
 # Numbered or named backreferences inside a pattern break when rules are combined.
 _BACKREF = re.compile(r"\\\d|\(\?P=")
+# `\g<name>`, `\g<1>`, `\1` in a replacement; any other escape is refused.
+_TEMPLATE_TOKEN = re.compile(r"\\(?:g<(\w+)>|([1-9]\d?)|(.|\Z))", re.S)
 # How many unmapped variables an error message spells out with their closest names.
 _MAX_LISTED = 20
 
 RenameRule = tuple  # (regex: str, replacement: Optional[str])
 
 
-@dataclasses.dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """A variable of the new model.
 
     Attributes:
@@ -66,8 +67,7 @@ class Target:
     dtype: Optional[str] = None
 
 
-@dataclasses.dataclass(frozen=True)
-class Assignment:
+class Assignment(NamedTuple):
     """One target variable and the checkpoint key(s) it is initialised from.
 
     Attributes:
@@ -261,8 +261,7 @@ def _describe(shape, dtype) -> str:
 # -- the source side --------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _Source:
+class _Source(NamedTuple):
     keys: tuple[str, ...]
     shape: tuple[int, ...]
     dtype: str
@@ -277,6 +276,7 @@ class SourceIndex:
         self.tensors = {k: t for k, t in info.tensors.items() if k != keys.OBJECT_GRAPH_KEY}
         self.by_path: dict[str, str] = {}
         self.by_name: dict[str, list[str]] = {}
+        self.tf1 = info.format != "tf2"
         if info.format == "tf2":
             for key, t in self.tensors.items():
                 if keys.is_variable_key(key):
@@ -290,6 +290,9 @@ class SourceIndex:
 
     def resolve(self, name: str) -> tuple[Optional[_Source], tuple[str, ...]]:
         """Returns `(source, ())`, `(None, ambiguous_keys)` or `(None, ())` when missing."""
+        if self.tf1:
+            t = self.tensors.get(name)
+            return (None if t is None else _Source((name,), t.shape, t.dtype, 0)), ()
         hits: list[str] = []
         if name in self.tensors:
             hits.append(name)
@@ -312,7 +315,7 @@ class SourceIndex:
         if not hits:
             return None, ()
         t = self.tensors[hits[0]]
-        return _Source((t.key,), tuple(t.shape), t.dtype), ()
+        return _Source((t.key,), t.shape, t.dtype, 0), ()
 
     def _parts(self, ks: Sequence[str]) -> Optional[_Source]:
         """The parts of a variable saved one by one (`.../emb.Spart_N`), in order; else None."""
@@ -347,7 +350,8 @@ class _Rules:
     """Ordered `(regex, replacement)` rules tried in one pass: the first full match wins."""
 
     def __init__(self, rules: Sequence[RenameRule]):
-        self.rules = []
+        self.rules: list = []
+        self.templates: list = []
         for i, rule in enumerate(rules):
             if not (isinstance(rule, (tuple, list)) and len(rule) == 2):
                 raise MappingError(f"rename_rules[{i}] must be a (regex, replacement) pair (got {rule!r}).")
@@ -361,12 +365,14 @@ class _Rules:
             except (re.error, TypeError) as e:
                 raise MappingError(f"rename_rules[{i}] regex {pattern!r} does not compile: {e}.") from None
             self.rules.append((compiled, replacement))
+            self.templates.append(_parse_template(replacement, compiled, i))
         self.used = [False] * len(self.rules)
         self._combined = None
         if len(self.rules) > 1 and not any(_BACKREF.search(c.pattern) for c, _ in self.rules):
-            # One alternation tries the rules in order at the start of the name;
-            # the wrapping group that matched names the rule. Rules with their own
-            # backreferences or inline flags cannot be combined and are tried one by one.
+            # One alternation tries the rules in order at the start of the name; the
+            # wrapping group that matched names the rule, and the rule's own groups
+            # follow it. Rules with backreferences, inline flags or clashing group
+            # names cannot be combined and are tried one by one.
             try:
                 self._combined = re.compile(
                     "|".join(f"(?P<_r{i}>(?:{c.pattern})\\Z)" for i, (c, _) in enumerate(self.rules))
@@ -383,18 +389,30 @@ class _Rules:
             m = self._combined.match(name)
             if m is None:
                 return False, None
-            i = self._group_rule[m.lastindex] if m.lastindex in self._group_rule else self._which(m)
-            compiled, replacement = self.rules[i]
+            group = m.lastindex
+            i = self._group_rule.get(group)
+            if i is None:
+                i = self._which(m)
+                group = self._combined.groupindex[f"_r{i}"]
             self.used[i] = True
-            if replacement is None:
-                return True, None
-            return True, compiled.fullmatch(name).expand(replacement)
-        for i, (compiled, replacement) in enumerate(self.rules):
+            return True, self._expand(i, m, group)
+        for i, (compiled, _) in enumerate(self.rules):
             m = compiled.fullmatch(name)
             if m is not None:
                 self.used[i] = True
-                return True, None if replacement is None else m.expand(replacement)
+                return True, self._expand(i, m, 0)
         return False, None
+
+    def _expand(self, i: int, m: re.Match, offset: int) -> Optional[str]:
+        template = self.templates[i]
+        if template is None or type(template) is str:
+            return template
+        # Numbered groups of rule i are shifted by `offset` inside the combined pattern.
+        fmt, refs = template
+        values = m.group(*[ref + offset if type(ref) is int else ref for ref in refs])
+        if len(refs) == 1:
+            values = (values,)
+        return fmt.format(*[v or "" for v in values])
 
     def _which(self, m: re.Match) -> int:
         for i in range(len(self.rules)):
@@ -419,6 +437,7 @@ class _AssignmentMap:
             str, tuple[str, str]
         ] = {}  # target scope ('' is the root) -> (source prefix, entry)
         self.used: dict[str, bool] = {}
+        self.active = False
         for source, target in (assignment_map or {}).items():
             if not isinstance(source, str) or not isinstance(target, str):
                 raise MappingError(
@@ -427,6 +446,7 @@ class _AssignmentMap:
                 )
             entry = f"assignment_map {source!r}: {target!r}"
             self.used[entry] = False
+            self.active = True
             if source.endswith("/") and (target.endswith("/") or target == "/"):
                 scope = "" if target == "/" else target[:-1]
                 prefix = "" if source == "/" else source
@@ -476,6 +496,41 @@ class _AssignmentMap:
         return [entry for entry, used in self.used.items() if not used]
 
 
+def _parse_template(replacement: Optional[str], compiled: re.Pattern, i: int):
+    """Parses a replacement once: None, a constant string, or a list of strings and `(group, numbered)`."""
+    if replacement is None or "\\" not in replacement:
+        return replacement
+    pieces: list = []
+    pos = 0
+    for token in _TEMPLATE_TOKEN.finditer(replacement):
+        if token.group(3) is not None:
+            raise MappingError(
+                f"rename_rules[{i}] replacement {replacement!r}: only group references (\\1, \\g<1>, "
+                f"\\g<name>) may follow a backslash (got '\\{token.group(3)}')."
+            )
+        ref = token.group(1) if token.group(1) is not None else token.group(2)
+        pieces.append(replacement[pos : token.start()])
+        if ref.isdigit():
+            if int(ref) > compiled.groups:
+                raise MappingError(
+                    f"rename_rules[{i}] replacement {replacement!r} refers to group {ref}, but "
+                    f"{compiled.pattern!r} has {compiled.groups}."
+                )
+            pieces.append((int(ref), True))
+        else:
+            if ref not in compiled.groupindex:
+                raise MappingError(
+                    f"rename_rules[{i}] replacement {replacement!r} refers to group '{ref}', which "
+                    f"{compiled.pattern!r} does not define."
+                )
+            pieces.append((ref, False))
+        pos = token.end()
+    pieces.append(replacement[pos:])
+    # A `str.format` string and its group references: one C-level call per rename.
+    fmt = "".join(p.replace("{", "{{").replace("}", "}}") if type(p) is str else "{}" for p in pieces)
+    return fmt, [p[0] if p[1] else p[0] for p in pieces if type(p) is not str]
+
+
 # -- the plan --------------------------------------------------------------------------------
 
 
@@ -515,39 +570,45 @@ def plan_mapping(
     """
     info = source if isinstance(source, checkpoint.CheckpointInfo) else checkpoint.read_checkpoint(source)
     target_list = _targets(targets)
-    names = {t.name for t in target_list}
-    amap = _AssignmentMap(assignment_map, names)
+    amap = _AssignmentMap(assignment_map, {t.name for t in target_list})
     rules = _Rules(list(rename_rules or ()))
     index = SourceIndex(info)
     assignments: list[Assignment] = []
     unmapped: list[Unmapped] = []
     skipped: list[str] = []
     used_keys: set = set()
-    for t in target_list:
-        source_name, via = amap.lookup(t.name)
+    # The hot loop of a 100,000-variable plan: locals and positional tuples on purpose.
+    lookup, apply_rules, resolve = amap.lookup, rules.apply, index.resolve
+    add_assignment, add_used = assignments.append, used_keys.update
+    for name, shape, dtype in target_list:
+        source_name, via = lookup(name) if amap.active else (None, None)
         if source_name is None:
-            matched, renamed = rules.apply(t.name)
-            if matched and renamed is None:
-                skipped.append(t.name)
-                continue
-            source_name, via = (renamed, "rule") if matched else (t.name, "name")
-        found, ambiguous = index.resolve(source_name)
+            matched, renamed = apply_rules(name)
+            if matched:
+                if renamed is None:
+                    skipped.append(name)
+                    continue
+                source_name, via = renamed, "rule"
+            else:
+                source_name, via = name, "name"
+        found, ambiguous = resolve(source_name)
         if found is None:
-            unmapped.append(Unmapped(t.name, source_name, via, ambiguous))
+            unmapped.append(Unmapped(name, source_name, via, ambiguous))
             continue
-        used_keys.update(found.keys)
-        assignments.append(
+        found_keys = found[0]
+        add_used(found_keys)
+        add_assignment(
             Assignment(
-                target=t.name,
-                source_key=",".join(found.keys),
-                source_keys=found.keys,
-                source_name=source_name,
-                via=via,
-                target_shape=t.shape,
-                target_dtype=t.dtype,
-                source_shape=found.shape,
-                source_dtype=found.dtype,
-                part_axis=found.axis,
+                name,
+                found_keys[0] if len(found_keys) == 1 else ",".join(found_keys),
+                found_keys,
+                source_name,
+                via,
+                shape,
+                dtype,
+                found[1],
+                found[2],
+                found[3],
             )
         )
     return WarmStartPlan(
@@ -558,29 +619,30 @@ def plan_mapping(
         skipped=tuple(skipped),
         unused_sources=tuple(k for k in index.tensors if k not in used_keys),
         unused_mappings=tuple(amap.unused() + rules.unused()),
-        candidates=index.candidates(),
+        # Only error messages need the closest names: skip the work for a clean plan.
+        candidates=index.candidates() if unmapped else (),
     )
 
 
 def _targets(targets: TargetsArg) -> list[Target]:
     if isinstance(targets, checkpoint.CheckpointInfo):
         return targets_from_checkpoint(targets)
-    out: list[Target] = []
-    seen: set = set()
     if isinstance(targets, Mapping):
-        items: Iterable = (
-            Target(name, *_shape_dtype(spec)) if not isinstance(spec, Target) else spec
+        out = [
+            spec if isinstance(spec, Target) else Target(name, *_shape_dtype(spec))
             for name, spec in targets.items()
-        )
+        ]
     else:
-        items = (Target(t) if isinstance(t, str) else t for t in targets)
-    for t in items:
+        out = [Target(t) if isinstance(t, str) else t for t in targets]
+    for t in out:
         if not isinstance(t, Target):
             raise TypeError(f"targets must be names or Target objects (got {t!r}).")
-        if t.name in seen:
-            raise MappingError(f"target variable '{t.name}' is listed twice.")
-        seen.add(t.name)
-        out.append(t)
+    if len({t.name for t in out}) != len(out):
+        seen: set = set()
+        for t in out:
+            if t.name in seen:
+                raise MappingError(f"target variable '{t.name}' is listed twice.")
+            seen.add(t.name)
     return out
 
 
@@ -588,7 +650,9 @@ def _shape_dtype(spec) -> tuple[Optional[tuple[int, ...]], Optional[str]]:
     if spec is None:
         return None, None
     shape, dtype = spec
-    return (None if shape is None else tuple(int(d) for d in shape)), (None if dtype is None else str(dtype))
+    if shape is not None and type(shape) is not tuple:
+        shape = tuple(int(d) for d in shape)
+    return shape, (None if dtype is None else str(dtype))
 
 
 def targets_from_checkpoint(info: checkpoint.CheckpointInfo) -> list[Target]:
