@@ -372,3 +372,59 @@ def test_cli_convert(ckpts, tmp_path):
     assert run(src, dst, "--to=tf2", "--force").returncode == 0
     assert run(src, dst).returncode == 2
     assert run(src, "--to=tf2").returncode == 2
+
+
+def test_tf2_source_is_relaid_out_as_var_list(ckpts, tf, tmp_path):
+    """An object-based checkpoint of another layout (`variables/0`...) converts to `var_list/<full_name>`."""
+    dst = est_ckpt.convert_checkpoint(ckpts.prefix("tf2"), str(tmp_path / "v"), to="tf2")
+    values = _reader_values(tf, dst)
+    assert {k: v for k, v in values.items() if k != keys.OBJECT_GRAPH_KEY} == {
+        "var_list/a" + VV: 5.0,
+        "var_list/b" + VV: 6.0,
+        "var_list/scoped.Sc" + VV: 7.0,
+    }
+
+
+def test_tf_warm_start_finds_every_name_in_converted_output(ckpts, tf, tmp_path):
+    """TF's own `warm_start` maps TF1 names through the object graph of converted output, partitioned included."""
+    dst = est_ckpt.convert_checkpoint(ckpts.prefix("partitioned"), str(tmp_path / "w"), to="tf2")
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default():
+        emb = tf1.get_variable("emb", shape=[10, 4], partitioner=tf1.fixed_size_partitioner(2))
+        kernel = tf1.get_variable("dense/kernel", shape=[4, 2])
+        tf1.train.warm_start(dst, vars_to_warm_start=".*")
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            got_emb, got_kernel = sess.run([tf.concat(list(emb), 0), kernel])
+    np.testing.assert_array_equal(got_emb, np.arange(40, dtype=np.float32).reshape(10, 4))
+    np.testing.assert_array_equal(got_kernel, np.arange(8, dtype=np.float32).reshape(4, 2) + 100)
+
+
+def test_make_tf2_scaffold_resumes_converted_partitioned_model_dir(tf, tmp_path):
+    """An Estimator using `make_tf2_scaffold()` resumes a converted legacy dir whose variable is partitioned."""
+    pytest.importorskip("est_ckpt.scaffold")
+    tf1 = tf.compat.v1
+
+    def model_fn(features, labels, mode, params):
+        step = tf1.train.get_or_create_global_step()
+        emb = tf1.get_variable(
+            "emb",
+            shape=[10, 4],
+            partitioner=tf1.fixed_size_partitioner(3),
+            initializer=tf1.zeros_initializer(),
+        )
+        train_op = tf.group(*[p.assign_add(tf.ones_like(p)) for p in emb], step.assign_add(1))
+        scaffold = est_ckpt.make_tf2_scaffold() if params["tf2"] else None
+        return tf.estimator.EstimatorSpec(
+            mode, predictions=tf.constant(0.0), loss=tf.constant(1.0), train_op=train_op, scaffold=scaffold
+        )
+
+    legacy, new = str(tmp_path / "legacy"), str(tmp_path / "new")
+    tf.estimator.Estimator(model_fn, legacy, params={"tf2": False}).train(fx._estimator_train_fn, steps=1)
+    est_ckpt.convert_checkpoint(legacy, new + "/", to="tf2")
+    est = tf.estimator.Estimator(model_fn, new, params={"tf2": True})
+    est.train(fx._estimator_train_fn, steps=1)
+    info = checkpoint.read_checkpoint(new)
+    assert info.prefix.endswith("model.ckpt-2")  # the global step went on from 1
+    for key in info.keys_for_name("emb"):
+        assert (info.read_tensor(key) == 2.0).all()  # 1.0 restored from the converted checkpoint, +1 trained
