@@ -85,8 +85,12 @@ class ConversionReport:
 # -- naming -------------------------------------------------------------------------
 
 
-def _slices_of(b: bundle.Bundle, key: str) -> tuple:
-    return tuple((s.extents, s.entry) for s in b.slice_entries if s.name == key)
+def _slices_by_name(b: bundle.Bundle) -> dict[str, tuple]:
+    """Every partitioned variable's `(extents, entry)` parts, by variable key."""
+    out: dict[str, list] = {}
+    for s in b.slice_entries:
+        out.setdefault(s.name, []).append((s.extents, s.entry))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _root_child_keys(info: checkpoint.CheckpointInfo) -> dict[str, str]:
@@ -136,9 +140,14 @@ def _group_parts(
     for key in ks:
         t = info.tensors[key]
         entry = info.bundle.entries[key]
+        if entry.slices or t.slot is not None or not entry.shape:
+            return None
         path = t.object_path or keys.strip_value_suffix(key)
-        m = _PART.search(keys.split_path(path)[-1]) if path else None
-        if m is None or entry.slices or t.slot is not None or not entry.shape:
+        try:
+            m = _PART.search(keys.split_path(path)[-1]) if path else None
+        except keys.KeyGrammarError:
+            return None
+        if m is None:
             return None
         indexed[int(m.group(1))] = entry
     if sorted(indexed) != list(range(len(ks))):
@@ -186,8 +195,9 @@ def _resolve_names(
         cannot be derived and `skip_underivable_slots` is false.
     """
     b = info.bundle
+    slices = _slices_by_name(b)
     if info.format == "tf1":
-        return [_Var(k, e, _slices_of(b, k), (k,)) for k, e in b.entries.items()], [], []
+        return [_Var(k, e, slices.get(k, ()), (k,)) for k, e in b.entries.items()], [], []
     special = _root_child_keys(info)
     dropped, chosen = [], {}
     for key, t in info.variables.items():
@@ -205,19 +215,16 @@ def _resolve_names(
         by_name.setdefault(name, []).append(key)
     # Slots without a usable name of their own are named after their variable, as TF1 optimizers do.
     skipped, underivable = [], []
+    siblings_of: dict[tuple[str, str], list[str]] = {}
+    for t in info.tensors.values():
+        if t.slot is not None:
+            siblings_of.setdefault((t.slot.variable_path, t.slot.optimizer_path), []).append(t.slot.slot_name)
     for key, name in list(chosen.items()):
         slot = info.tensors[key].slot
         if slot is None or (name and len(by_name[name]) == 1):
             continue
-        var_key = keys.attribute_key(slot.variable_path)
-        var_name = chosen.get(var_key)
-        siblings = [
-            t.slot.slot_name
-            for t in info.tensors.values()
-            if t.slot is not None
-            and t.slot.variable_path == slot.variable_path
-            and t.slot.optimizer_path == slot.optimizer_path
-        ]
+        var_name = chosen.get(keys.attribute_key(slot.variable_path))
+        siblings = siblings_of[(slot.variable_path, slot.optimizer_path)]
         derived = None
         if var_name and len(by_name.get(var_name, ())) == 1:
             derived = _derive_slot_name(var_name, slot, info.tensors[key].name or "", siblings)
@@ -252,10 +259,10 @@ def _resolve_names(
                 problems.append((name, ks))
                 continue
             for k in ks:
-                out.append(_Var(k, b.entries[k], _slices_of(b, k), (k,)))
+                out.append(_Var(k, b.entries[k], slices.get(k, ()), (k,)))
             continue
         k = ks[0]
-        out.append(_Var(name, b.entries[k], _slices_of(b, k), (k,)))
+        out.append(_Var(name, b.entries[k], slices.get(k, ()), (k,)))
     if problems:
         listed = "; ".join(
             f"'{n}' held by {', '.join(ks)}" if n else f"no name: {', '.join(ks)}" for n, ks in problems
