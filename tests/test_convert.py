@@ -428,3 +428,41 @@ def test_make_tf2_scaffold_resumes_converted_partitioned_model_dir(tf, tmp_path)
     assert info.prefix.endswith("model.ckpt-2")  # the global step went on from 1
     for key in info.keys_for_name("emb"):
         assert (info.read_tensor(key) == 2.0).all()  # 1.0 restored from the converted checkpoint, +1 trained
+
+
+_KILL_AT = """
+import os, sys
+import est_ckpt
+from est_ckpt import fileio
+src, dst, where, k = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+real = getattr(fileio, where)
+calls = [0]
+def dying(*args, **kwargs):
+    if calls[0] == k:
+        os._exit(9)  # as abrupt as SIGKILL: no cleanup, no finally
+    calls[0] += 1
+    return real(*args, **kwargs)
+setattr(fileio, where, dying)
+est_ckpt.convert_checkpoint(src, dst, to="tf2", force=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "where,k",
+    [("write_new", 0), ("write_new", 1), ("remove", 0), ("rename", 0), ("rename", 1), ("rename", 2)],
+)
+def test_kill_at_any_point_leaves_old_new_or_no_destination(ckpts, tf, tmp_path, where, k):
+    """A process killed anywhere in a forced conversion leaves DST old, new or absent, never partial; SRC intact."""
+    src = ckpts.prefix("adam")
+    dst = est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), str(tmp_path / "d"), to="tf1")
+    old_keys = set(_reader_values(tf, dst))
+    src_files = _files(os.path.dirname(src))
+    done = subprocess.run([sys.executable, "-c", _KILL_AT, src, dst, where, str(k)], cwd=ROOT)
+    assert done.returncode == 9
+    assert _files(os.path.dirname(src)) == src_files
+    if os.path.exists(dst + ".index"):
+        got = set(_reader_values(tf, dst))
+        assert got == old_keys or got == {_tf2_key(n) for n in _reader_values(tf, src)} | {
+            keys.OBJECT_GRAPH_KEY
+        }
+    assert est_ckpt.convert_checkpoint(src, dst, to="tf2", force=True) == dst  # and it can be redone
