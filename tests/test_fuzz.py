@@ -27,6 +27,7 @@ Oracle, per mutant:
 from __future__ import annotations
 
 import collections
+import importlib
 import io
 import json
 import os
@@ -766,6 +767,8 @@ def _run_mutant(job: dict, truth: _Truth) -> dict:
         )
     if job.get("convert"):
         _fuzz_convert(job, outcomes, problems, record, info, outcomes["verify_checkpoint"] == "ok (sound)")
+    if job.get("map"):
+        _fuzz_map(job, outcomes, problems, record, info, outcomes["verify_checkpoint"] == "ok (sound)")
     if job.get("cli"):
         inspect_ok = outcomes["read_checkpoint"] == "ok"
         values_ok = inspect_ok and outcomes.get("read_tensor") == "ok"
@@ -822,6 +825,32 @@ def _fuzz_convert(job, outcomes, problems, record, info, verify_ok):
             )
 
 
+def _fuzz_map(job, outcomes, problems, record, info, verify_ok):
+    """`map_checkpoints` plans from or onto a mutant, or raises a typed error; sound mutants plan as pristine."""
+    from est_ckpt.mapping import map_checkpoints
+
+    pristine = job["pristine_latest"]
+    if info is not None:
+        pristine = os.path.join(job["pristine"], os.path.basename(info.prefix))
+    label, plan, _ = record("map_checkpoints (source)", _outcome(map_checkpoints, job["target"], pristine))
+    if label == "ok" and verify_ok and not job["crafted"]:
+        expected = map_checkpoints(pristine, pristine)
+        if (plan.mapping(), plan.ok) != (expected.mapping(), expected.ok):
+            problems.append(
+                f"map_checkpoints: a sound mutant plans differently: {plan.mapping()} != {expected.mapping()}"[
+                    :2000
+                ]
+            )
+    record("map_checkpoints (target)", _outcome(map_checkpoints, pristine, job["target"]))
+    if job.get("cli"):
+        label, result, error = _outcome(_cli, ["map", job["target"], "--target", pristine])
+        outcomes["cli map"] = label if label != "ok" else f"exit {result[0]}"
+        if label != "ok":
+            problems.append(f"cli map: {label}: {error}"[:2000])
+        elif result[0] not in (0, 1) or "Traceback" in result[1] + result[2]:
+            problems.append(f"cli map: exit {result[0]}: {result[2][-500:]}")
+
+
 def worker_main() -> None:
     """Reads one JSON job a line from stdin, answers one JSON line on stdout."""
     import resource
@@ -831,6 +860,12 @@ def worker_main() -> None:
     import est_ckpt.cli  # noqa: F401
     import est_ckpt.commands.inspect  # noqa: F401
     import est_ckpt.commands.verify  # noqa: F401
+
+    for optional in ("est_ckpt.convert", "est_ckpt.mapping", "est_ckpt.commands.map"):
+        try:
+            importlib.import_module(optional)
+        except ImportError:
+            pass
     import est_ckpt.verify  # noqa: F401
 
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
@@ -943,6 +978,7 @@ def test_fuzz(bases, tmp_path, capsys):
     """Hostile mutants of real checkpoints give the right answer or a typed error, never worse."""
     mutants = _plan(bases, MUTANTS, SEED)
     has_convert = os.path.exists(os.path.join(_ROOT, "est_ckpt", "convert.py"))
+    has_map = os.path.exists(os.path.join(_ROOT, "est_ckpt", "mapping.py"))
     sample = set(random.Random(SEED).sample(range(len(mutants)), min(SUBPROCESS_SAMPLES, len(mutants))))
     counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     failures = []
@@ -966,6 +1002,8 @@ def test_fuzz(bases, tmp_path, capsys):
                 "crafted": mutant.crafted,
                 "cli": True,
                 "convert": has_convert,
+                "map": has_map,
+                "pristine_latest": latest,
             }
             answer = worker.ask(job)
             for entry_point, label in answer["outcomes"].items():
