@@ -466,3 +466,44 @@ def test_kill_at_any_point_leaves_old_new_or_no_destination(ckpts, tf, tmp_path,
             keys.OBJECT_GRAPH_KEY
         }
     assert est_ckpt.convert_checkpoint(src, dst, to="tf2", force=True) == dst  # and it can be redone
+
+
+def test_unused_shards_are_dropped_and_the_rest_renumbered(tf, tmp_path):
+    """A shard left holding nothing kept (here only `save_counter`) is dropped and later shards renumbered."""
+    graph = checkpoint.ObjectGraph(
+        (
+            checkpoint.ObjectNode(((1, "save_counter"), (2, "var_list")), (), ()),
+            checkpoint.ObjectNode(
+                (),
+                (checkpoint.SerializedTensor(keys.VARIABLE_VALUE, "save_counter", "save_counter" + VV),),
+                (),
+            ),
+            checkpoint.ObjectNode(((3, "x"),), (), ()),
+            checkpoint.ObjectNode(
+                (), (checkpoint.SerializedTensor(keys.VARIABLE_VALUE, "x", "var_list/x" + VV),), ()
+            ),
+        )
+    )
+    shards = [
+        np.int64(1).tobytes(),
+        np.array([1.5, -2.5], np.float32).tobytes(),
+        bundle.encode_string_tensor([checkpoint.encode_object_graph(graph)]),
+    ]
+    rows = {
+        ("save_counter" + VV).encode(): bundle.new_entry(9, (), 0, 0, shards[0]),
+        ("var_list/x" + VV).encode(): bundle.new_entry(1, (2,), 1, 0, shards[1]),
+        keys.OBJECT_GRAPH_KEY.encode(): bundle.new_entry(7, (), 2, 0, shards[2]),
+    }
+    src = str(tmp_path / "src")
+    for i, data in enumerate(shards):
+        fileio.write_new(bundle.data_path(src, i, 3), data)
+    fileio.write_new(bundle.index_path(src), bundle.build_index(bundle.encode_header(3), rows.items()))
+    assert _reader_values(tf, src)["var_list/x" + VV].tolist() == [1.5, -2.5]
+
+    tf1 = est_ckpt.convert_checkpoint(src, str(tmp_path / "one"), to="tf1")
+    assert bundle.read_bundle(tf1).header.num_shards == 1
+    assert os.stat(bundle.data_path(tf1, 0, 1)).st_ino == os.stat(bundle.data_path(src, 1, 3)).st_ino
+    assert {k: v.tolist() for k, v in _reader_values(tf, tf1).items()} == {"x": [1.5, -2.5]}
+    tf2 = est_ckpt.convert_checkpoint(src, str(tmp_path / "two"), to="tf2")
+    assert bundle.read_bundle(tf2).header.num_shards == 2
+    assert _reader_values(tf, tf2)["var_list/x" + VV].tolist() == [1.5, -2.5]
