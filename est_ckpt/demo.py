@@ -283,9 +283,8 @@ def run_demo(workdir: Optional[str] = None, *, out: Optional[TextIO] = None) -> 
 
     # 5. Index-only conversion of the legacy checkpoint, and diffs that prove nothing changed.
     progress.step(5, "converting legacy/ to TF2 into converted/ and diffing")
-    converted_prefix = est_ckpt.convert_checkpoint(
-        legacy_prefix, os.path.join(converted_dir, os.path.basename(legacy_prefix)), to="tf2"
-    )
+    # A destination ending in a separator is a model dir: it gets a `checkpoint` state file too.
+    converted_prefix = est_ckpt.convert_checkpoint(legacy_prefix, converted_dir + os.sep, to="tf2")
     migrated_prefix = migrated_ckpts[MIGRATED_STEPS]
     tf1_copy = checkpoint.latest_in_directory(os.path.join(migrated_dir, "tf1"))
     equal = {
