@@ -133,8 +133,8 @@ def test_cli_exit_codes_and_json(ckpts, variants):
     assert "only in A: y" in text and "changed x: dtype: float32 -> float64" in text
     assert _cli(variants["base"]).returncode == 2
     assert _cli(variants["base"], variants["value"], "--atol=-1").returncode == 2
-    missing = _cli(variants["base"], variants["base"] + "-nope")
-    assert missing.returncode == 1 and "no such checkpoint" in missing.stderr
+    missing = _cli(variants["base"], variants["base"] + "-nope")  # trouble is 2, as for diff(1)
+    assert missing.returncode == 2 and "no such checkpoint" in missing.stderr
 
 
 def test_every_dtype_compares_equal_across_formats(ckpts):

@@ -1,4 +1,8 @@
-"""`est-ckpt diff A B [--json] [--atol=0]`: exit 0 when equal, 1 when they differ, 2 on usage errors."""
+"""`est-ckpt diff A B [--json] [--atol=0]`: exit 0 when equal, 1 when they differ, 2 on usage errors.
+
+As with `diff(1)`, a checkpoint that cannot be read is trouble (exit 2), so
+exit 1 always means that both were read and they differ.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import sys
 from absl import app, flags
 
 from est_ckpt import convert
+from est_ckpt.errors import EstCkptError
 
 USAGE = "diff A B [--json] [--atol=0]"
 ACCEPTS = ("json", "atol")
@@ -28,7 +33,10 @@ def _describe(change: dict) -> str:
 def run(args: list[str]) -> int:
     if len(args) != 2:
         raise app.UsageError(f"diff takes two checkpoints A and B (got {len(args)} arguments).", exitcode=2)
-    result = convert.diff_checkpoints(args[0], args[1], atol=ATOL.value)
+    try:
+        result = convert.diff_checkpoints(args[0], args[1], atol=ATOL.value)
+    except EstCkptError as e:
+        raise app.UsageError(str(e), exitcode=2) from None
     if flags.FLAGS.json:
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
         return 0 if result.equal else 1
