@@ -11,9 +11,14 @@ Layouts:
     `tf.train.Checkpoint(var_list={name: variable}, step=global_step)`:
     `var_list/<escaped name>/.ATTRIBUTES/VARIABLE_VALUE` for every variable but
     the global step, `step/.ATTRIBUTES/VARIABLE_VALUE` for `global_step`, and an
-    object graph recording each variable's name as its `full_name`. A
-    partitioned variable stays one sliced entry under its `var_list/` key (TF's
-    readers and `Checkpoint.restore` into a whole `tf.Variable` read it whole).
+    object graph recording each variable's name as its `full_name`. The one
+    deliberate difference: a partitioned variable stays ONE sliced entry under
+    `var_list/<name>` with its slices, where `make_tf2_scaffold()` saves parts
+    (`var_list/<name>.Spart_0`...). The sliced entry keeps the partitioning
+    (any axis) and is what TF's name-based readers want: `load_checkpoint`,
+    `warm_start` (whose name mapping keeps only one part of a name) and
+    `Checkpoint.read` into a whole `tf.Variable` all read it whole, and
+    `make_tf2_scaffold()` restores it by name.
   * `to="tf1"` keys every variable by its TF1 name: the `full_name` recorded in
     the object graph (or its object path with `names="path"`). `step` becomes
     `global_step`; `save_counter` (bookkeeping of `tf.train.Checkpoint`) is
@@ -718,7 +723,7 @@ def diff_checkpoints(a: str, b: str, *, atol: float = 0.0) -> DiffResult:
     Raises:
       CheckpointNotFoundError: `a` or `b` is not a checkpoint.
       CorruptCheckpointError: a checkpoint is damaged.
-      ValueError: `atol` is negative.
+      ConversionError: `atol` is negative (a `ValueError`).
     """
     if not atol >= 0:
         raise ConversionError(f"`atol` must be >= 0 (got {atol!r}).")
