@@ -118,7 +118,7 @@ def _cli(*args):
 
 
 def test_cli_exit_codes_and_json(ckpts, variants):
-    """`est-ckpt diff` exits 0 when equal, 1 when different, 2 on usage errors; --json has the contract's shape."""
+    """`est-ckpt diff` exits 0 when equal, 1 when different or unreadable, 2 on usage errors; --json has the contract's shape."""
     same = _cli(ckpts.prefix("tf1"), ckpts.prefix("session_var_list"))
     assert same.returncode == 0 and same.stdout.strip().endswith("equal")
     differ = _cli(variants["base"], variants["value"], "--json")
@@ -133,8 +133,8 @@ def test_cli_exit_codes_and_json(ckpts, variants):
     assert "only in A: y" in text and "changed x: dtype: float32 -> float64" in text
     assert _cli(variants["base"]).returncode == 2
     assert _cli(variants["base"], variants["value"], "--atol=-1").returncode == 2
-    missing = _cli(variants["base"], variants["base"] + "-nope")  # trouble is 2, as for diff(1)
-    assert missing.returncode == 2 and "no such checkpoint" in missing.stderr
+    missing = _cli(variants["base"], variants["base"] + "-nope")  # bad input: exit 1, stderr only
+    assert missing.returncode == 1 and "no such checkpoint" in missing.stderr and missing.stdout == ""
 
 
 def test_every_dtype_compares_equal_across_formats(ckpts):
