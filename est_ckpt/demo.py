@@ -1,6 +1,7 @@
 """The migration story in one run: `est-ckpt demo [--workdir DIR]` (`make demo`).
 
-1. Train a legacy canned `DNNClassifier` (TF1, name-based checkpoints) into `DIR/legacy`.
+1. Train a legacy canned `DNNClassifier` (the TF1-era `tf.compat.v1.estimator.DNNClassifier`,
+   name-based checkpoints) into `DIR/legacy`.
 2. Inspect its checkpoint with `est_ckpt.read_checkpoint`.
 3. Train the migrated model, a custom `model_fn` whose variables live under new
    scopes, into `DIR/migrated` with `make_tf2_scaffold(also_save_tf1=True)`,
@@ -257,7 +258,8 @@ def run_demo(workdir: Optional[str] = None, *, out: Optional[TextIO] = None) -> 
         3,
         f"training the migrated model_fn for {MIGRATED_STEPS} steps into migrated/ with "
         "make_tf2_scaffold(also_save_tf1=True), warm-started from legacy/ with "
-        + ", ".join(f"{s} -> {d}" for s, d in SCOPE_MAP.items()),
+        + ", ".join(f"{s} -> {d}" for s, d in SCOPE_MAP.items())
+        + "; and, to compare, the same model_fn without warm start into cold/",
     )
     migrated = estimator.Estimator(
         _migrated_model_fn, model_dir=migrated_dir, config=config, params={"warm_start_from": legacy_dir}
@@ -268,7 +270,7 @@ def run_demo(workdir: Optional[str] = None, *, out: Optional[TextIO] = None) -> 
     )
     cold.train(train_input, steps=MIGRATED_STEPS)
 
-    # 4. Step 0 of the migrated model is the legacy model; step 0 of the cold start is chance.
+    # 4. Step 0 of the migrated model is the legacy model; the cold start begins from scratch.
     progress.step(4, "evaluating the legacy, warm-started and cold-started models on held-out data")
     evaluate("legacy DNNClassifier", legacy, LEGACY_STEPS, loss_key="average_loss")
     migrated_ckpts, cold_ckpts = _checkpoints(migrated_dir), _checkpoints(cold_dir)
@@ -344,5 +346,9 @@ def _print_table(result: DemoResult, progress: _Progress) -> None:
 def main(workdir: Optional[str] = None) -> int:
     """Runs the demo; returns the exit code (1 when a check of the story fails)."""
     result = run_demo(workdir)
-    ok = result.mapped == result.trainable > 0 and all(result.equal.values())
-    return 0 if ok else 1
+    problems = [f"diff {label} found differences" for label, same in result.equal.items() if not same]
+    if not result.mapped == result.trainable > 0:
+        problems.append(f"only {result.mapped} of {result.trainable} trainable variables were warm-started")
+    for problem in problems:
+        print(f"est-ckpt demo: {problem}", file=sys.stderr)
+    return 1 if problems else 0
