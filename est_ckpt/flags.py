@@ -8,6 +8,7 @@ Estimator instead, `warm_start_from_flags()`)::
     from est_ckpt import flags as ckpt_flags
 
     ckpt_flags.define_flags()
+    flags.adopt_module_key_flags(ckpt_flags)   # list them in the script's --helpshort
 
     def model_fn(features, labels, mode):
       ...

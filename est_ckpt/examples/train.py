@@ -45,6 +45,8 @@ SCOPE = flags.DEFINE_string(
 SEED = flags.DEFINE_integer("seed", 0, "Graph-level random seed (initial weights).")
 
 ckpt_flags.define_flags()
+# So `--helpshort` lists the est_ckpt flags with the script's own.
+flags.adopt_module_key_flags(ckpt_flags)
 flags.mark_flag_as_required("model_dir")
 
 # TF's rule for scope names (ops.py `_VALID_SCOPE_NAME_REGEX`), without the trailing '/'.
