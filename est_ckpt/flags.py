@@ -1,8 +1,10 @@
 """absl flags that put `est_ckpt` a few flags away from any Estimator launch script.
 
 A launch script calls `define_flags()` at module level, then, inside its
-`model_fn`, `scaffold_from_flags(...)` (and, where it warm-starts through the
-Estimator instead, `warm_start_from_flags()`)::
+`model_fn`, `scaffold_from_flags(...)`, which also warm-starts as the flags say.
+(To warm-start through the Estimator instead, pass
+`Estimator(warm_start_from=warm_start_from_flags())` and
+`scaffold_from_flags(warm_start_from=None)`.)::
 
     from absl import app, flags
     from est_ckpt import flags as ckpt_flags
@@ -16,6 +18,7 @@ Estimator instead, `warm_start_from_flags()`)::
 
     def main(argv):
       ckpt_flags.validate_paths()   # file-system checks, as app.UsageError
+      ckpt_flags.write_flags_file(FLAGS.model_dir)   # <model_dir>/flags.txt reproduces the run
       ...
 
 Flags (all optional, so a script that defines them needs none on its command line):
