@@ -232,6 +232,28 @@ def test_warm_start_from_flags_builds_settings(tf, legacy_dir):
     assert settings.assignment_map == {"old/": "new/"}
 
 
+def test_warm_start_from_flags_warm_starts_an_estimator(tf, legacy_dir, tmp_path):
+    """`Estimator(warm_start_from=warm_start_from_flags())` initialises the renamed variable from the checkpoint."""
+    v1 = tf.compat.v1
+    fv = parse(f"--warm_start_from={legacy_dir}", "--warm_start_map=old/=new/")
+
+    def model_fn(features, labels, mode):
+        var = v1.get_variable("new/v", shape=[3], initializer=v1.zeros_initializer())
+        step = v1.train.get_or_create_global_step()
+        return tf.estimator.EstimatorSpec(
+            mode,
+            loss=tf.reduce_sum(var) * 0.0,
+            train_op=step.assign_add(1),
+            predictions={"v": var + 0.0 * features},
+        )
+
+    est = tf.estimator.Estimator(
+        model_fn, model_dir=str(tmp_path), warm_start_from=ckpt_flags.warm_start_from_flags(fv)
+    )
+    est.train(lambda: tf.data.Dataset.from_tensors((tf.zeros([3]), tf.zeros([]))), steps=1)
+    assert est.get_variable_value("new/v").tolist() == [1.0, 2.0, 3.0]
+
+
 def _train_one_session(tf, model_dir: str, fv, *, name: str = "new/v", other: bool = True):
     """Runs a MonitoredTrainingSession with the flags' scaffold; returns the variable's value after init."""
     v1 = tf.compat.v1
