@@ -1,0 +1,396 @@
+"""The Saver behind `make_tf2_scaffold` and `make_tf1_scaffold`.
+
+`ScaffoldSaver` is a `tf.compat.v1.train.Saver`, so every place TF and
+Estimator use `scaffold.saver` (the `CheckpointSaverHook`, `SessionManager`,
+`evaluate`'s copied scaffold, the distributed scaffold merge, SavedModel export)
+keeps working. It saves in one layout (object-based or name-based) and restores
+either layout, deciding at restore time from the checkpoint's index, read
+without TensorFlow. Every op it may run is built in `build()`, which
+`Scaffold.finalize` calls before the graph is finalized: TF's own fallback
+builds a new Saver at restore time and fails in a finalized graph.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+import time
+import warnings
+from typing import Any, Optional, Sequence
+
+import tensorflow as tf
+from tensorflow.python.checkpoint import graph_view
+from tensorflow.python.framework import ops
+from tensorflow.python.ops import array_ops, io_ops
+from tensorflow.python.training import checkpoint_management
+from tensorflow.python.training import saver as saver_lib
+
+from est_ckpt import fileio, keys
+from est_ckpt.checkpoint import CheckpointInfo, read_checkpoint
+from est_ckpt.errors import AmbiguousNameError, UnmappedVariablesError
+
+_tf1 = tf.compat.v1
+
+TF2 = "tf2"
+TF1 = "tf1"
+DEFAULT_TF1_SUBDIR = "tf1"
+
+
+def variable_name(var: Any) -> str:
+    """Returns the graph name of a variable without its `:0` output suffix."""
+    name = var.name
+    return name[: name.rindex(":")] if ":" in name else name
+
+
+class _KeyedRestoreBuilder(saver_lib.BulkSaverBuilder):
+    """Builds a restore op whose checkpoint keys and slices can be fed at run time.
+
+    The defaults are the saveables' own names (so the op restores a
+    name-based checkpoint as is); feeding other keys restores the same
+    variables from an object-based checkpoint, with no new op in the graph.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.specs: list[tuple[str, str, str]] = []
+        self.keys_tensor = None
+        self.slices_tensor = None
+
+    def bulk_restore(self, filename_tensor, saveables, preferred_shard, restore_sequentially):
+        del preferred_shard, restore_sequentially
+        names, slices, dtypes = [], [], []
+        for saveable in saveables:
+            owner = getattr(saveable, "op", None)
+            owner_name = variable_name(owner) if getattr(owner, "name", None) else saveable.name
+            for spec in saveable.specs:
+                self.specs.append((spec.name, spec.slice_spec, owner_name))
+                names.append(spec.name)
+                slices.append(spec.slice_spec)
+                dtypes.append(spec.dtype)
+        with ops.device("cpu:0"):
+            self.keys_tensor = array_ops.placeholder_with_default(
+                tf.constant(names, dtype=tf.string), shape=[len(names)], name="keys"
+            )
+            self.slices_tensor = array_ops.placeholder_with_default(
+                tf.constant(slices, dtype=tf.string), shape=[len(names)], name="slices"
+            )
+            return io_ops.restore_v2(filename_tensor, self.keys_tensor, self.slices_tensor, dtypes)
+
+
+def _estimator_policy() -> Optional[tuple[Optional[int], float]]:
+    """Returns `(keep_checkpoint_max, keep_checkpoint_every_n_hours)` of the calling Estimator.
+
+    Estimator gives its `RunConfig` retention only to the default Saver it
+    creates when `scaffold.saver` is None, and a scaffold's saver must exist
+    already when `model_fn` returns (`export_saved_model` and `evaluate` use
+    it as is). Saves run on the thread that called `Estimator.train`, so the
+    Estimator is found on the call stack.
+    """
+    try:
+        from tensorflow_estimator.python.estimator import estimator as estimator_lib
+    except ImportError:  # MonitoredTrainingSession without Estimator installed.
+        return None
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, estimator_lib.Estimator):
+            config = owner.config
+            return config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours
+        frame = frame.f_back
+    return None
+
+
+class ScaffoldSaver(_tf1.train.Saver):
+    """Saves one checkpoint layout and restores both.
+
+    Args:
+      layout: `"tf2"` saves object-based, `"tf1"` saves name-based.
+      objects: for `"tf2"`, the objects of `tf.train.Checkpoint(**objects, step=global_step)`;
+        None means `var_list={name: variable}` over all global variables but the step.
+      restore_legacy: restore name-based checkpoints by variable name (`"tf2"` layout).
+      also_save_tf1: a directory that also receives a name-based copy of every save.
+      warm_start_from: warm-start source, run in the scaffold's `init_fn`.
+    """
+
+    def __init__(
+        self,
+        *,
+        layout: str,
+        objects: Optional[dict[str, Any]] = None,
+        restore_legacy: bool = True,
+        also_save_tf1: Optional[str] = None,
+        warm_start_from: Any = None,
+    ) -> None:
+        super().__init__(sharded=True, defer_build=True, save_relative_paths=True)
+        self._layout = layout
+        self._objects = dict(objects) if objects is not None else None
+        self._restore_legacy = restore_legacy
+        self._also_save_tf1 = also_save_tf1
+        self._warm_start_from = warm_start_from
+        self._warm_start_op = None
+        self._name_saver: Optional[_tf1.train.Saver] = None
+        self._name_builder: Optional[_KeyedRestoreBuilder] = None
+        self._primary_keys: frozenset[str] = frozenset()
+        self._policy_applied = False
+        self._tf1_saves: list[str] = []
+
+    # -- building -----------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Builds the save op, both restore paths and the warm-start op (graph mode)."""
+        if self._is_built:
+            return
+        global_step = _tf1.train.get_global_step()
+        name_vars: Sequence[Any]
+        if self._layout == TF2:
+            root = self._checkpoint_root(global_step)
+            saveables = graph_view.ObjectGraphView(root).frozen_saveable_objects()
+            self._var_list = saveables
+            self._primary_keys = frozenset(spec.name for s in saveables for spec in s.specs)
+            name_vars = self._saved_variables(saveables, global_step)
+        else:
+            name_vars = list(_tf1.global_variables()) + list(
+                _tf1.get_collection(_tf1.GraphKeys.SAVEABLE_OBJECTS)
+            )
+        self._name_builder = _KeyedRestoreBuilder()
+        self._name_saver = _tf1.train.Saver(
+            var_list=list(name_vars),
+            sharded=False,
+            builder=self._name_builder,
+            save_relative_paths=True,
+            allow_empty=True,
+            name="est_ckpt_by_name",
+        )
+        if self._layout == TF1:
+            self._primary_keys = frozenset(name for name, _, _ in self._name_builder.specs)
+        if self._warm_start_from is not None:
+            from est_ckpt.warm_start import build_warm_start_op
+
+            self._warm_start_op, _ = build_warm_start_op(self._warm_start_from)
+        super().build()
+
+    def _checkpoint_root(self, global_step):
+        extra = {} if global_step is None else {"step": global_step}
+        if self._objects is not None:
+            return tf.train.Checkpoint(**self._objects, **extra)
+        var_list = {}
+        for var in _tf1.global_variables():
+            if global_step is not None and var is global_step:
+                continue
+            var_list[variable_name(var)] = var
+        return tf.train.Checkpoint(var_list=var_list, **extra)
+
+    def _saved_variables(self, saveables, global_step) -> list[Any]:
+        """Global variables the object graph saves; warns once about the others."""
+        if self._objects is None:
+            return list(_tf1.global_variables())
+        saved_names = set()
+        for saveable in saveables:
+            owner = getattr(saveable, "op", None)
+            if getattr(owner, "name", None):
+                saved_names.add(variable_name(owner))
+        saved, unsaved = [], []
+        for var in _tf1.global_variables():
+            (saved if variable_name(var) in saved_names else unsaved).append(var)
+        if unsaved:
+            names = ", ".join(f"'{variable_name(v)}'" for v in unsaved)
+            warnings.warn(
+                f"make_tf2_scaffold: {len(unsaved)} global variable(s) are reachable from none of the "
+                f"objects {sorted(self._objects)} and will NOT be saved: {names}. Attach them to one of "
+                "the objects, or pass objects=None to save every global variable by name.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return saved
+
+    # -- warm start -----------------------------------------------------------------------
+
+    def run_warm_start(self, session) -> None:
+        """Runs the warm-start op, if any (from the scaffold's `init_fn`)."""
+        if self._warm_start_op is not None:
+            session.run(self._warm_start_op)
+
+    # -- saving -----------------------------------------------------------------------
+
+    def _apply_retention(self) -> None:
+        if self._policy_applied:
+            return
+        self._policy_applied = True
+        policy = _estimator_policy()
+        if policy is None:
+            return
+        max_to_keep, every_n_hours = policy
+        for saver in (self, self._name_saver):
+            if saver is None or saver.saver_def is None:
+                continue
+            saver.saver_def.max_to_keep = max_to_keep or 0
+            saver.saver_def.keep_checkpoint_every_n_hours = every_n_hours
+            saver._next_checkpoint_time = time.time() + every_n_hours * 3600
+
+    def save(
+        self,
+        sess,
+        save_path,
+        global_step=None,
+        latest_filename=None,
+        meta_graph_suffix="meta",
+        write_meta_graph=True,
+        write_state=True,
+        strip_default_attrs=False,
+        save_debug_info=False,
+    ):
+        """Saves like `Saver.save`; with `also_save_tf1`, also writes the name-based copy."""
+        self._apply_retention()
+        prefix = super().save(
+            sess,
+            save_path,
+            global_step=global_step,
+            latest_filename=latest_filename,
+            meta_graph_suffix=meta_graph_suffix,
+            write_meta_graph=write_meta_graph,
+            write_state=write_state,
+            strip_default_attrs=strip_default_attrs,
+            save_debug_info=save_debug_info,
+        )
+        # SavedModel export saves with write_state=False: the copy is for training checkpoints only.
+        if prefix is not None and self._also_save_tf1 is not None and write_state:
+            self._save_tf1_copy(sess, prefix, save_path, global_step)
+        return prefix
+
+    def _tf1_directory(self, prefix: str) -> str:
+        directory = self._also_save_tf1
+        if directory == "":
+            directory = fileio.join(fileio.dirname(prefix), DEFAULT_TF1_SUBDIR)
+        return directory
+
+    def _save_tf1_copy(self, sess, prefix: str, save_path: str, global_step) -> None:
+        """Writes the name-based copy of `prefix`: an index rewrite sharing its data by hard link.
+
+        The name-based Saver writes the tensors again; it is the fallback for
+        layouts whose variables have no unique TF1 name (some `objects=` graphs).
+        """
+        from est_ckpt.convert import convert_checkpoint
+        from est_ckpt.errors import ConversionError
+
+        directory = self._tf1_directory(prefix)
+        fileio.makedirs(directory)
+        name_saver = self._name_saver
+        try:
+            copy = convert_checkpoint(
+                prefix, fileio.join(directory, fileio.basename(prefix)), to=TF1, force=True
+            )
+        except ConversionError:
+            name_saver.save(
+                sess,
+                fileio.join(directory, fileio.basename(save_path)),
+                global_step=global_step,
+                write_meta_graph=False,
+            )
+            return
+        # The same bookkeeping as Saver.save: the state file lists the kept copies, the oldest go.
+        name_saver._RecordLastCheckpoint(copy)
+        checkpoint_management.update_checkpoint_state_internal(
+            save_dir=directory,
+            model_checkpoint_path=copy,
+            all_model_checkpoint_paths=name_saver.last_checkpoints,
+            latest_filename="checkpoint",
+            save_relative_paths=True,
+        )
+        name_saver._MaybeDeleteOldCheckpoints()
+
+    # -- restoring -----------------------------------------------------------------------
+
+    def restore(self, sess, save_path) -> None:
+        """Restores an object-based or a name-based checkpoint with prebuilt ops.
+
+        Raises:
+          ValueError: `save_path` is None.
+          UnmappedVariablesError: the checkpoint lacks variables of the model.
+          AmbiguousNameError: an object-based checkpoint holds a variable name more than once.
+        """
+        if save_path is None:
+            raise ValueError("Can't load save_path when it is None.")
+        if not self._is_built:
+            # SavedModel export restores with the scaffold's saver before anything finalized the graph.
+            self.build()
+        info = read_checkpoint(save_path)
+        if self._primary_keys and self._primary_keys <= set(info.tensors):
+            super().restore(sess, info.prefix)
+            return
+        if info.format == TF1 and self._layout == TF2 and not self._restore_legacy:
+            missing = sorted(self._primary_keys - set(info.tensors))
+            raise UnmappedVariablesError(
+                _missing_message(info, missing, hint="it is name-based and restore_legacy=False")
+            )
+        feed_keys, feed_slices = self._keys_by_name(info)
+        builder = self._name_builder
+        sess.run(
+            self._name_saver.saver_def.restore_op_name,
+            {
+                self._name_saver.saver_def.filename_tensor_name: info.prefix,
+                builder.keys_tensor: feed_keys,
+                builder.slices_tensor: feed_slices,
+            },
+        )
+
+    def _keys_by_name(self, info: CheckpointInfo) -> tuple[list[str], list[str]]:
+        """Finds the checkpoint key and slice of every name-based spec; raises on missing ones."""
+        feed_keys, feed_slices, missing = [], [], []
+        for name, slice_spec, owner in self._name_builder.specs:
+            found = _find_key(info, name, slice_spec, owner)
+            if found is None:
+                missing.append(owner if slice_spec else name)
+                continue
+            feed_keys.append(found[0])
+            feed_slices.append(found[1])
+        if missing:
+            raise UnmappedVariablesError(_missing_message(info, sorted(set(missing))))
+        return feed_keys, feed_slices
+
+
+def _find_key(info: CheckpointInfo, name: str, slice_spec: str, owner: str) -> Optional[tuple[str, str]]:
+    """Returns `(key, slice_spec)` holding variable `name` (part `owner` if sliced), or None."""
+    if info.format == TF1:
+        return (name, slice_spec) if name in info.tensors else None
+    candidates = info.keys_for_name(name)
+    if not candidates:
+        return None
+    if slice_spec:
+        # Parts saved one by one (the default tf2 layout) hold their own values under their own edge.
+        for key in candidates:
+            path = info.tensors[key].object_path or ""
+            if keys.unescape(path.rsplit("/", 1)[-1]) == owner:
+                return key, ""
+        full_shape = tuple(int(d) for d in slice_spec.split(" ")[:-1])
+        whole = [k for k in candidates if tuple(info.tensors[k].shape) == full_shape]
+        if len(whole) == 1:
+            return whole[0], slice_spec
+        return None
+    if len(candidates) == 1:
+        return candidates[0], ""
+    raise AmbiguousNameError(
+        f"Checkpoint '{info.prefix}' holds variable name '{name}' under {len(candidates)} keys "
+        f"({', '.join(repr(k) for k in candidates)}), so it cannot be restored by name. Restore it with "
+        "tf.train.Checkpoint, or convert it with est-ckpt convert and an explicit mapping."
+    )
+
+
+def _missing_message(info: CheckpointInfo, missing: Sequence[str], *, hint: str = "") -> str:
+    if info.format == TF1:
+        have = sorted(info.variables)
+    else:
+        have = sorted({t.name for t in info.tensors.values() if t.name} | set(info.variables))
+    parts = []
+    for name in missing:
+        close = difflib.get_close_matches(name, have, n=3, cutoff=0.6)
+        if close:
+            parts.append(f"'{name}' (closest in the checkpoint: {', '.join(repr(c) for c in close)})")
+        else:
+            parts.append(f"'{name}' (no close name in the checkpoint)")
+    kind = "object-based" if info.format == TF2 else "name-based"
+    reason = f"; {hint}" if hint else ""
+    return (
+        f"Checkpoint '{info.prefix}' ({kind}{reason}) has no value for {len(missing)} variable(s) of the "
+        f"model: {'; '.join(parts)}. Restore a checkpoint of this model, or start from a fresh model_dir "
+        "and warm-start from this checkpoint with a var_name_to_prev_var_name mapping."
+    )

@@ -1,0 +1,129 @@
+"""Scaffolds that move a `model_fn` between name-based and object-based checkpoints.
+
+`make_tf2_scaffold()` in a `model_fn` (or before a `MonitoredTrainingSession`)
+saves object-based checkpoints in the layout of the migration guide's
+Estimator example, restores the model directory's older name-based
+checkpoints by variable name, and can keep writing a name-based copy for TF1
+consumers. `make_tf1_scaffold()` is the way back. The on-disk layout is
+documented in docs/FORMAT.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+from est_ckpt._tf import v1
+
+__all__ = ["make_tf2_scaffold", "make_tf1_scaffold"]
+
+
+def _check_kwargs(function: str, scaffold_kwargs: dict) -> None:
+    if "saver" in scaffold_kwargs:
+        raise TypeError(
+            f"{function}() got 'saver': the scaffold's saver is what {function} provides (it saves and "
+            "restores both checkpoint formats). Drop 'saver=', or use a plain tf.compat.v1.train.Scaffold "
+            "if you need your own Saver."
+        )
+
+
+def _scaffold(saver, scaffold_kwargs: dict):
+    user_init_fn = scaffold_kwargs.pop("init_fn", None)
+
+    # TF runs `init_fn` only when no checkpoint was restored: exactly when a warm start applies.
+    def init_fn(scaffold, session):
+        saver.run_warm_start(session)
+        if user_init_fn is not None:
+            user_init_fn(scaffold, session)
+
+    return v1().train.Scaffold(saver=saver, init_fn=init_fn, **scaffold_kwargs)
+
+
+def make_tf2_scaffold(
+    objects: Optional[dict[str, Any]] = None,
+    *,
+    also_save_tf1: Union[bool, str] = False,
+    restore_legacy: bool = True,
+    warm_start_from: Any = None,
+    **scaffold_kwargs: Any,
+):
+    """Returns a `Scaffold` whose checkpoints are object-based (TF2).
+
+    Call it inside `model_fn` (graph mode) and pass it as
+    `EstimatorSpec(scaffold=...)`, or pass it to `MonitoredTrainingSession`.
+    What it saves is decided when the scaffold is finalized, so variables
+    created after this call are saved too.
+
+    Args:
+      objects: None saves every global variable but the global step as
+        `tf.train.Checkpoint(var_list={variable_name: variable}, step=global_step)`
+        (partitioned variables part by part, optimizer slots by their names).
+        A dict saves `tf.train.Checkpoint(**objects, step=global_step)`; global
+        variables reachable from no object are not saved, with one warning naming them.
+      also_save_tf1: True also writes every checkpoint name-based (keys are the
+        variable names, `global_step` included) to `<model_dir>/tf1/` with its own
+        `checkpoint` state file and the same step; a string names that directory.
+        RunConfig's `keep_checkpoint_max` applies to both.
+      restore_legacy: restore a name-based checkpoint (a model directory trained
+        before the switch, or evaluate's `checkpoint_path`) by variable name,
+        global step included; the next save is object-based.
+      warm_start_from: a checkpoint path or `est_ckpt.warm_start_settings(...)`;
+        applied in one batched restore when the session starts with no checkpoint.
+      **scaffold_kwargs: passed to `tf.compat.v1.train.Scaffold` (`init_op`,
+        `local_init_op`, `summary_op`, `init_fn`, ...).
+
+    Returns:
+      A `tf.compat.v1.train.Scaffold`.
+
+    Raises:
+      TypeError: `saver` is given in `scaffold_kwargs`, or `objects` is not a dict.
+    """
+    _check_kwargs("make_tf2_scaffold", scaffold_kwargs)
+    if objects is not None and not isinstance(objects, dict):
+        raise TypeError(
+            f"make_tf2_scaffold(): 'objects' must be a dict of name -> trackable (got {objects!r})."
+        )
+    if also_save_tf1 is True:
+        tf1_dir: Optional[str] = ""
+    elif also_save_tf1 is False or also_save_tf1 is None:
+        tf1_dir = None
+    elif isinstance(also_save_tf1, str) and also_save_tf1:
+        tf1_dir = also_save_tf1
+    else:
+        raise TypeError(
+            f"make_tf2_scaffold(): 'also_save_tf1' must be a bool or a directory path (got {also_save_tf1!r})."
+        )
+    from est_ckpt._savers import TF2, ScaffoldSaver
+
+    saver = ScaffoldSaver(
+        layout=TF2,
+        objects=objects,
+        restore_legacy=restore_legacy,
+        also_save_tf1=tf1_dir,
+        warm_start_from=warm_start_from,
+    )
+    return _scaffold(saver, scaffold_kwargs)
+
+
+def make_tf1_scaffold(*, warm_start_from: Any = None, **scaffold_kwargs: Any):
+    """Returns a `Scaffold` whose checkpoints are name-based (TF1) and that restores object-based ones.
+
+    The way back from `make_tf2_scaffold`: an object-based checkpoint is
+    restored by the variable names (`full_name`s) recorded in its object graph,
+    with an op built before the graph is finalized.
+
+    Args:
+      warm_start_from: a checkpoint path or `est_ckpt.warm_start_settings(...)`;
+        applied in one batched restore when the session starts with no checkpoint.
+      **scaffold_kwargs: passed to `tf.compat.v1.train.Scaffold`.
+
+    Returns:
+      A `tf.compat.v1.train.Scaffold`.
+
+    Raises:
+      TypeError: `saver` is given in `scaffold_kwargs`.
+    """
+    _check_kwargs("make_tf1_scaffold", scaffold_kwargs)
+    from est_ckpt._savers import TF1, ScaffoldSaver
+
+    saver = ScaffoldSaver(layout=TF1, warm_start_from=warm_start_from)
+    return _scaffold(saver, scaffold_kwargs)
