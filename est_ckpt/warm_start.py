@@ -174,7 +174,7 @@ class _Config:
         self.vocab = dict(self.vocab or {})
 
 
-def _build(config: _Config, *, var_list, install: bool) -> tuple[Any, WarmStartPlan]:
+def _build(config: _Config, *, var_list, install: bool, note: str = "") -> tuple[Any, WarmStartPlan]:
     if tf.executing_eagerly():
         raise RuntimeError(
             "est_ckpt warm-starting builds graph ops: call it inside `with tf.Graph().as_default():` "
@@ -246,7 +246,10 @@ def _build(config: _Config, *, var_list, install: bool) -> tuple[Any, WarmStartP
             for p, value in zip(parts, values):
                 ops.append(_assign(p, value, install))
             _logger.debug("est_ckpt warm-start: %s <- %s (%s)", a.target, a.source_key, a.via)
-    _logger.info("est_ckpt warm-started %s", plan.summary())
+    _logger.info("est_ckpt warm-started %s%s", plan.summary(), note)
+    if install:
+        # The initializers carry the assigns; a group op over thousands of them would only cost build time.
+        return None, plan
     return tf.group(*ops, name="est_ckpt_warm_start") if ops else tf.no_op(name="est_ckpt_warm_start"), plan
 
 
@@ -366,6 +369,9 @@ def warm_start(
 # -- Estimator ------------------------------------------------------------------------------
 
 
+_ESTIMATOR_NOTE = " (TF's own warm_start, which Estimator runs next, is left nothing to do and logs 0)"
+
+
 class WarmStartSettings(_TFWarmStartSettings):
     """A `tf.estimator.WarmStartSettings` that warm-starts with `est_ckpt`'s engine.
 
@@ -406,7 +412,7 @@ class WarmStartSettings(_TFWarmStartSettings):
         graph = tf.compat.v1.get_default_graph()
         plan = self.plans.get(graph)
         if plan is None:
-            plan = _build(_Config(self), var_list=None, install=True)[1]
+            plan = _build(_Config(self), var_list=None, install=True, note=_ESTIMATOR_NOTE)[1]
             self.plans[graph] = plan
         # TF's warm_start with no variables to warm-start only logs.
         return iter((plan.checkpoint, [], {}, {}))
