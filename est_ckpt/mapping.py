@@ -431,13 +431,28 @@ class _Rules:
 class _AssignmentMap:
     """`init_from_checkpoint`'s `{source: target}` grammar, as dict lookups."""
 
-    def __init__(self, assignment_map: Optional[Mapping[str, str]], target_names: set):
-        self.exact: dict[str, tuple[str, str]] = {}  # target -> (source, entry)
-        self.scopes: dict[
-            str, tuple[str, str]
-        ] = {}  # target scope ('' is the root) -> (source prefix, entry)
+    def __init__(
+        self,
+        assignment_map: Optional[Mapping[str, str]],
+        target_names: set,
+        prev_names: Optional[Mapping[str, str]] = None,
+    ):
+        # target -> (source, entry); target scope ('' is the root) -> (source prefix, entry).
+        self.exact: dict[str, tuple[str, str]] = {}
+        self.scopes: dict[str, tuple[str, str]] = {}
         self.used: dict[str, bool] = {}
         self.active = False
+        # TF's `var_name_to_prev_var_name` is `{target: source}`, so one source may feed several targets.
+        for target, source in (prev_names or {}).items():
+            if not isinstance(source, str) or not isinstance(target, str):
+                raise MappingError(
+                    f"var_name_to_prev_var_name must map variable names to checkpoint names, both strings "
+                    f"(got {target!r}: {source!r})."
+                )
+            entry = f"var_name_to_prev_var_name {target!r}: {source!r}"
+            self.used[entry] = False
+            self.active = True
+            self.exact[target] = (source, entry)
         for source, target in (assignment_map or {}).items():
             if not isinstance(source, str) or not isinstance(target, str):
                 raise MappingError(
@@ -543,6 +558,7 @@ def plan_mapping(
     *,
     assignment_map: Optional[Mapping[str, str]] = None,
     rename_rules: Optional[Sequence[RenameRule]] = None,
+    var_name_to_prev_var_name: Optional[Mapping[str, str]] = None,
 ) -> WarmStartPlan:
     """Plans which checkpoint key initialises each target variable, without TensorFlow.
 
@@ -560,6 +576,9 @@ def plan_mapping(
         first regex matching a whole name gives its source name
         `match.expand(replacement)` (`(r'new/(.*)', r'old/\\1')`); a `None`
         replacement leaves that variable alone.
+      var_name_to_prev_var_name: TF's `{target: source}` exact renames (of
+        `tf.estimator.WarmStartSettings`); an `assignment_map` entry for the
+        same target is refused.
 
     Returns:
       The `WarmStartPlan`; call `raise_for_errors()` to refuse a faulty one.
@@ -570,7 +589,7 @@ def plan_mapping(
     """
     info = source if isinstance(source, checkpoint.CheckpointInfo) else checkpoint.read_checkpoint(source)
     target_list = _targets(targets)
-    amap = _AssignmentMap(assignment_map, {t.name for t in target_list})
+    amap = _AssignmentMap(assignment_map, {t.name for t in target_list}, var_name_to_prev_var_name)
     rules = _Rules(list(rename_rules or ()))
     index = SourceIndex(info)
     assignments: list[Assignment] = []

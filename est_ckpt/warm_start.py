@@ -154,18 +154,15 @@ class _Config:
             path = (
                 warm_start_from.decode() if isinstance(warm_start_from, bytes) else os.fspath(warm_start_from)
             )
-            self.ckpt, self.vars, self.vocab, self.amap, self.rules = path, ".*", {}, {}, ()
+            self.ckpt, self.vars, self.vocab, self.prev, self.amap, self.rules = path, ".*", {}, {}, {}, ()
         elif isinstance(warm_start_from, WarmStartSettings):
             self.ckpt, self.vars, self.vocab, _ = tuple.__iter__(warm_start_from)
+            self.prev = dict(warm_start_from.prev_var_names)
             self.amap = dict(warm_start_from.assignment_map)
             self.rules = tuple(warm_start_from.rename_rules)
         elif isinstance(warm_start_from, _TFWarmStartSettings):
             self.ckpt, self.vars, self.vocab, prev = tuple.__iter__(warm_start_from)
-            # TF's {variable: previous name} is our exact {source: target} entry.
-            self.amap = {old: new for new, old in (prev or {}).items()}
-            if len(self.amap) != len(prev or {}):
-                raise MappingError("var_name_to_prev_var_name maps two variables to the same previous name.")
-            self.rules = ()
+            self.prev, self.amap, self.rules = dict(prev or {}), {}, ()
         else:
             raise TypeError(
                 "warm_start_from must be a checkpoint path or a WarmStartSettings "
@@ -190,7 +187,13 @@ def _build(config: _Config, *, var_list, install: bool, note: str = "") -> tuple
             f"Variables selected by vars_to_warm_start: {', '.join(sorted(groups)) or '(none)'}."
         )
     targets = [_target(name, parts, name in config.vocab) for name, parts in groups.items()]
-    plan = mapping.plan_mapping(info, targets, assignment_map=config.amap, rename_rules=config.rules)
+    plan = mapping.plan_mapping(
+        info,
+        targets,
+        assignment_map=config.amap,
+        rename_rules=config.rules,
+        var_name_to_prev_var_name=config.prev,
+    )
     plan.raise_for_errors()
 
     # One RestoreV2 for every (key, slice) any variable needs.
@@ -375,9 +378,10 @@ _ESTIMATOR_NOTE = " (TF's own warm_start, which Estimator runs next, is left not
 class WarmStartSettings(_TFWarmStartSettings):
     """A `tf.estimator.WarmStartSettings` that warm-starts with `est_ckpt`'s engine.
 
-    Build it with `warm_start_settings`. Its four tuple fields are TF's (the
-    fourth, `var_name_to_prev_var_name`, stays empty: renames live in
-    `assignment_map` and `rename_rules`). Iterating it in graph mode, as
+    Build it with `warm_start_settings`. Its four tuple fields are TF's; the
+    fourth, `var_name_to_prev_var_name`, stays empty: renames live in the
+    attributes `assignment_map`, `rename_rules` and `prev_var_names` (what the
+    constructor got as `var_name_to_prev_var_name`). Iterating it in graph mode, as
     Estimator's `tf.compat.v1.train.warm_start(*settings)` does, applies the
     warm start to the default graph once and yields arguments for which TF's
     own warm-start does nothing. `plans` holds the plan applied to each graph.
@@ -398,10 +402,9 @@ class WarmStartSettings(_TFWarmStartSettings):
             self = super().__new__(
                 cls, ckpt_to_initialize_from, vars_to_warm_start, var_name_to_vocab_info, None
             )
-        amap = dict(assignment_map or {})
-        for new, old in (var_name_to_prev_var_name or {}).items():
-            amap.setdefault(old, new)
-        self.assignment_map = amap
+        self.assignment_map = dict(assignment_map or {})
+        # Kept out of the tuple so that TF's own warm_start never sees renames it would misapply.
+        self.prev_var_names = dict(var_name_to_prev_var_name or {})
         self.rename_rules = tuple(tuple(r) for r in (rename_rules or ()))
         self.plans = weakref.WeakKeyDictionary()
         return self
@@ -438,7 +441,11 @@ class WarmStartSettings(_TFWarmStartSettings):
         return tuple(tuple.__iter__(self))
 
     def __getstate__(self):
-        return {"assignment_map": self.assignment_map, "rename_rules": self.rename_rules}
+        return {
+            "assignment_map": self.assignment_map,
+            "rename_rules": self.rename_rules,
+            "prev_var_names": self.prev_var_names,
+        }
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -448,13 +455,10 @@ class WarmStartSettings(_TFWarmStartSettings):
         return dict(zip(self._fields, tuple.__iter__(self)))
 
     def _replace(self, **kwargs):
-        extra = {k: kwargs.pop(k) for k in ("assignment_map", "rename_rules") if k in kwargs}
-        fields = dict(self._asdict(), **kwargs)
-        return WarmStartSettings(
-            **fields,
-            assignment_map=extra.get("assignment_map", self.assignment_map),
-            rename_rules=extra.get("rename_rules", self.rename_rules),
-        )
+        fields = dict(self._asdict(), var_name_to_prev_var_name=self.prev_var_names)
+        fields.update(assignment_map=self.assignment_map, rename_rules=self.rename_rules)
+        fields.update(kwargs)
+        return WarmStartSettings(**fields)
 
 
 def warm_start_settings(

@@ -146,17 +146,20 @@ def _vector(name):
 
 
 def test_build_warm_start_op_leaves_initializers_alone(ckpts):
-    """The engine's op loads values only when run, and accepts TF's own WarmStartSettings renames."""
-    settings = tf.estimator.WarmStartSettings(ckpts("tf2"), var_name_to_prev_var_name={"x": "scoped/c"})
-    with tf.Graph().as_default():
-        x, other = _scalar("x"), _scalar("other")
-        op, plan = build_warm_start_op(settings, var_list=[x])
-        assert plan.mapping() == {"x": f"variables/2{VV}"}
+    """The engine's op loads values only when run, and takes TF's WarmStartSettings renames (one source, two targets)."""
+    settings = tf.estimator.WarmStartSettings(
+        ckpts("tf2"), var_name_to_prev_var_name={"x": "scoped/c", "y": "scoped/c"}
+    )
+    with tf.Graph().as_default() as graph:
+        x, y, other = _scalar("x"), _scalar("y"), _scalar("other")
+        op, plan = build_warm_start_op(settings, var_list=[x, y])
+        assert plan.mapping() == {"x": f"variables/2{VV}", "y": f"variables/2{VV}"}
+        assert [o.type for o in graph.get_operations()].count("RestoreV2") == 1
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
-            assert sess.run(x) == 0.0
+            assert sess.run([x, y]) == [0.0, 0.0]
             sess.run(op)
-            assert sess.run([x, other]) == [7.0, 0.0]
+            assert sess.run([x, y, other]) == [7.0, 7.0, 0.0]
 
 
 def test_vocabulary_remapping_is_kept(ckpts, tmp_path):
