@@ -243,6 +243,18 @@ def test_package_attribute_stays_callable_after_module_import(ckpts):
         assert _init_and_read(v) == [1.0]
 
 
+def test_saved_model_dir_is_accepted_like_estimator_does(tmp_path):
+    """A SavedModel directory warm-starts from its `variables/variables` checkpoint, as Estimator allows."""
+    module = tf.Module()
+    module.v = tf.Variable(3.0, name="a")
+    tf.saved_model.save(module, str(tmp_path / "sm"))
+    with tf.Graph().as_default():
+        v = _scalar("a")
+        plan = est_ckpt.warm_start(str(tmp_path / "sm"))
+        assert plan.checkpoint == str(tmp_path / "sm" / "variables" / "variables")
+        assert _init_and_read(v) == [3.0]
+
+
 def test_eager_mode_is_refused(ckpts):
     """Warm-starting builds graph ops, so eager mode raises a RuntimeError saying so."""
     with pytest.raises(RuntimeError, match="graph"):
