@@ -132,7 +132,7 @@ class ScaffoldSaver(_tf1.train.Saver):
         self._name_builder: Optional[_KeyedRestoreBuilder] = None
         self._primary_keys: frozenset[str] = frozenset()
         self._policy_applied = False
-        self._tf1_saves: list[str] = []
+        self._tf1_recovered = False
 
     # -- building -----------------------------------------------------------------------
 
@@ -275,6 +275,12 @@ class ScaffoldSaver(_tf1.train.Saver):
         directory = self._tf1_directory(prefix)
         fileio.makedirs(directory)
         name_saver = self._name_saver
+        if not self._tf1_recovered:
+            # A new Saver per train() call: pick up the copies earlier runs kept, so retention spans runs.
+            self._tf1_recovered = True
+            state = checkpoint_management.get_checkpoint_state(directory)
+            if state is not None:
+                name_saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
         try:
             copy = convert_checkpoint(
                 prefix, fileio.join(directory, fileio.basename(prefix)), to=TF1, force=True
