@@ -174,7 +174,7 @@ def _verify_prefix(prefix: str, problems: _Problems, report: VerifyReport) -> No
         if part.raw_key in readable:
             _check_data(b, part.entry, f"slice {list(part.extents)} of '{part.name}'", problems, report)
     _check_partitions(index, entries, parts, problems)
-    _check_object_graph(b, problems)
+    _check_object_graph(b, readable, problems)
     if not problems:
         # Whatever verify passes, the reader must accept as well.
         try:
@@ -308,7 +308,7 @@ def _check_partitions(index, entries, parts, problems) -> None:
                 problems.add(f"{index}: {line}")
 
 
-def _check_object_graph(b: bundle.Bundle, problems) -> None:
+def _check_object_graph(b: bundle.Bundle, readable: set, problems) -> None:
     entry = b.entries.get(keys.OBJECT_GRAPH_KEY)
     if entry is None:
         return
@@ -316,6 +316,8 @@ def _check_object_graph(b: bundle.Bundle, problems) -> None:
     if entry.dtype != 7 or entry.shape != () or entry.slices:
         problems.add(f"{index}: '{keys.OBJECT_GRAPH_KEY}' is not a scalar string")
         return
+    if keys.OBJECT_GRAPH_KEY not in readable:
+        return  # Its entry is bad, and reported: never read what it declares.
     try:
         raw = bundle.decode_tensor(entry, bundle.read_entry_bytes(b, entry)).item()
     except (EstCkptError, OSError):

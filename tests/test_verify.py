@@ -243,3 +243,19 @@ def test_public_name_and_no_tensorflow_import():
     code = "import sys, est_ckpt; est_ckpt.verify_checkpoint; import est_ckpt.commands.verify; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=_ROOT)
     assert out.stdout.strip() == "False"
+
+
+def test_object_graph_entry_with_hostile_size_is_not_read(ckpts, tmp_path):
+    """An object-graph entry declaring 2**47 bytes is one problem, never a read of that size."""
+    prefix = copy_prefix(ckpts("tf2"), tmp_path / "c")
+    graph_key = keys.OBJECT_GRAPH_KEY.encode()
+
+    def hostile(rows):
+        return [(k, v + _wire.field_varint(5, 1 << 47) if k == graph_key else v) for k, v in rows]
+
+    rewrite_index(prefix, hostile)
+    report = verify_checkpoint(prefix)
+    assert len(report.problems) == 1
+    assert (
+        f"entry '{keys.OBJECT_GRAPH_KEY}'" in report.problems[0] and "lie outside shard" in report.problems[0]
+    )
