@@ -277,9 +277,16 @@ def _read_all_variables(make_scaffold, checkpoint_path):
 def test_partitioned_and_adam_round_trip_with_monitored_training_session(tmp_path):
     """Partitioned parts, Adam slots and power accumulators save object-based and restore with both scaffolds."""
     checkpoint_dir = str(tmp_path / "mts")
-    _train_mts(checkpoint_dir, est_ckpt.make_tf2_scaffold, steps=2)
+    _train_mts(checkpoint_dir, lambda: est_ckpt.make_tf2_scaffold(also_save_tf1=True), steps=2)
     latest = tf.train.latest_checkpoint(checkpoint_dir)
     saved = _values(latest)
+    copy = _values(os.path.join(checkpoint_dir, "tf1"))
+    parts = [saved[f"var_list/emb.Spart_{i}{VV}"] for i in range(3)]
+    np.testing.assert_array_equal(copy["emb"], np.concatenate(parts))
+    np.testing.assert_array_equal(
+        copy["emb/Adam_1"], np.concatenate([saved[f"var_list/emb.Spart_{i}.SAdam_1{VV}"] for i in range(3)])
+    )
+    assert copy["global_step"] == 2
     assert saved["step" + VV] == 2
     assert "var_list/emb.Spart_0" + VV in saved and "var_list/emb.Spart_2.SAdam_1" + VV in saved
     assert "var_list/beta1_power" + VV in saved and "var_list/beta2_power" + VV in saved
@@ -426,3 +433,44 @@ def test_objects_layout_and_unreachable_warning(tmp_path):
     saved = _values(checkpoint_dir)
     assert set(saved) == {"model/w" + VV, "step" + VV}
     np.testing.assert_array_equal(saved["model/w" + VV], [3.0, 3.0])
+
+
+def test_whole_sliced_entry_restores_into_parts_with_both_scaffolds(ckpts, tmp_path):
+    """A partitioned variable stored as one sliced entry (est-ckpt convert --to tf2) restores into parts with both scaffolds."""
+    converted = est_ckpt.convert_checkpoint(ckpts("partitioned"), str(tmp_path / "tf2" / "ckpt-1"), to="tf2")
+    assert est_ckpt.read_checkpoint(converted).format == "tf2"
+    for make in (est_ckpt.make_tf2_scaffold, est_ckpt.make_tf1_scaffold):
+        with tf.Graph().as_default():
+            emb = tf1.get_variable("emb", shape=[10, 4], partitioner=tf1.fixed_size_partitioner(2))
+            kernel = tf1.get_variable("dense/kernel", shape=[4, 2])
+            whole = emb.as_tensor()
+            creator = tf1.train.ChiefSessionCreator(scaffold=make(), checkpoint_filename_with_path=converted)
+            with tf1.train.MonitoredSession(session_creator=creator) as sess:
+                got_emb, got_kernel = sess.run([whole, kernel])
+        np.testing.assert_array_equal(got_emb, np.arange(40, dtype=np.float32).reshape(10, 4))
+        np.testing.assert_array_equal(got_kernel, np.arange(8, dtype=np.float32).reshape(4, 2) + 100)
+
+
+def test_other_object_layout_restores_by_recorded_names(tmp_path):
+    """make_tf2_scaffold restores an object-based checkpoint of another layout by the full_names it records."""
+    checkpoint_dir = str(tmp_path / "objects")
+    with tf.Graph().as_default():
+        module = tf.Module()
+        module.w = tf1.get_variable("w", shape=[2], initializer=tf1.constant_initializer(3.0))
+        tf1.train.get_or_create_global_step()
+        with tf1.train.MonitoredTrainingSession(
+            checkpoint_dir=checkpoint_dir,
+            scaffold=est_ckpt.make_tf2_scaffold({"model": module}),
+            save_summaries_steps=None,
+        ):
+            pass
+    with tf.Graph().as_default():
+        w = tf1.get_variable("w", shape=[2])
+        step = tf1.train.get_or_create_global_step()
+        creator = tf1.train.ChiefSessionCreator(
+            scaffold=est_ckpt.make_tf2_scaffold(), checkpoint_dir=checkpoint_dir
+        )
+        with tf1.train.MonitoredSession(session_creator=creator) as sess:
+            got_w, got_step = sess.run([w, step])
+    np.testing.assert_array_equal(got_w, [3.0, 3.0])
+    assert got_step == 0
