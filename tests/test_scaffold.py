@@ -17,6 +17,7 @@ tf1 = tf.compat.v1
 
 import est_ckpt  # noqa: E402
 from est_ckpt.errors import UnmappedVariablesError  # noqa: E402
+from tests import fixtures  # noqa: E402
 
 VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -131,6 +132,11 @@ def test_legacy_model_dir_continues_object_based(ckpts, tmp_path):
     """A model dir trained name-based continues with make_tf2_scaffold: step and values go on, saves are object-based."""
     model_dir = _copy_dir(ckpts("estimator_tf1"), tmp_path, "legacy")  # var = 2, global_step = 1
     legacy_prefix = tf.train.latest_checkpoint(model_dir)
+    # What TF does today: the guide's Scaffold(saver=tf.train.Checkpoint(...)) cannot read the model dir.
+    with pytest.raises(tf.errors.NotFoundError):
+        tf.estimator.Estimator(fixtures._model_fn_tf2_ckpt, model_dir).train(_var_input_fn, steps=1)
+    assert tf.train.latest_checkpoint(model_dir) == legacy_prefix
+
     est = _var_estimator(est_ckpt.make_tf2_scaffold, model_dir)
     est.train(_var_input_fn, steps=2)
     latest = tf.train.latest_checkpoint(model_dir)
@@ -145,6 +151,10 @@ def test_legacy_model_dir_continues_object_based(ckpts, tmp_path):
 def test_tf1_scaffold_on_object_based_model_dir(ckpts, tmp_path):
     """make_tf1_scaffold restores an object-based model dir by its recorded names and saves name-based."""
     model_dir = _copy_dir(ckpts("estimator_tf2"), tmp_path, "objects")  # var_list/var = 4, step = 1
+    # What TF does today: a plain TF1 model_fn falls back to building a Saver in a finalized graph.
+    with pytest.raises(RuntimeError, match="Graph is finalized"):
+        tf.estimator.Estimator(fixtures._model_fn_tf1_ckpt, model_dir).train(_var_input_fn, steps=1)
+
     est = _var_estimator(est_ckpt.make_tf1_scaffold, model_dir)
     est.train(_var_input_fn, steps=1)
     latest = tf.train.latest_checkpoint(model_dir)
@@ -189,6 +199,24 @@ def test_dual_save_feeds_a_tf1_consumer(tmp_path):
     tf1_data = [n for n in os.listdir(tf1_dir) if n.startswith("model.ckpt-4.data")]
     assert len(tf1_data) == 1
     assert os.stat(os.path.join(tf1_dir, tf1_data[0])).st_ino == os.stat(os.path.join(model_dir, data)).st_ino
+
+
+def test_keep_checkpoint_every_n_hours_is_honoured(tmp_path):
+    """RunConfig's keep_checkpoint_every_n_hours reaches the scaffold's saver (a tiny period keeps every checkpoint)."""
+    kept = {}
+    for hours in (10000, 1e-9):
+        model_dir = str(tmp_path / f"every-{hours}")
+        est = _var_estimator(
+            est_ckpt.make_tf2_scaffold,
+            model_dir,
+            save_checkpoints_steps=1,
+            keep_checkpoint_max=1,
+            keep_checkpoint_every_n_hours=hours,
+        )
+        est.train(_var_input_fn, steps=3)
+        kept[hours] = sorted(n for n in os.listdir(model_dir) if n.endswith(".index"))
+    assert kept[10000] == ["model.ckpt-3.index"]
+    assert kept[1e-9] == [f"model.ckpt-{step}.index" for step in range(4)]
 
 
 def test_dual_save_to_named_directory(tmp_path):
