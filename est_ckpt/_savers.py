@@ -16,10 +16,11 @@ import difflib
 import sys
 import time
 import warnings
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import tensorflow as tf
 from tensorflow.python.checkpoint import graph_view
+from tensorflow.python.checkpoint import util as checkpoint_util
 from tensorflow.python.framework import ops
 from tensorflow.python.ops import array_ops, io_ops
 from tensorflow.python.training import checkpoint_management
@@ -27,7 +28,7 @@ from tensorflow.python.training import saver as saver_lib
 
 from est_ckpt import fileio, keys
 from est_ckpt.checkpoint import CheckpointInfo, read_checkpoint
-from est_ckpt.errors import AmbiguousNameError, UnmappedVariablesError
+from est_ckpt.errors import AmbiguousNameError, MismatchError, UnmappedVariablesError
 
 _tf1 = tf.compat.v1
 
@@ -42,6 +43,16 @@ def variable_name(var: Any) -> str:
     return name[: name.rindex(":")] if ":" in name else name
 
 
+class _Spec(NamedTuple):
+    """One tensor a name-based Saver reads: its key, slice, variable, dtype and the variable's shape."""
+
+    name: str
+    slice_spec: str
+    owner: str
+    dtype: str
+    shape: Optional[tuple[int, ...]]
+
+
 class _KeyedRestoreBuilder(saver_lib.BulkSaverBuilder):
     """Builds a restore op whose checkpoint keys and slices can be fed at run time.
 
@@ -52,7 +63,7 @@ class _KeyedRestoreBuilder(saver_lib.BulkSaverBuilder):
 
     def __init__(self) -> None:
         super().__init__()
-        self.specs: list[tuple[str, str, str]] = []
+        self.specs: list[_Spec] = []
         self.keys_tensor = None
         self.slices_tensor = None
 
@@ -60,10 +71,18 @@ class _KeyedRestoreBuilder(saver_lib.BulkSaverBuilder):
         del preferred_shard, restore_sequentially
         names, slices, dtypes = [], [], []
         for saveable in saveables:
+            # `op` is the variable for a part of a partitioned variable, a read tensor for a whole one.
             owner = getattr(saveable, "op", None)
-            owner_name = variable_name(owner) if getattr(owner, "name", None) else saveable.name
+            shape = getattr(owner, "shape", None)
+            shape = tuple(shape.as_list()) if shape is not None and shape.is_fully_defined() else None
             for spec in saveable.specs:
-                self.specs.append((spec.name, spec.slice_spec, owner_name))
+                # Only parts need their own name (`emb/part_0`); a whole variable's key is its name.
+                owner_name = (
+                    variable_name(owner) if spec.slice_spec and getattr(owner, "name", None) else spec.name
+                )
+                self.specs.append(
+                    _Spec(spec.name, spec.slice_spec, owner_name, spec.dtype.base_dtype.name, shape)
+                )
                 names.append(spec.name)
                 slices.append(spec.slice_spec)
                 dtypes.append(spec.dtype)
@@ -147,7 +166,7 @@ class ScaffoldSaver(_tf1.train.Saver):
             saveables = graph_view.ObjectGraphView(root).frozen_saveable_objects()
             self._var_list = saveables
             self._primary_keys = frozenset(spec.name for s in saveables for spec in s.specs)
-            name_vars = self._saved_variables(saveables, global_step)
+            name_vars = self._saved_variables(root)
         else:
             name_vars = list(_tf1.global_variables()) + list(
                 _tf1.get_collection(_tf1.GraphKeys.SAVEABLE_OBJECTS)
@@ -162,7 +181,7 @@ class ScaffoldSaver(_tf1.train.Saver):
             name="est_ckpt_by_name",
         )
         if self._layout == TF1:
-            self._primary_keys = frozenset(name for name, _, _ in self._name_builder.specs)
+            self._primary_keys = frozenset(spec.name for spec in self._name_builder.specs)
         if self._warm_start_from is not None:
             from est_ckpt.warm_start import build_warm_start_op
 
@@ -180,18 +199,14 @@ class ScaffoldSaver(_tf1.train.Saver):
             var_list[variable_name(var)] = var
         return tf.train.Checkpoint(var_list=var_list, **extra)
 
-    def _saved_variables(self, saveables, global_step) -> list[Any]:
-        """Global variables the object graph saves; warns once about the others."""
+    def _saved_variables(self, root) -> list[Any]:
+        """Global variables the object graph of `root` reaches; warns once about the others."""
         if self._objects is None:
             return list(_tf1.global_variables())
-        saved_names = set()
-        for saveable in saveables:
-            owner = getattr(saveable, "op", None)
-            if getattr(owner, "name", None):
-                saved_names.add(variable_name(owner))
+        reachable = {id(obj) for obj in checkpoint_util.list_objects(graph_view.ObjectGraphView(root))}
         saved, unsaved = [], []
         for var in _tf1.global_variables():
-            (saved if variable_name(var) in saved_names else unsaved).append(var)
+            (saved if id(var) in reachable else unsaved).append(var)
         if unsaved:
             names = ", ".join(f"'{variable_name(v)}'" for v in unsaved)
             warnings.warn(
@@ -340,18 +355,37 @@ class ScaffoldSaver(_tf1.train.Saver):
         )
 
     def _keys_by_name(self, info: CheckpointInfo) -> tuple[list[str], list[str]]:
-        """Finds the checkpoint key and slice of every name-based spec; raises on missing ones."""
-        feed_keys, feed_slices, missing = [], [], []
-        for name, slice_spec, owner in self._name_builder.specs:
-            found = _find_key(info, name, slice_spec, owner)
+        """Finds the checkpoint key and slice of every name-based spec; raises on missing or mismatched ones."""
+        feed_keys, feed_slices, missing, mismatched = [], [], [], []
+        for spec in self._name_builder.specs:
+            found = _find_key(info, spec.name, spec.slice_spec, spec.owner)
             if found is None:
-                missing.append(owner if slice_spec else name)
+                missing.append(spec.owner if spec.slice_spec else spec.name)
                 continue
-            feed_keys.append(found[0])
-            feed_slices.append(found[1])
+            key, slice_spec = found
+            stored = info.tensors[key]
+            # A slice is read out of the whole stored tensor; otherwise the stored tensor is the variable.
+            expected = _full_shape(slice_spec) if slice_spec else spec.shape
+            if stored.dtype != spec.dtype or (expected is not None and tuple(stored.shape) != expected):
+                mismatched.append(
+                    f"'{spec.owner}' is {spec.dtype} {list(expected) if expected is not None else '?'} in the model, "
+                    f"'{key}' is {stored.dtype} {list(stored.shape)} in the checkpoint"
+                )
+            feed_keys.append(key)
+            feed_slices.append(slice_spec)
         if missing:
             raise UnmappedVariablesError(_missing_message(info, sorted(set(missing))))
+        if mismatched:
+            raise MismatchError(
+                f"Checkpoint '{info.prefix}' does not fit the model: {'; '.join(mismatched)}. Restore a checkpoint "
+                "of this model, or warm-start the variables whose shape or dtype changed from a fresh model_dir."
+            )
         return feed_keys, feed_slices
+
+
+def _full_shape(slice_spec: str) -> tuple[int, ...]:
+    """The full shape a TF slice spec (`"10 4 0,4:0,4"`) refers to."""
+    return tuple(int(d) for d in slice_spec.split(" ")[:-1])
 
 
 def _find_key(info: CheckpointInfo, name: str, slice_spec: str, owner: str) -> Optional[tuple[str, str]]:
@@ -367,8 +401,7 @@ def _find_key(info: CheckpointInfo, name: str, slice_spec: str, owner: str) -> O
             path = info.tensors[key].object_path or ""
             if keys.unescape(path.rsplit("/", 1)[-1]) == owner:
                 return key, ""
-        full_shape = tuple(int(d) for d in slice_spec.split(" ")[:-1])
-        whole = [k for k in candidates if tuple(info.tensors[k].shape) == full_shape]
+        whole = [k for k in candidates if tuple(info.tensors[k].shape) == _full_shape(slice_spec)]
         if len(whole) == 1:
             return whole[0], slice_spec
         return None

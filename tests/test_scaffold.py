@@ -16,7 +16,7 @@ tf = pytest.importorskip("tensorflow")
 tf1 = tf.compat.v1
 
 import est_ckpt  # noqa: E402
-from est_ckpt.errors import UnmappedVariablesError  # noqa: E402
+from est_ckpt.errors import MismatchError, UnmappedVariablesError  # noqa: E402
 from tests import fixtures  # noqa: E402
 
 VV = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -433,6 +433,23 @@ def test_restore_legacy_false_refuses_name_based(ckpts):
             tf1.train.MonitoredSession(session_creator=creator)
 
 
+def test_shape_change_is_one_error_naming_both_sides(ckpts):
+    """A legacy checkpoint whose variable changed shape raises one MismatchError naming the variable and both shapes."""
+    prefix = ckpts.prefix("estimator_tf1")  # var: float32 scalar
+    with tf.Graph().as_default():
+        tf1.get_variable("var", shape=[2])
+        tf1.train.get_or_create_global_step()
+        creator = tf1.train.ChiefSessionCreator(
+            scaffold=est_ckpt.make_tf2_scaffold(), checkpoint_filename_with_path=prefix
+        )
+        with pytest.raises(MismatchError) as raised:
+            tf1.train.MonitoredSession(session_creator=creator)
+    assert str(raised.value).startswith(
+        f"Checkpoint '{prefix}' does not fit the model: 'var' is float32 [2] in the model, "
+        "'var' is float32 [] in the checkpoint. "
+    )
+
+
 def test_saver_argument_is_a_type_error():
     """Passing saver= is refused with the reason."""
     with pytest.raises(TypeError, match="the scaffold's saver is what make_tf2_scaffold provides"):
@@ -502,3 +519,39 @@ def test_other_object_layout_restores_by_recorded_names(tmp_path):
             got_w, got_step = sess.run([w, step])
     np.testing.assert_array_equal(got_w, [3.0, 3.0])
     assert got_step == 0
+
+
+def _keras_model_fn(features, labels, mode):
+    model = tf.keras.Sequential([tf.keras.layers.Dense(1, kernel_initializer="ones")])
+    out = model(features["x"])
+    step = tf1.train.get_or_create_global_step()
+    opt = tf.keras.optimizers.legacy.Adam(0.1)
+    loss = tf.reduce_mean(tf.square(out - labels))
+    grads = tf.gradients(loss, model.trainable_variables)
+    train_op = tf.group(opt.apply_gradients(zip(grads, model.trainable_variables)), step.assign_add(1))
+    scaffold = est_ckpt.make_tf2_scaffold({"model": model, "optimizer": opt}, also_save_tf1=True)
+    return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op, scaffold=scaffold)
+
+
+def test_keras_objects_two_way(tmp_path):
+    """objects={'model': keras_model, 'optimizer': opt} saves Keras' own layout, which eager Keras restores; training resumes."""
+    model_dir = str(tmp_path / "keras")
+    est = tf.estimator.Estimator(_keras_model_fn, model_dir, config=tf.estimator.RunConfig(**QUIET))
+    est.train(_dense_input_fn, steps=2)
+    saved = _values(model_dir)
+    kernel_key = "model/layer_with_weights-0/kernel" + VV
+    assert kernel_key in saved and saved["step" + VV] == 2
+    assert "model/layer_with_weights-0/kernel/.OPTIMIZER_SLOT/optimizer/m" + VV in saved
+
+    model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+    model.build([None, 2])
+    opt = tf.keras.optimizers.legacy.Adam(0.1)
+    ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=tf.Variable(0, dtype=tf.int64))
+    ckpt.read(tf.train.latest_checkpoint(model_dir)).assert_existing_objects_matched()
+    np.testing.assert_array_equal(model.layers[0].kernel.numpy(), saved[kernel_key])
+
+    copy = _values(os.path.join(model_dir, "tf1"))
+    np.testing.assert_array_equal(copy["sequential/dense/kernel"], saved[kernel_key])
+    assert copy["global_step"] == 2
+    est.train(_dense_input_fn, steps=1)
+    assert _values(model_dir)["step" + VV] == 3
