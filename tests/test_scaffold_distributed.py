@@ -221,7 +221,6 @@ def test_chief_worker_ps_cluster_saves_object_based_and_restarted_chief_resumes(
         # Every step, whichever task ran it, lowered var by 1 after the legacy restore (var 2 at step 1).
         # The worker may finish one step after the chief's last save.
         assert abs(var - (3 - step)) <= 1, saved
-        assert not os.path.exists(os.path.join(model_dir, "tf1"))
 
         # Phase 2: a restarted chief (fresh ps: the variables live only in the checkpoint) resumes.
         spec = {"chief": [addr[3]], "ps": [addr[4]]}
