@@ -237,7 +237,11 @@ def test_training_killed_at_random_moments_restores_and_resumes(tf, zygote, tmp_
     assert status == {"signal": None, "code": 0}, open(log).read()[-3000:]
     assert check_dir(tf, model_dir, TF2_KEYS, required=True) == last2 + 3
     assert check_dir(tf, tf1_dir, TF1_KEYS, required=True) == last2 + 3
-    sys.stderr.write(f"\ncrash consistency: {KILLS} kills (delay s, tf2 step, tf1 step): {moments}\n")
+    leftovers = [n for n in os.listdir(tf1_dir) if ".tmp-est-ckpt-" in n]
+    sys.stderr.write(
+        f"\ncrash consistency: {KILLS} kills (delay s, tf2 step, tf1 step): {moments}; "
+        f"temporary files left in tf1/ by killed copies: {len(leftovers)}\n"
+    )
 
 
 # -- conversion ---------------------------------------------------------------------------------
