@@ -83,11 +83,20 @@ _TASK = textwrap.dedent(
     tf.get_logger().setLevel("ERROR")
     model_dir, max_steps, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 
+    task_type = json.loads(os.environ["TF_CONFIG"])["task"]["type"]
+    marker = os.path.join(os.path.dirname(model_dir), "worker_ran")
+
     class Pace(tf1.train.SessionRunHook):
-        # Slows the steps so that a worker started late still trains some.
+        # The chief waits (at most 40 s) for the worker's first step, so the worker surely trains.
         steps = 0
         def after_run(self, run_context, run_values):
             Pace.steps += 1
+            if task_type == "worker":
+                open(marker, "w").close()
+            elif pause:
+                deadline = time.time() + 40
+                while not os.path.exists(marker) and time.time() < deadline:
+                    time.sleep(0.1)
             time.sleep(pause)
 
     def model_fn(features, labels, mode):
@@ -202,11 +211,11 @@ def test_chief_worker_ps_cluster_saves_object_based_and_restarted_chief_resumes(
         # variables (its first save), so it joins at once instead of sleeping 30 s between polls.
         spec = {"chief": [addr[0]], "worker": [addr[1]], "ps": [addr[2]]}
         cluster.start("ps", spec, "ps", model_dir, 21, 0.0)
-        cluster.start("chief", spec, "chief", model_dir, 21, 0.3)
+        cluster.start("chief", spec, "chief", model_dir, 21, 0.05)
         state = os.path.join(model_dir, "checkpoint")
         mtime = os.path.getmtime(state)
         cluster.wait_for(lambda: os.path.getmtime(state) != mtime, "the chief's first save")
-        cluster.start("worker", spec, "worker", model_dir, 21, 0.3)
+        cluster.start("worker", spec, "worker", model_dir, 21, 0.05)
         chief = cluster.wait("chief")
         worker = cluster.wait("worker")
         cluster.kill("ps")
