@@ -9,8 +9,13 @@ this order:
    `tf.compat.v1.train.init_from_checkpoint`;
 3. the first of the ordered `rename_rules` `(regex, replacement)` whose regex
    matches the whole target name (`re.fullmatch`): the source name is
-   `match.expand(replacement)`; a `None` replacement leaves the variable alone;
+   `replacement` with its group references (`\\1`, `\\g<1>`, `\\g<name>`)
+   filled in; a `None` replacement leaves the variable alone;
 4. its own name.
+
+(`var_name_to_prev_var_name`, TF's `{target: source}` renames, counts as
+exact `assignment_map` entries.) Every `assignment_map` entry and rename rule
+must apply to at least one variable.
 
 A source name then resolves to one checkpoint key: a key itself (a TF1 name,
 or a full object-based key), the `full_name` an object-based checkpoint
@@ -41,7 +46,7 @@ from est_ckpt.errors import (
     UnusedMappingError,
 )
 
-# Sources and targets are named without TF's `:0` output suffix.
+# The last edge of a part saved one by one: `emb/part_3` (escaped `emb.Spart_3`).
 _PART = re.compile(r"^(.*)/part_(\d+)$")
 # Numbered or named backreferences inside a pattern break when rules are combined.
 _BACKREF = re.compile(r"\\\d|\(\?P=")
@@ -293,23 +298,24 @@ class SourceIndex:
         if self.tf1:
             t = self.tensors.get(name)
             return (None if t is None else _Source((name,), t.shape, t.dtype, 0)), ()
+        # A name may be a full key, an object path and a recorded full_name at once: it
+        # resolves only if all of those agree on one key.
         hits: list[str] = []
         if name in self.tensors:
             hits.append(name)
-        if self.info.format == "tf2":
-            by_path = self.by_path.get(name)
-            if by_path is not None and by_path not in hits:
-                hits.append(by_path)
-            named = self.by_name.get(name)
-            if named is not None:
-                if len(named) == 1:
-                    if named[0] not in hits:
-                        hits.append(named[0])
-                else:
-                    parts = self._parts(named)
-                    if parts is not None and not hits:
-                        return parts, ()
-                    return None, tuple(sorted(set(named) | set(hits)))
+        by_path = self.by_path.get(name)
+        if by_path is not None and by_path not in hits:
+            hits.append(by_path)
+        named = self.by_name.get(name)
+        if named is not None:
+            if len(named) == 1:
+                if named[0] not in hits:
+                    hits.append(named[0])
+            else:
+                parts = self._parts(named)
+                if parts is not None and not hits:
+                    return parts, ()
+                return None, tuple(sorted(set(named) | set(hits)))
         if len(hits) > 1:
             return None, tuple(sorted(hits))
         if not hits:
@@ -367,6 +373,7 @@ class _Rules:
             self.rules.append((compiled, replacement))
             self.templates.append(_parse_template(replacement, compiled, i))
         self.used = [False] * len(self.rules)
+        self._shifted: dict[int, list] = {}
         self._combined = None
         if len(self.rules) > 1 and not any(_BACKREF.search(c.pattern) for c, _ in self.rules):
             # One alternation tries the rules in order at the start of the name; the
@@ -407,12 +414,15 @@ class _Rules:
         template = self.templates[i]
         if template is None or type(template) is str:
             return template
-        # Numbered groups of rule i are shifted by `offset` inside the combined pattern.
         fmt, refs = template
-        values = m.group(*[ref + offset if type(ref) is int else ref for ref in refs])
+        if offset:
+            # Numbered groups of rule i are shifted by `offset` inside the combined pattern.
+            refs = self._shifted.get(i)
+            if refs is None:
+                refs = self._shifted[i] = [r + offset if type(r) is int else r for r in template[1]]
         if len(refs) == 1:
-            values = (values,)
-        return fmt.format(*[v or "" for v in values])
+            return fmt.format(m.group(refs[0]) or "")
+        return fmt.format(*[v or "" for v in m.group(*refs)])
 
     def _which(self, m: re.Match) -> int:
         for i in range(len(self.rules)):
@@ -442,6 +452,7 @@ class _AssignmentMap:
         self.scopes: dict[str, tuple[str, str]] = {}
         self.used: dict[str, bool] = {}
         self.active = False
+        self._depths: Optional[list[int]] = None
         # TF's `var_name_to_prev_var_name` is `{target: source}`, so one source may feed several targets.
         for target, source in (prev_names or {}).items():
             if not isinstance(source, str) or not isinstance(target, str):
@@ -495,17 +506,28 @@ class _AssignmentMap:
             return hit[0], "assignment_map"
         if not self.scopes:
             return None, None
-        end = len(name)
-        while True:
-            end = name.rfind("/", 0, end)
-            scope = name[:end] if end > 0 else ""
-            hit = self.scopes.get(scope)
-            if hit is not None:
-                self.used[hit[1]] = True
-                rest = name[end + 1 :] if scope else name
-                return hit[0] + rest, "scope"
-            if end <= 0:
-                return None, None
+        if self._depths is None:
+            # Only prefixes with as many '/' as some scope entry can match: find those, deepest first.
+            self._depths = sorted({scope.count("/") + 1 for scope in self.scopes if scope}, reverse=True)
+        cuts = []
+        end = -1
+        for _ in range(self._depths[0] if self._depths else 0):
+            end = name.find("/", end + 1)
+            if end < 0:
+                break
+            cuts.append(end)
+        for depth in self._depths:
+            if depth <= len(cuts):
+                end = cuts[depth - 1]
+                hit = self.scopes.get(name[:end])
+                if hit is not None:
+                    self.used[hit[1]] = True
+                    return hit[0] + name[end + 1 :], "scope"
+        hit = self.scopes.get("")
+        if hit is not None:
+            self.used[hit[1]] = True
+            return hit[0] + name, "scope"
+        return None, None
 
     def unused(self) -> list[str]:
         return [entry for entry, used in self.used.items() if not used]
@@ -573,8 +595,9 @@ def plan_mapping(
         `'old_scope/': '/'`. A source may be a TF1 name, a recorded `full_name`
         or an object path (`'model/layer_with_weights-0/kernel'`, `'vars/0'`).
       rename_rules: ordered `(regex, replacement)` pairs over target names; the
-        first regex matching a whole name gives its source name
-        `match.expand(replacement)` (`(r'new/(.*)', r'old/\\1')`); a `None`
+        first regex matching a whole name gives its source name: the
+        replacement with its group references (`\\1`, `\\g<1>`, `\\g<name>`;
+        no other escapes) filled in, e.g. `(r'new/(.*)', r'old/\\1')`; a `None`
         replacement leaves that variable alone.
       var_name_to_prev_var_name: TF's `{target: source}` exact renames (of
         `tf.estimator.WarmStartSettings`); an `assignment_map` entry for the
@@ -648,7 +671,11 @@ def _targets(targets: TargetsArg) -> list[Target]:
         return targets_from_checkpoint(targets)
     if isinstance(targets, Mapping):
         out = [
-            spec if isinstance(spec, Target) else Target(name, *_shape_dtype(spec))
+            Target(name, spec[0], spec[1])
+            if type(spec) is tuple and type(spec[0]) is tuple and type(spec[1]) is str
+            else spec
+            if isinstance(spec, Target)
+            else Target(name, *_shape_dtype(spec))
             for name, spec in targets.items()
         ]
     else:

@@ -115,14 +115,16 @@ def bench_plan(n: int) -> None:
         targets[f"{scope}/block_{i // 100}/layer_{i // 10}/kernel_{i}"] = ((4,), "float32")
     rules = [(f"nomatch_{j}/(.*)", r"old_model/\1") for j in range(8)]
     rules += [(r"renamed/(.*)", r"old_model/\1"), (r"other/block_(\d+)/(.*)", r"old_model/block_\1/\2")]
-    start = time.perf_counter()
-    plan = mapping.plan_mapping(
-        info, targets, assignment_map={"old_model/": "new_model/"}, rename_rules=rules[:8] + rules[8:]
-    )
-    elapsed = time.perf_counter() - start
+    elapsed = float("inf")
+    for _ in range(3):  # best of 3: the machine is shared
+        start = time.perf_counter()
+        plan = mapping.plan_mapping(
+            info, targets, assignment_map={"old_model/": "new_model/"}, rename_rules=rules
+        )
+        elapsed = min(elapsed, time.perf_counter() - start)
     assert len(plan.assignments) == n and not plan.unmapped, (len(plan.assignments), plan.unmapped[:3])
     print(
-        f"plan_mapping: {n} names, 1 scope entry, {len(rules)} rename rules: {elapsed:.3f} s  (goal < 1 s; "
+        f"plan_mapping: {n} names, 1 scope entry, {len(rules)} rename rules: {elapsed:.3f} s best of 3 (goal < 1 s; "
         f"{len(plan.unused_mappings)} unused rules reported)"
     )
 
