@@ -405,7 +405,10 @@ def _stat_shards(prefix: str, num_shards: int) -> list[int]:
     for shard in range(num_shards):
         path = data_path(prefix, shard, num_shards)
         try:
+            fileio.require_regular(path, directory_ok=False)
             sizes.append(fileio.getsize(path))
+        except fileio.NotARegularFileError:
+            raise CorruptCheckpointError(f"{path}: data shard {shard} is not a regular file.") from None
         except (OSError, Exception) as e:  # gfile raises its own NotFoundError.
             if fileio.exists(path):
                 raise
@@ -420,7 +423,10 @@ def read_bundle(prefix: str) -> Bundle:
     """Reads and checks `<prefix>.index` and the sizes of its data shards."""
     path = index_path(prefix)
     try:
+        fileio.require_regular(path)
         data = fileio.read_bytes(path)
+    except fileio.NotARegularFileError:
+        raise CorruptCheckpointError(f"{path}: is not a regular file (a FIFO, device or socket).") from None
     except FileNotFoundError:
         raise CheckpointNotFoundError(f"{path}: no such checkpoint index.") from None
     except IsADirectoryError:

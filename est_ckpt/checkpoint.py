@@ -327,6 +327,7 @@ def read_state_file(directory: str) -> list[str]:
     """Returns the prefixes a `checkpoint` state file names, latest last (empty if none)."""
     path = fileio.join(directory, STATE_FILENAME)
     try:
+        fileio.require_regular(path)
         text = fileio.read_bytes(path).decode("utf-8", errors="replace")
     except (OSError, Exception):  # missing or unreadable: fall back to scanning.
         return []

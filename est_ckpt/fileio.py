@@ -7,9 +7,11 @@ TensorFlow. Any `scheme://` path (`gs://`, `hdfs://`, `s3://`) goes through
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import shutil
+import stat
 from typing import BinaryIO, Iterator
 
 
@@ -176,3 +178,23 @@ def write_new(path: str, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+class NotARegularFileError(OSError):
+    """A local path is a FIFO, device or socket: reading it could block or never end."""
+
+
+def require_regular(path: str, *, directory_ok: bool = True) -> None:
+    """Raises `NotARegularFileError` if local `path` exists but is not a regular file (nor, if ok, a directory).
+
+    Call it before opening a path that untrusted input named: opening a FIFO
+    blocks until a writer appears, and `/dev/zero` never ends.
+    """
+    if is_remote(path):
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return  # Missing or unnameable: the caller's own open reports it.
+    if not (stat.S_ISREG(mode) or (directory_ok and stat.S_ISDIR(mode))):
+        raise NotARegularFileError(errno.EINVAL, "not a regular file", path)
