@@ -140,6 +140,7 @@ def _newest_index(directory: str) -> Optional[str]:
 def _verify_prefix(prefix: str, problems: _Problems, report: VerifyReport) -> None:
     index = bundle.index_path(prefix)
     try:
+        fileio.require_regular(index, directory_ok=False)
         data = fileio.read_bytes(index)
     except FileNotFoundError:
         raise CheckpointNotFoundError(f"{index}: no such checkpoint index.") from None
@@ -224,7 +225,12 @@ def _shard_sizes(prefix: str, num_shards: int, problems: _Problems) -> list[Opti
     for shard in range(num_shards):
         path = bundle.data_path(prefix, shard, num_shards)
         try:
+            fileio.require_regular(path, directory_ok=False)
             sizes.append(fileio.getsize(path))
+        except fileio.NotARegularFileError:
+            sizes.append(None)
+            problems.add(f"{path}: data shard {shard} of {num_shards} is not a regular file")
+            continue
         except OSError:
             sizes.append(None)
             problems.add(f"{path}: data shard {shard} of {num_shards} is missing")
@@ -267,7 +273,7 @@ def _parse_entries(index, rows, header, shard_sizes, problems):
 def _check_entry(index, entry, header, shard_sizes, where, problems) -> bool:
     """Checks one entry's metadata; returns whether its data may be read."""
     if not entry.slices and 0 <= entry.shard_id < header.num_shards and shard_sizes[entry.shard_id] is None:
-        problems.add(f"{index}: {where}: its data shard {entry.shard_id} is missing")
+        problems.add(f"{index}: {where}: its data shard {entry.shard_id} is missing or not a regular file")
         return False
     sizes = [s or 0 for s in shard_sizes]
     try:

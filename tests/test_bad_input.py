@@ -232,3 +232,46 @@ def test_no_state_file_and_no_complete_checkpoint(model_dir):
     report = verify_checkpoint(model_dir)
     assert report.prefix == os.path.join(model_dir, "model.ckpt-1")
     assert any("model.ckpt-1.data-00001-of-00002: data shard 1 of 2 is missing" in p for p in report.problems)
+
+
+@pytest.fixture
+def alarm():
+    """Fails a library call that blocks instead of raising (SIGALRM after 10 s)."""
+    import signal
+
+    def on_alarm(signum, frame):
+        raise AssertionError("blocked for 10 s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("which", ["index-fifo", "index-dev-zero", "shard-fifo", "shard-directory"])
+def test_special_files_neither_block_nor_exhaust_memory(tf1_copy, which, alarm):
+    """A FIFO, /dev/zero or a directory in place of a checkpoint file is a typed error, not a hang or a blow-up."""
+    path = tf1_copy + (".index" if which.startswith("index") else ".data-00000-of-00001")
+    os.remove(path)
+    if which.endswith("fifo"):
+        os.mkfifo(path)
+    elif which.endswith("dev-zero"):
+        os.symlink("/dev/zero", path)
+    else:
+        os.mkdir(path)
+    with pytest.raises(errors.CorruptCheckpointError, match="not a regular file") as e:
+        read_checkpoint(tf1_copy)
+    assert path in str(e.value)
+    assert not verify_checkpoint(tf1_copy).ok
+    assert_one_error_line(est_ckpt("inspect", tf1_copy), path, "not a regular file")
+    assert_verify_fails(tf1_copy, path, "not a regular file")
+
+
+def test_state_file_that_is_a_fifo_is_ignored(model_dir, alarm):
+    """A `checkpoint` state file that is a FIFO is skipped (it would block), falling back to the newest checkpoint."""
+    state = os.path.join(model_dir, "checkpoint")
+    os.remove(state)
+    os.mkfifo(state)
+    assert read_checkpoint(model_dir).prefix == os.path.join(model_dir, "model.ckpt-1")
+    assert est_ckpt("inspect", model_dir).returncode == 0
