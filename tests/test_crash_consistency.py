@@ -231,7 +231,8 @@ def test_training_killed_at_random_moments_restores_and_resumes(tf, zygote, tmp_
         assert step2 - 1 <= step1 <= step2 or step1 == -1
         last2, last1 = step2, step1
         moments.append((round(delay, 2), step2, step1))
-    assert last2 >= KILLS // 2, f"training hardly progressed: {moments}"
+    # Every other kill waits for a new step, so at least KILLS // 2 steps were saved.
+    assert last2 >= KILLS // 2 - 1, f"training hardly progressed: {moments}"
     pid = zygote.start(model_dir, 3, log)
     status = zygote.wait(pid)
     assert status == {"signal": None, "code": 0}, open(log).read()[-3000:]
