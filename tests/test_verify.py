@@ -259,3 +259,26 @@ def test_object_graph_entry_with_hostile_size_is_not_read(ckpts, tmp_path):
     assert (
         f"entry '{keys.OBJECT_GRAPH_KEY}'" in report.problems[0] and "lie outside shard" in report.problems[0]
     )
+
+
+def test_streamed_check_of_large_tensors_reports_the_same(ckpts, tmp_path, monkeypatch):
+    """Tensors checksummed in chunks (above STREAM_THRESHOLD) give exactly the problems of a whole read."""
+    prefix = copy_prefix(ckpts("dtypes"), tmp_path / "c")
+    b = bundle.read_bundle(prefix)
+    numeric = [e for _, e in sorted(b.entries.items()) if e.dtype != 7 and e.size]
+    flip(b.data_path(0), numeric[0].offset)
+    rank40 = numeric[1]
+    shape = (1,) * (40 - len(rank40.shape)) + rank40.shape  # as many elements, more dims than numpy has
+    proto = _wire.field_varint(1, rank40.dtype) + _wire.field_bytes(
+        2, b"".join(_wire.field_bytes(2, _wire.field_varint(1, d)) for d in shape)
+    )
+    proto += _wire.field_varint(4, rank40.offset) + _wire.field_varint(5, rank40.size)
+    proto += _wire.field_fixed32(6, rank40.crc32c)
+    rewrite_index(prefix, lambda rows: [(k, proto if k == rank40.key.encode() else v) for k, v in rows])
+
+    whole = verify_checkpoint(prefix)
+    monkeypatch.setattr(verify, "STREAM_THRESHOLD", 0)
+    streamed = verify_checkpoint(prefix)
+    assert whole.problems == streamed.problems and len(whole.problems) == 2, whole.problems
+    assert "CRC32C" in whole.problems[0] and "cannot be decoded" in whole.problems[1]
+    assert (whole.tensors_checked, whole.bytes_checked) == (streamed.tensors_checked, streamed.bytes_checked)
