@@ -26,23 +26,38 @@ KERNEL = np.arange(8, dtype=np.float32).reshape(4, 2) + 100
 
 
 class _Records(logging.Handler):
+    """Collects TF's log records from `start()` on.
+
+    Start after building checkpoint fixtures: their builders quiet TF's logger.
+    """
+
     def __init__(self):
         super().__init__(logging.DEBUG)
         self.records = []
+        self._logger = tf.get_logger()
+        self._level = self._logger.level
+
+    def start(self):
+        self._logger.addHandler(self)
+        self._logger.setLevel(logging.DEBUG)
+        return self
+
+    def stop(self):
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
 
     def emit(self, record):
         self.records.append(record)
 
+    def messages(self, level, contains=""):
+        return [r.getMessage() for r in self.records if r.levelno == level and contains in r.getMessage()]
+
 
 @pytest.fixture
 def tf_log():
-    logger = tf.get_logger()
-    handler, level = _Records(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler.records
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    recorder = _Records()
+    yield recorder
+    recorder.stop()
 
 
 def _scalar(name, dtype=tf.float32):
@@ -206,17 +221,20 @@ def test_vars_to_warm_start_semantics(ckpts):
 
 def test_logging_counts_and_per_variable(ckpts, tf_log):
     """One INFO line with counts and the checkpoint, and one DEBUG line per variable."""
+    source = ckpts("tf1")
+    tf_log.start()
     with tf.Graph().as_default():
         _scalar("a")
         _scalar("b")
-        est_ckpt.warm_start(ckpts("tf1"))
-    info = [r.getMessage() for r in tf_log if r.levelno == logging.INFO and "est_ckpt" in r.getMessage()]
-    assert info == [
-        f"est_ckpt warm-started 2 variable(s) from tf1 checkpoint {ckpts('tf1')}; 0 skipped by "
+        est_ckpt.warm_start(source)
+    assert tf_log.messages(logging.INFO, "est_ckpt") == [
+        f"est_ckpt warm-started 2 variable(s) from tf1 checkpoint {source}; 0 skipped by "
         "rename rules; 1 checkpoint key(s) unused"
     ]
-    debug = [r.getMessage() for r in tf_log if r.levelno == logging.DEBUG and "est_ckpt" in r.getMessage()]
-    assert debug == ["est_ckpt warm-start: a <- a (name)", "est_ckpt warm-start: b <- b (name)"]
+    assert tf_log.messages(logging.DEBUG, "est_ckpt") == [
+        "est_ckpt warm-start: a <- a (name)",
+        "est_ckpt warm-start: b <- b (name)",
+    ]
 
 
 def test_settings_are_genuine_and_copy_safely(ckpts):
@@ -265,7 +283,9 @@ def _model_fn(features, labels, mode):
     step = tf1.train.get_or_create_global_step()
     with tf1.variable_scope("new_scope"):
         v = tf1.get_variable("var", shape=[], initializer=tf1.zeros_initializer())
-    return tf.estimator.EstimatorSpec(mode, predictions=v, loss=tf.constant(1.0), train_op=step.assign_add(1))
+    return tf.estimator.EstimatorSpec(
+        mode, predictions=tf.identity(v), loss=tf.constant(1.0), train_op=step.assign_add(1)
+    )
 
 
 def _input_fn():
@@ -274,20 +294,19 @@ def _input_fn():
 
 @pytest.mark.parametrize("kind, value", [("tf1", 2.0), ("tf2", 4.0)])
 def test_estimator_warm_start_from_model_dir_with_scope_map(ckpts, tmp_path, tf_log, kind, value):
-    """Estimator warm-starts from a tf1 or tf2 model dir through a scope map, then WARNs when it will skip."""
+    """Estimator predicts and trains warm-started from a tf1 or tf2 model dir through a scope map, then WARNs when it skips."""
     tf2_dir = ckpts("estimator_tf2")
     source = tf2_dir if kind == "tf2" else os.path.join(os.path.dirname(tf2_dir), "est-tf1")
     settings = est_ckpt.warm_start_settings(source, assignment_map={"/": "new_scope/"})
+    tf_log.start()
+    fresh = tf.estimator.Estimator(_model_fn, str(tmp_path / "predict"), warm_start_from=settings)
+    assert next(fresh.predict(_input_fn, yield_single_examples=False)) == value  # no checkpoint: warm-started
     model_dir = str(tmp_path / "model")
     est = tf.estimator.Estimator(_model_fn, model_dir, warm_start_from=settings)
     est.train(_input_fn, steps=1)
     assert est.get_variable_value("new_scope/var") == value
-    assert not [r for r in tf_log if r.levelno == logging.WARNING and "NOT warm-starting" in r.getMessage()]
+    assert not tf_log.messages(logging.WARNING, "NOT warm-starting")
     est.train(_input_fn, steps=1)
-    warnings = [
-        r.getMessage()
-        for r in tf_log
-        if r.levelno == logging.WARNING and "NOT warm-starting" in r.getMessage()
-    ]
+    warnings = tf_log.messages(logging.WARNING, "NOT warm-starting")
     assert len(warnings) == 1 and model_dir in warnings[0]
     assert est.get_variable_value("new_scope/var") == value
