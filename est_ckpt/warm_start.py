@@ -350,10 +350,12 @@ def warm_start(
         must match a variable.
       var_name_to_vocab_info: `{variable name: tf.estimator.VocabInfo}`: these
         variables are remapped by TF's own vocabulary warm-start.
-      rename_rules: ordered `(regex, replacement)` pairs over variable names;
-        the first regex matching a whole name gives its source name
-        (`match.expand(replacement)`), `None` leaves the variable alone. Used
-        for variables no `assignment_map` entry covers.
+      rename_rules: ordered `(regex, replacement)` pairs over variable names,
+        for variables no `assignment_map` entry covers: the first regex
+        matching a whole name gives its source name, the replacement with its
+        group references filled in (`(r'new/(.*)', r'old/\\1')`); a `None`
+        replacement leaves the variable alone. Lingvo-style rules for what
+        the dict grammar cannot say.
 
     Returns:
       The `WarmStartPlan` applied.
