@@ -265,7 +265,11 @@ def _slice_of(whole, part):
 
 def _assign(var, value, install: bool):
     value.set_shape(var.shape)
-    if resource_variable_ops.is_resource_variable(var):
+    if getattr(var, "is_distributed_variable", False):
+        # A distribution strategy's variable (Estimator's train_distribute): its handle is
+        # per replica, so every component gets the restored value.
+        op = tf.group(*[tf.raw_ops.AssignVariableOp(resource=c.handle, value=value) for c in var.values])
+    elif resource_variable_ops.is_resource_variable(var):
         op = tf.raw_ops.AssignVariableOp(resource=var.handle, value=value)
     else:
         op = tf.compat.v1.assign(var, value).op

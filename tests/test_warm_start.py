@@ -310,3 +310,48 @@ def test_estimator_warm_start_from_model_dir_with_scope_map(ckpts, tmp_path, tf_
     warnings = tf_log.messages(logging.WARNING, "NOT warm-starting")
     assert len(warnings) == 1 and model_dir in warnings[0]
     assert est.get_variable_value("new_scope/var") == value
+
+
+_MIRRORED_SCRIPT = """
+import sys
+import tensorflow as tf
+tf1 = tf.compat.v1
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import est_ckpt
+
+def model_fn(features, labels, mode):
+    step = tf1.train.get_or_create_global_step()
+    with tf1.variable_scope("new_scope"):
+        v = tf1.get_variable("var", shape=[], initializer=tf1.zeros_initializer())
+    loss = tf.reduce_mean(features) * 0.0 + v * 0.0
+    train_op = tf1.train.GradientDescentOptimizer(0.1).minimize(loss, step)
+    return tf.estimator.EstimatorSpec(mode, predictions=tf.identity(v), loss=loss, train_op=train_op)
+
+config = tf.estimator.RunConfig(
+    train_distribute=tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+    session_config=tf1.ConfigProto(device_count={"CPU": 2}),
+)
+settings = est_ckpt.warm_start_settings(sys.argv[1], assignment_map={"/": "new_scope/"})
+est = tf.estimator.Estimator(model_fn, sys.argv[2], config=config, warm_start_from=settings)
+est.train(lambda: tf.data.Dataset.from_tensor_slices(([1.0, 2.0], [2.0, 3.0])).batch(2).repeat(), steps=1)
+print("VALUE", est.get_variable_value("new_scope/var"))
+"""
+
+
+def test_estimator_with_mirrored_strategy(ckpts, tmp_path):
+    """Under `train_distribute=MirroredStrategy` every replica of a variable gets the warm-start value."""
+    import subprocess
+    import sys
+
+    source = os.path.join(os.path.dirname(ckpts("estimator_tf2")), "est-tf1")
+    # Two logical CPUs must be configured before TensorFlow initialises: a fresh process.
+    result = subprocess.run(
+        [sys.executable, "-c", _MIRRORED_SCRIPT, source, str(tmp_path / "model")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "VALUE 2.0" in result.stdout.splitlines()
