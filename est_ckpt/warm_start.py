@@ -443,6 +443,20 @@ class WarmStartSettings(_TFWarmStartSettings):
                 )
         return True
 
+    def __repr__(self):
+        # Estimator logs the settings it warm-starts with: show the renames too.
+        extra = [
+            f"{name}={value!r}"
+            for name, value in (
+                ("assignment_map", self.assignment_map),
+                ("rename_rules", self.rename_rules),
+                ("prev_var_names", self.prev_var_names),
+            )
+            if value
+        ]
+        base = super().__repr__()
+        return base[:-1] + "".join(f", {e}" for e in extra) + ")"
+
     def __getnewargs__(self):
         return tuple(tuple.__iter__(self))
 

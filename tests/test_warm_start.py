@@ -249,6 +249,7 @@ def test_settings_are_genuine_and_copy_safely(ckpts):
             assert clone.ckpt_to_initialize_from == settings.ckpt_to_initialize_from
         assert graph.get_operations() == []
     assert settings._asdict()["var_name_to_prev_var_name"] == {}
+    assert repr(settings).endswith(", assignment_map={'/': 'n/'}, rename_rules=(('a', 'b'),))")
 
 
 def test_package_attribute_stays_callable_after_module_import(ckpts):
