@@ -178,7 +178,11 @@ class WarmStartPlan:
         return {a.target: a.source_key for a in self.assignments}
 
     def closest(self, name: str, n: int = 3) -> list[str]:
-        """The checkpoint names and object paths closest to `name` (difflib)."""
+        """The checkpoint names and object paths closest to `name` (difflib).
+
+        Only plans with unmapped variables keep the candidates (a clean plan
+        skips that work), so this is for explaining `unmapped`.
+        """
         return difflib.get_close_matches(name, self.candidates, n=n, cutoff=0.5)
 
     def to_json(self) -> dict:
