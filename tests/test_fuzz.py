@@ -238,10 +238,6 @@ def _zero(path: str, keep_length: bool) -> None:
         f.write(b"\0" * size if keep_length else b"")
 
 
-def _rel(prefix_abs: str, directory: str) -> str:
-    return os.path.join(directory, os.path.basename(prefix_abs))
-
-
 def _systematic(name: str, base: str) -> list[Mutant]:
     """Every boundary, file and field mutation of one base."""
     out = []
