@@ -11,17 +11,22 @@ declared size that makes us allocate fails there instead of swapping) and
 whose every call is bounded by `signal.alarm`; the parent kills a worker that
 stops answering. For each mutant the worker calls `resolve_checkpoint`,
 `read_checkpoint`, `CheckpointInfo.read_tensor` for every key,
-`verify_checkpoint`, `convert_checkpoint` (when it exists) and the CLI
-(`inspect --json`, `inspect --values`, `verify`) in process; a sample also runs
-the CLI as a subprocess. The outcome table is printed at the end.
+`verify_checkpoint`, `convert_checkpoint` and `diff_checkpoints` (when
+`est_ckpt/convert.py` exists), `map_checkpoints` both ways (when
+`est_ckpt/mapping.py` exists) and the CLI (`inspect --json`, `inspect --values`,
+`verify`, `map`) in process; a sample also runs the CLI as a subprocess. The
+table of outcomes per entry point is printed to stderr at the end.
 
 Oracle, per mutant:
-  * every call returns or raises `est_ckpt.errors.EstCkptError`;
+  * every call returns or raises `est_ckpt.errors.EstCkptError`, within 10 s,
+    in a worker capped at 1 GiB of address space and 600 MiB resident;
   * what reads must equal what the pristine checkpoint of the same name holds
     (read without TensorFlow, and cross-checked here against TensorFlow);
   * `verify_checkpoint` is ok exactly when nothing else failed to read, and is
     never ok for a mutant built to be invalid;
-  * the CLI exits 0 or 1 (one stderr line, no traceback) in step with the library.
+  * the CLI exits 0 or 1 (one stderr line, no traceback) in step with the library;
+  * a failed conversion leaves nothing at its destination, a successful one of
+    a sound mutant verifies and equals its source.
 """
 
 from __future__ import annotations
