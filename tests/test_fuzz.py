@@ -4,7 +4,9 @@ Seeded and bounded. `EST_CKPT_FUZZ_MUTANTS` sets how many mutants to try (the
 systematic ones first: truncation at every structural boundary of each index,
 zeroed, emptied and extended files, dropped and swapped shards, CRC-valid
 hostile entries, malformed object graphs, bad state files; then random bit
-flips and truncations). `EST_CKPT_FUZZ_SEED` picks the random ones.
+flips and truncations, CRC-valid random entry fields). `EST_CKPT_FUZZ_SEED`
+picks the random ones; `EST_CKPT_FUZZ_BASES` (comma-separated fixture names)
+the checkpoints to mutate.
 
 Every mutant is run in a worker subprocess whose address space is capped (a
 declared size that makes us allocate fails there instead of swapping) and
@@ -64,7 +66,9 @@ SUBPROCESS_SAMPLES = 8  # mutants whose CLI also runs as a real subprocess
 
 # Fixtures to mutate: two formats, two shards plus a state file with two
 # prefixes, partitioned slices, strings and many dtypes, slot variables.
-BASES = ("tf1", "estimator_tf2", "partitioned", "dtypes_tf2", "adam_tf2")
+BASES = tuple(
+    os.environ.get("EST_CKPT_FUZZ_BASES", "tf1,estimator_tf2,partitioned,dtypes_tf2,adam_tf2").split(",")
+)
 _VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 
