@@ -57,7 +57,7 @@ if _ROOT not in sys.path:
 
 from est_ckpt import _wire, bundle, checkpoint, keys  # noqa: E402
 
-MUTANTS = int(os.environ.get("EST_CKPT_FUZZ_MUTANTS", "700"))
+MUTANTS = int(os.environ.get("EST_CKPT_FUZZ_MUTANTS", "900"))
 SEED = int(os.environ.get("EST_CKPT_FUZZ_SEED", "20261126"))
 CALL_TIMEOUT = 10  # seconds, per library call in the worker
 MUTANT_TIMEOUT = 90  # seconds without an answer before the parent kills the worker
@@ -65,9 +65,12 @@ MEMORY_LIMIT = 1 << 30  # address space of the worker, bytes
 SUBPROCESS_SAMPLES = 8  # mutants whose CLI also runs as a real subprocess
 
 # Fixtures to mutate: two formats, two shards plus a state file with two
-# prefixes, partitioned slices, strings and many dtypes, slot variables.
+# prefixes, partitioned slices, strings and many dtypes, slot variables, and
+# `multiblock`, an index of several data blocks (see the `bases` fixture).
 BASES = tuple(
-    os.environ.get("EST_CKPT_FUZZ_BASES", "tf1,estimator_tf2,partitioned,dtypes_tf2,adam_tf2").split(",")
+    os.environ.get(
+        "EST_CKPT_FUZZ_BASES", "tf1,estimator_tf2,partitioned,dtypes_tf2,adam_tf2,multiblock"
+    ).split(",")
 )
 _VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -215,6 +218,7 @@ class Mutant:
     def __init__(self, base, kind, apply, *, expect="any", crafted=False, target="dir"):
         self.base, self.kind, self.apply = base, kind, apply
         self.expect, self.crafted, self.target = expect, crafted, target
+        self.random = False
 
 
 def _shards(prefix: str) -> list[str]:
@@ -644,6 +648,8 @@ def _plan(bases: dict[str, str], count: int, seed: int) -> list[Mutant]:
     for _ in range(count - len(systematic)):
         name = rng.choice(names)
         randoms.append(_random_mutant(name, bases[name], rng))
+    for m in randoms:
+        m.random = True
     return systematic + randoms
 
 
@@ -993,12 +999,15 @@ def _subprocess_cli(argv: list[str]) -> tuple[int, str, str]:
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def _table(counts: dict[str, collections.Counter], kinds: collections.Counter, seconds: float) -> str:
+def _table(
+    counts: dict[str, collections.Counter], kinds: collections.Counter, randoms: int, seconds: float
+) -> str:
     labels = sorted({label for c in counts.values() for label in c})
     width = max(len(e) for e in counts) + 2
     total = sum(kinds.values())
     lines = [
-        f"fuzz: {total} mutants (seed {SEED}, EST_CKPT_FUZZ_MUTANTS={MUTANTS}) in {seconds:.1f} s",
+        f"fuzz: {total} mutants ({total - randoms} systematic, {randoms} random; seed {SEED}, "
+        f"EST_CKPT_FUZZ_MUTANTS={MUTANTS}) in {seconds:.1f} s",
         "  mutants: " + ", ".join(f"{kind}: {n}" for kind, n in sorted(kinds.items())),
         "  outcomes per entry point:",
     ]
@@ -1011,7 +1020,20 @@ def _table(counts: dict[str, collections.Counter], kinds: collections.Counter, s
 @pytest.fixture(scope="module")
 def bases(ckpts, tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz-bases")
-    return {name: _make_base(ckpts(name), str(root / name)) for name in BASES}
+    out = {}
+    for name in BASES:
+        if name == "multiblock":
+            # 60 variables re-indexed in 1 KiB blocks: several data blocks, several restart points each.
+            base = _make_base(ckpts("many_vars", n=60), str(root / name))
+            prefix = _prefixes_in(base)[0]
+            with open(prefix + ".index", "rb") as f:
+                rows = bundle.read_table(f.read())
+            with open(prefix + ".index", "wb") as f:
+                f.write(bundle.build_table(rows, block_size=1024))
+            out[name] = base
+        else:
+            out[name] = _make_base(ckpts(name), str(root / name))
+    return out
 
 
 def test_pristine_bases_match_tensorflow(bases):
@@ -1088,7 +1110,9 @@ def test_fuzz(bases, tmp_path, capsys):
         worker.stop()
     with capsys.disabled():
         kinds = collections.Counter(re.split(r"[-@]", m.kind)[0] for m in mutants)
-        sys.stderr.write("\n" + _table(counts, kinds, time.monotonic() - start) + "\n")
+        sys.stderr.write(
+            "\n" + _table(counts, kinds, sum(m.random for m in mutants), time.monotonic() - start) + "\n"
+        )
     assert len(mutants) == MUTANTS
     assert not failures, f"{len(failures)} oracle violations:\n" + "\n".join(failures[:40])
 
