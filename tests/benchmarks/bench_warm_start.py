@@ -54,7 +54,7 @@ def _run(label: str, n: int, prefix: str, warm_start) -> tuple[float, float]:
     return build, init
 
 
-def bench_warm_start(n: int, repeat: int) -> None:
+def bench_warm_start(n: int, repeat: int, fmt: str) -> None:
     import numpy as np
     import tensorflow as tf
 
@@ -65,14 +65,23 @@ def bench_warm_start(n: int, repeat: int) -> None:
         start = time.perf_counter()
         # The same keys and values as tests/fixtures.py `build_many_vars_ckpt`, written by one eager
         # SaveV2 (the fixture's graph-and-Saver way takes minutes at 10,000 variables).
-        prefix = os.path.join(tmp, f"many-vars-{n}-ckpt")
-        tf.raw_ops.SaveV2(
-            prefix=prefix,
-            tensor_names=[f"layer_{i // 10}/var_{i}" for i in range(n)],
-            shape_and_slices=[""] * n,
-            tensors=[tf.constant(np.full([4], i, np.float32)) for i in range(n)],
-        )
-        print(f"checkpoint of {n} variables written in {time.perf_counter() - start:.1f} s: {prefix}")
+        names = [f"layer_{i // 10}/var_{i}" for i in range(n)]
+        if fmt == "tf1":
+            prefix = os.path.join(tmp, f"many-vars-{n}-ckpt")
+            tf.raw_ops.SaveV2(
+                prefix=prefix,
+                tensor_names=names,
+                shape_and_slices=[""] * n,
+                tensors=[tf.constant(np.full([4], i, np.float32)) for i in range(n)],
+            )
+        else:
+            # Object-based, as `Checkpoint(var_list={name: var})` writes it: keys are object paths,
+            # the variable names are the recorded full_names.
+            variables = {
+                name: tf.Variable(np.full([4], i, np.float32), name=name) for i, name in enumerate(names)
+            }
+            prefix = tf.train.Checkpoint(var_list=variables).write(os.path.join(tmp, f"many-vars-{n}-tf2"))
+        print(f"{fmt} checkpoint of {n} variables written in {time.perf_counter() - start:.1f} s: {prefix}")
         start = time.perf_counter()
         est_ckpt.read_checkpoint(prefix)
         print(f"est_ckpt.read_checkpoint (index, no TF) {time.perf_counter() - start:8.2f} s")
@@ -134,11 +143,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10000, help="variables to warm-start (default 10000)")
     parser.add_argument("--plan_n", type=int, default=100000, help="names to plan (default 100000)")
     parser.add_argument("--repeat", type=int, default=2, help="rounds of both sides, best kept (default 2)")
+    parser.add_argument(
+        "--format", choices=("tf1", "tf2"), default="tf1", help="checkpoint format (default tf1)"
+    )
     parser.add_argument("--skip_tf", action="store_true", help="only time the planning step")
     args = parser.parse_args()
     bench_plan(args.plan_n)
     if not args.skip_tf:
-        bench_warm_start(args.n, args.repeat)
+        bench_warm_start(args.n, args.repeat, args.format)
 
 
 if __name__ == "__main__":
