@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -248,8 +247,10 @@ def test_large_plan_is_correct():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    exe = os.path.join(os.path.dirname(sys.executable), "est-ckpt")
-    return subprocess.run([exe, "map", *args], capture_output=True, text=True, timeout=120)
+    # The console script's own module, so the test does not depend on where scripts are installed.
+    return subprocess.run(
+        [sys.executable, "-m", "est_ckpt.cli", "map", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_map_json_dry_run(ckpts):
