@@ -86,7 +86,7 @@ def main(argv: Sequence[str]) -> int:
     except EstCkptError as e:
         _fail(str(e), 1)
     except (OSError, MemoryError) as e:
-        _fail(f"{e}", 1)
+        _fail(str(e) or type(e).__name__, 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     return 1

@@ -507,3 +507,16 @@ def test_unused_shards_are_dropped_and_the_rest_renumbered(tf, tmp_path):
     tf2 = est_ckpt.convert_checkpoint(src, str(tmp_path / "two"), to="tf2")
     assert bundle.read_bundle(tf2).header.num_shards == 2
     assert _reader_values(tf, tf2)["var_list/x" + VV].tolist() == [1.5, -2.5]
+
+
+def test_temporary_files_of_killed_conversions_are_removed(ckpts, tmp_path):
+    """A conversion removes temporary files whose process is gone, and keeps those of live ones."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    abandoned = tmp_path / f".x.tmp-est-ckpt-{dead.pid}-0123abcd.data-00000-of-00001"
+    in_flight = tmp_path / f".y.tmp-est-ckpt-{os.getppid()}-89abcdef.index"
+    abandoned.write_bytes(b"left by a killed conversion")
+    in_flight.write_bytes(b"another conversion, still running")
+    est_ckpt.convert_checkpoint(ckpts("tf1"), str(tmp_path / "out"), to="tf2")
+    assert not abandoned.exists()
+    assert in_flight.exists()

@@ -243,6 +243,8 @@ def test_training_killed_at_random_moments_restores_and_resumes(tf, zygote, tmp_
         f"\ncrash consistency: {KILLS} kills (delay s, tf2 step, tf1 step): {moments}; "
         f"temporary files left in tf1/ by killed copies: {len(leftovers)}\n"
     )
+    # The resumed run's first copy removes what killed copies left behind.
+    assert leftovers == []
 
 
 # -- conversion ---------------------------------------------------------------------------------
