@@ -27,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # helpers
 # ---------------------------------------------------------------------------
 
+
 def _tf():
     """Imports TensorFlow (and tf.compat.v1) lazily with quiet logging."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -53,6 +54,7 @@ def _mkdir(directory: str, *parts: str) -> str:
 # Guide checkpoints
 # ---------------------------------------------------------------------------
 
+
 def build_tf1_ckpt(directory: str) -> str:
     """Guide: name-based `tf1.train.Saver` checkpoint. Keys a, b, scoped/c.
 
@@ -61,12 +63,9 @@ def build_tf1_ckpt(directory: str) -> str:
     tf, tf1 = _tf()
     prefix = os.path.join(_mkdir(directory), "tf1-ckpt")
     with tf.Graph().as_default():
-        a = tf1.get_variable("a", shape=[], dtype=tf.float32,
-                             initializer=tf1.zeros_initializer())
-        b = tf1.get_variable("b", shape=[], dtype=tf.float32,
-                             initializer=tf1.zeros_initializer())
-        c = tf1.get_variable("scoped/c", shape=[], dtype=tf.float32,
-                             initializer=tf1.zeros_initializer())
+        a = tf1.get_variable("a", shape=[], dtype=tf.float32, initializer=tf1.zeros_initializer())
+        b = tf1.get_variable("b", shape=[], dtype=tf.float32, initializer=tf1.zeros_initializer())
+        c = tf1.get_variable("scoped/c", shape=[], dtype=tf.float32, initializer=tf1.zeros_initializer())
         with tf1.Session() as sess:
             saver = tf1.train.Saver()
             sess.run(a.assign(1))
@@ -95,11 +94,11 @@ def build_nested_ckpt(directory: str) -> str:
     All variables are named 'Variable'. Returns the prefix ('root-tf2-ckpt-1').
     """
     tf, _ = _tf()
-    a = tf.Variable(0.)
-    b = tf.Variable(0.)
-    c = tf.Variable(0.)
+    a = tf.Variable(0.0)
+    b = tf.Variable(0.0)
+    c = tf.Variable(0.0)
     module = tf.Module()
-    module.d = tf.Variable(0.)
+    module.d = tf.Variable(0.0)
     test_ckpt = tf.train.Checkpoint(v={"a": a, "b": b}, c=c, module=module)
     return test_ckpt.save(os.path.join(_mkdir(directory), "root-tf2-ckpt"))
 
@@ -114,8 +113,7 @@ def build_duplicate_names_ckpt(directory: str) -> str:
     a = tf.Variable(1.0)
     b = tf.Variable(2.0)
     assert a.name == b.name == "Variable:0"
-    return tf.train.Checkpoint(vars=[a, b]).save(
-        os.path.join(_mkdir(directory), "dup-ckpt"))
+    return tf.train.Checkpoint(vars=[a, b]).save(os.path.join(_mkdir(directory), "dup-ckpt"))
 
 
 def build_session_var_list_ckpt(directory: str) -> str:
@@ -127,20 +125,14 @@ def build_session_var_list_ckpt(directory: str) -> str:
     """
     tf, tf1 = _tf()
     with tf.Graph().as_default():
-        tf1.get_variable("a", shape=[], dtype=tf.float32,
-                         initializer=tf1.constant_initializer(1))
-        tf1.get_variable("b", shape=[], dtype=tf.float32,
-                         initializer=tf1.constant_initializer(2))
+        tf1.get_variable("a", shape=[], dtype=tf.float32, initializer=tf1.constant_initializer(1))
+        tf1.get_variable("b", shape=[], dtype=tf.float32, initializer=tf1.constant_initializer(2))
         with tf1.variable_scope("scoped"):
-            tf1.get_variable("c", shape=[], dtype=tf.float32,
-                             initializer=tf1.constant_initializer(3))
+            tf1.get_variable("c", shape=[], dtype=tf.float32, initializer=tf1.constant_initializer(3))
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
-            ckpt = tf.train.Checkpoint(
-                var_list={v.name.split(":")[0]: v
-                          for v in tf1.global_variables()})
-            return ckpt.save(
-                os.path.join(_mkdir(directory), "tf2-ckpt-saved-in-session"))
+            ckpt = tf.train.Checkpoint(var_list={v.name.split(":")[0]: v for v in tf1.global_variables()})
+            return ckpt.save(os.path.join(_mkdir(directory), "tf2-ckpt-saved-in-session"))
 
 
 def build_unscoped_scoped_ckpt(directory: str) -> str:
@@ -150,13 +142,10 @@ def build_unscoped_scoped_ckpt(directory: str) -> str:
     """
     tf, tf1 = _tf()
     with tf.Graph().as_default():
-        a = tf1.get_variable("a", shape=[], dtype=tf.float32,
-                             initializer=tf1.constant_initializer(1))
-        b = tf1.get_variable("b", shape=[], dtype=tf.float32,
-                             initializer=tf1.constant_initializer(2))
+        a = tf1.get_variable("a", shape=[], dtype=tf.float32, initializer=tf1.constant_initializer(1))
+        b = tf1.get_variable("b", shape=[], dtype=tf.float32, initializer=tf1.constant_initializer(2))
         with tf1.variable_scope("scoped"):
-            c = tf1.get_variable("c", shape=[], dtype=tf.float32,
-                                 initializer=tf1.constant_initializer(3))
+            c = tf1.get_variable("c", shape=[], dtype=tf.float32, initializer=tf1.constant_initializer(3))
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
             ckpt = tf.train.Checkpoint(unscoped=[a, b], scoped=[c])
@@ -166,6 +155,7 @@ def build_unscoped_scoped_ckpt(directory: str) -> str:
 # ---------------------------------------------------------------------------
 # Estimators
 # ---------------------------------------------------------------------------
+
 
 def _estimator_train_fn():
     import tensorflow as tf
@@ -177,13 +167,12 @@ def _model_fn_tf1_ckpt(features, labels, mode):
     """Guide's model_fn that saves a TF1 checkpoint (adds 2 to `var`/step)."""
     tf, tf1 = _tf()
     train_step = tf1.train.get_or_create_global_step()
-    v = tf1.get_variable("var", shape=[], dtype=tf.float32,
-                         initializer=tf1.constant_initializer(0))
+    v = tf1.get_variable("var", shape=[], dtype=tf.float32, initializer=tf1.constant_initializer(0))
     return tf.estimator.EstimatorSpec(
         mode,
         predictions=v,
         train_op=tf.group(v.assign_add(2), train_step.assign_add(1)),
-        loss=tf.constant(1.),
+        loss=tf.constant(1.0),
         scaffold=None,
     )
 
@@ -210,22 +199,20 @@ def _model_fn_tf2_ckpt(features, labels, mode):
     """Guide's model_fn saving a TF2 checkpoint via Scaffold(saver=Checkpoint)."""
     tf, tf1 = _tf()
     train_step = tf1.train.get_or_create_global_step()
-    v = tf1.get_variable("var", shape=[], dtype=tf.float32,
-                         initializer=tf1.constant_initializer(0))
+    v = tf1.get_variable("var", shape=[], dtype=tf.float32, initializer=tf1.constant_initializer(0))
     ckpt = tf.train.Checkpoint(var_list={"var": v}, step=train_step)
     return tf.estimator.EstimatorSpec(
         mode,
         predictions=v,
         train_op=tf.group(v.assign_add(2), train_step.assign_add(1)),
-        loss=tf.constant(1.),
+        loss=tf.constant(1.0),
         scaffold=tf1.train.Scaffold(saver=ckpt),
     )
 
 
 def _train_estimator(model_fn, model_dir, warm_start_from=None, steps=1):
     tf, _ = _tf()
-    est = tf.estimator.Estimator(model_fn, model_dir,
-                                 warm_start_from=warm_start_from)
+    est = tf.estimator.Estimator(model_fn, model_dir, warm_start_from=warm_start_from)
     est.train(_estimator_train_fn, steps=steps)
     return est
 
@@ -254,8 +241,7 @@ def build_estimator_tf2_dir(directory: str) -> str:
     """
     tf1_dir = build_estimator_tf1_dir(directory)
     model_dir = os.path.join(directory, "est-tf2")
-    est = _train_estimator(_model_fn_tf2_ckpt, model_dir,
-                           warm_start_from=tf1_dir)
+    est = _train_estimator(_model_fn_tf2_ckpt, model_dir, warm_start_from=tf1_dir)
     value = est.get_variable_value("var_list/var/.ATTRIBUTES/VARIABLE_VALUE")
     assert value == 4, value
     return model_dir
@@ -265,27 +251,31 @@ def build_estimator_tf2_dir(directory: str) -> str:
 # Partitioned variables
 # ---------------------------------------------------------------------------
 
+
 def _partitioned_graph():
     """Creates emb [10,4] (3 partitions) + dense/kernel [4,2]; deterministic."""
     import numpy as np
 
     tf, tf1 = _tf()
     emb_value = np.arange(40, dtype=np.float32).reshape(10, 4)
-    kernel_value = (np.arange(8, dtype=np.float32).reshape(4, 2) + 100.0)
+    kernel_value = np.arange(8, dtype=np.float32).reshape(4, 2) + 100.0
+
     def emb_init(shape, dtype=None, partition_info=None):
         # Each partition receives its own slice of arange(40).reshape(10, 4).
         offset = partition_info.var_offset if partition_info else [0, 0]
-        part = emb_value[offset[0]:offset[0] + shape[0],
-                         offset[1]:offset[1] + shape[1]]
+        part = emb_value[offset[0] : offset[0] + shape[0], offset[1] : offset[1] + shape[1]]
         return tf.constant(part, dtype=dtype or tf.float32)
 
     emb = tf1.get_variable(
-        "emb", shape=[10, 4], dtype=tf.float32,
+        "emb",
+        shape=[10, 4],
+        dtype=tf.float32,
         partitioner=tf1.fixed_size_partitioner(3),
-        initializer=emb_init)
+        initializer=emb_init,
+    )
     kernel = tf1.get_variable(
-        "dense/kernel", shape=[4, 2], dtype=tf.float32,
-        initializer=tf1.constant_initializer(kernel_value))
+        "dense/kernel", shape=[4, 2], dtype=tf.float32, initializer=tf1.constant_initializer(kernel_value)
+    )
     return emb, kernel
 
 
@@ -323,16 +313,14 @@ def build_partitioned_tf2_ckpt(directory: str) -> str:
         _partitioned_graph()
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
-            ckpt = tf.train.Checkpoint(
-                var_list={v.name.split(":")[0]: v
-                          for v in tf1.global_variables()})
-            return ckpt.save(
-                os.path.join(_mkdir(directory), "partitioned-tf2-ckpt"))
+            ckpt = tf.train.Checkpoint(var_list={v.name.split(":")[0]: v for v in tf1.global_variables()})
+            return ckpt.save(os.path.join(_mkdir(directory), "partitioned-tf2-ckpt"))
 
 
 # ---------------------------------------------------------------------------
 # Optimizer slots
 # ---------------------------------------------------------------------------
+
 
 def build_adam_ckpt(directory: str) -> str:
     """Name-based checkpoint of w[3,2], b[2] trained 2 steps with tf1 Adam.
@@ -348,13 +336,12 @@ def build_adam_ckpt(directory: str) -> str:
         x = tf.constant(np.arange(6, dtype=np.float32).reshape(2, 3) / 10.0)
         y = tf.constant([[1.0, -1.0], [0.5, 2.0]])
         w = tf1.get_variable(
-            "w", initializer=tf.constant(
-                np.arange(6, dtype=np.float32).reshape(3, 2) / 10.0))
+            "w", initializer=tf.constant(np.arange(6, dtype=np.float32).reshape(3, 2) / 10.0)
+        )
         b = tf1.get_variable("b", initializer=tf.constant([0.1, -0.1]))
         loss = tf.reduce_mean(tf.square(tf.matmul(x, w) + b - y))
         global_step = tf1.train.get_or_create_global_step()
-        train_op = tf1.train.AdamOptimizer(0.1).minimize(
-            loss, global_step=global_step)
+        train_op = tf1.train.AdamOptimizer(0.1).minimize(loss, global_step=global_step)
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
             for _ in range(2):
@@ -377,10 +364,8 @@ def build_adam_tf2_ckpt(directory: str) -> str:
     tf, _ = _tf()
     tf.keras.utils.set_random_seed(0)
     inputs = tf.keras.Input(shape=(3,))
-    hidden = tf.keras.layers.Dense(
-        2, kernel_initializer=tf.keras.initializers.Constant(0.1))(inputs)
-    outputs = tf.keras.layers.Dense(
-        1, kernel_initializer=tf.keras.initializers.Constant(-0.2))(hidden)
+    hidden = tf.keras.layers.Dense(2, kernel_initializer=tf.keras.initializers.Constant(0.1))(inputs)
+    outputs = tf.keras.layers.Dense(1, kernel_initializer=tf.keras.initializers.Constant(-0.2))(hidden)
     model = tf.keras.Model(inputs, outputs)
     opt = tf.keras.optimizers.legacy.Adam(0.01)
     x = np.arange(12, dtype=np.float32).reshape(4, 3) / 10.0
@@ -404,14 +389,17 @@ def build_keras_functional_ckpt(directory: str) -> str:
     tf, _ = _tf()
     inputs = tf.keras.Input(shape=(4,))
     h = tf.keras.layers.Dense(
-        3, kernel_initializer=tf.keras.initializers.Constant(0.5),
-        bias_initializer=tf.keras.initializers.Constant(0.25))(inputs)
+        3,
+        kernel_initializer=tf.keras.initializers.Constant(0.5),
+        bias_initializer=tf.keras.initializers.Constant(0.25),
+    )(inputs)
     outputs = tf.keras.layers.Dense(
-        1, kernel_initializer=tf.keras.initializers.Constant(-1.0),
-        bias_initializer=tf.keras.initializers.Constant(2.0))(h)
+        1,
+        kernel_initializer=tf.keras.initializers.Constant(-1.0),
+        bias_initializer=tf.keras.initializers.Constant(2.0),
+    )(h)
     model = tf.keras.Model(inputs, outputs)
-    return tf.train.Checkpoint(model=model).save(
-        os.path.join(_mkdir(directory), "keras-functional-ckpt"))
+    return tf.train.Checkpoint(model=model).save(os.path.join(_mkdir(directory), "keras-functional-ckpt"))
 
 
 # ---------------------------------------------------------------------------
@@ -422,9 +410,23 @@ def build_keras_functional_ckpt(directory: str) -> str:
 # `_dtype_values()`; keys in the checkpoint are `t_<dtype name>` plus
 # `t_string_scalar` for the scalar string.
 DTYPE_VALUES_SPEC = (
-    "string", "string_scalar", "bfloat16", "float16", "float32", "float64",
-    "int64", "int32", "int16", "int8", "uint8", "uint16", "uint32", "uint64",
-    "bool", "complex64", "complex128",
+    "string",
+    "string_scalar",
+    "bfloat16",
+    "float16",
+    "float32",
+    "float64",
+    "int64",
+    "int32",
+    "int16",
+    "int8",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "bool",
+    "complex64",
+    "complex128",
 )
 
 
@@ -435,34 +437,22 @@ def _dtype_values():
     tf, _ = _tf()
     vals = {}
     vals["t_string"] = (np.array([b"a", b"bc", b""], dtype=object), tf.string)
-    vals["t_string_scalar"] = (np.array(b"hello world", dtype=object),
-                               tf.string)
-    vals["t_bfloat16"] = (
-        np.array([1.5, -2.25, 3.0], dtype=tf.bfloat16.as_numpy_dtype),
-        tf.bfloat16)
-    vals["t_float16"] = (np.array([0.5, -1.5, 65504.0], dtype=np.float16),
-                         tf.float16)
-    vals["t_float32"] = (np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32),
-                         tf.float32)
-    vals["t_float64"] = (np.array([1e-300, -2.5, 1e300], dtype=np.float64),
-                         tf.float64)
-    vals["t_int64"] = (np.array([-(2 ** 62), 0, 2 ** 62], dtype=np.int64),
-                       tf.int64)
-    vals["t_int32"] = (np.array([-(2 ** 31), 7, 2 ** 31 - 1], dtype=np.int32),
-                       tf.int32)
+    vals["t_string_scalar"] = (np.array(b"hello world", dtype=object), tf.string)
+    vals["t_bfloat16"] = (np.array([1.5, -2.25, 3.0], dtype=tf.bfloat16.as_numpy_dtype), tf.bfloat16)
+    vals["t_float16"] = (np.array([0.5, -1.5, 65504.0], dtype=np.float16), tf.float16)
+    vals["t_float32"] = (np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32), tf.float32)
+    vals["t_float64"] = (np.array([1e-300, -2.5, 1e300], dtype=np.float64), tf.float64)
+    vals["t_int64"] = (np.array([-(2**62), 0, 2**62], dtype=np.int64), tf.int64)
+    vals["t_int32"] = (np.array([-(2**31), 7, 2**31 - 1], dtype=np.int32), tf.int32)
     vals["t_int16"] = (np.array([-32768, 5, 32767], dtype=np.int16), tf.int16)
     vals["t_int8"] = (np.array([-128, 3, 127], dtype=np.int8), tf.int8)
     vals["t_uint8"] = (np.array([0, 128, 255], dtype=np.uint8), tf.uint8)
     vals["t_uint16"] = (np.array([0, 1000, 65535], dtype=np.uint16), tf.uint16)
-    vals["t_uint32"] = (np.array([0, 70000, 2 ** 32 - 1], dtype=np.uint32),
-                        tf.uint32)
-    vals["t_uint64"] = (np.array([0, 2 ** 40, 2 ** 64 - 1], dtype=np.uint64),
-                        tf.uint64)
+    vals["t_uint32"] = (np.array([0, 70000, 2**32 - 1], dtype=np.uint32), tf.uint32)
+    vals["t_uint64"] = (np.array([0, 2**40, 2**64 - 1], dtype=np.uint64), tf.uint64)
     vals["t_bool"] = (np.array([True, False, True]), tf.bool)
-    vals["t_complex64"] = (np.array([1 + 2j, -3.5j, 4], dtype=np.complex64),
-                           tf.complex64)
-    vals["t_complex128"] = (np.array([1 - 1j, 2.5 + 0j, -1j],
-                                     dtype=np.complex128), tf.complex128)
+    vals["t_complex64"] = (np.array([1 + 2j, -3.5j, 4], dtype=np.complex64), tf.complex64)
+    vals["t_complex128"] = (np.array([1 - 1j, 2.5 + 0j, -1j], dtype=np.complex128), tf.complex128)
     return vals
 
 
@@ -481,16 +471,14 @@ def _make_dtype_variables(tf, tf1):
     for key, (value, dtype) in _dtype_values().items():
         try:
             with tf.Graph().as_default():
-                probe = tf1.Variable(tf.constant(value, dtype=dtype),
-                                     name=key)
+                probe = tf1.Variable(tf.constant(value, dtype=dtype), name=key)
                 with tf1.Session() as sess:
                     sess.run(probe.initializer)
                     sess.run(probe.read_value())
         except Exception:  # pragma: no cover - depends on TF kernels
             rest[key] = (value, dtype)
             continue
-        variables[key] = tf1.Variable(tf.constant(value, dtype=dtype),
-                                      name=key)
+        variables[key] = tf1.Variable(tf.constant(value, dtype=dtype), name=key)
     return variables, rest
 
 
@@ -511,11 +499,12 @@ def build_dtypes_ckpt(directory: str) -> str:
                 return tf1.train.Saver(var_list=variables).save(sess, prefix)
             names = sorted(variables) + sorted(rest)
             tensors = [variables[n].read_value() for n in sorted(variables)]
-            tensors += [tf.constant(rest[n][0], dtype=rest[n][1])
-                        for n in sorted(rest)]
-            sess.run(tf.raw_ops.SaveV2(
-                prefix=prefix, tensor_names=names,
-                shape_and_slices=[""] * len(names), tensors=tensors))
+            tensors += [tf.constant(rest[n][0], dtype=rest[n][1]) for n in sorted(rest)]
+            sess.run(
+                tf.raw_ops.SaveV2(
+                    prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors
+                )
+            )
             return prefix
 
 
@@ -547,8 +536,11 @@ def _dotted_graph():
     out = {}
     for i, name in enumerate(DOTTED_NAMES):
         out[name] = tf1.get_variable(
-            name, shape=[2], dtype=tf.float32,
-            initializer=tf1.constant_initializer([float(i), float(i) + 0.5]))
+            name,
+            shape=[2],
+            dtype=tf.float32,
+            initializer=tf1.constant_initializer([float(i), float(i) + 0.5]),
+        )
     return out
 
 
@@ -588,6 +580,7 @@ def build_dotted_names_tf1_ckpt(directory: str) -> str:
 # Many variables (benchmarks)
 # ---------------------------------------------------------------------------
 
+
 def build_many_vars_ckpt(directory: str, n: int = 200) -> str:
     """Name-based checkpoint with n float32 [4] vars `layer_{i//10}/var_{i}`.
 
@@ -601,8 +594,7 @@ def build_many_vars_ckpt(directory: str, n: int = 200) -> str:
         var_list = {}
         for i in range(n):
             name = f"layer_{i // 10}/var_{i}"
-            var_list[name] = tf1.Variable(
-                np.full([4], i, dtype=np.float32), name=name)
+            var_list[name] = tf1.Variable(np.full([4], i, dtype=np.float32), name=name)
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
             return tf1.train.Saver(var_list=var_list).save(sess, prefix)
@@ -635,10 +627,7 @@ FIXTURES = {
 
 # What each builder returns: 'prefix' (checkpoint prefix) or 'model_dir'
 # (Estimator model dir; use tf.train.latest_checkpoint on it).
-FIXTURE_KINDS = {
-    name: ("model_dir" if name.startswith("estimator_") else "prefix")
-    for name in FIXTURES
-}
+FIXTURE_KINDS = {name: ("model_dir" if name.startswith("estimator_") else "prefix") for name in FIXTURES}
 
 _VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 _SAVE_COUNTER = "save_counter" + _VV
@@ -648,16 +637,17 @@ _GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 # the latest checkpoint in the model dir).
 _EXPECTED_KEYS = {
     "tf1": {"a", "b", "scoped/c"},
-    "tf2": {"variables/0" + _VV, "variables/1" + _VV, "variables/2" + _VV,
-            _SAVE_COUNTER, _GRAPH},
-    "nested": {"v/a" + _VV, "v/b" + _VV, "c" + _VV, "module/d" + _VV,
-               _SAVE_COUNTER, _GRAPH},
-    "duplicate_names": {"vars/0" + _VV, "vars/1" + _VV, _SAVE_COUNTER,
-                        _GRAPH},
-    "session_var_list": {"var_list/a" + _VV, "var_list/b" + _VV,
-                         "var_list/scoped.Sc" + _VV, _SAVE_COUNTER, _GRAPH},
-    "unscoped_scoped": {"unscoped/0" + _VV, "unscoped/1" + _VV,
-                        "scoped/0" + _VV, _SAVE_COUNTER, _GRAPH},
+    "tf2": {"variables/0" + _VV, "variables/1" + _VV, "variables/2" + _VV, _SAVE_COUNTER, _GRAPH},
+    "nested": {"v/a" + _VV, "v/b" + _VV, "c" + _VV, "module/d" + _VV, _SAVE_COUNTER, _GRAPH},
+    "duplicate_names": {"vars/0" + _VV, "vars/1" + _VV, _SAVE_COUNTER, _GRAPH},
+    "session_var_list": {
+        "var_list/a" + _VV,
+        "var_list/b" + _VV,
+        "var_list/scoped.Sc" + _VV,
+        _SAVE_COUNTER,
+        _GRAPH,
+    },
+    "unscoped_scoped": {"unscoped/0" + _VV, "unscoped/1" + _VV, "scoped/0" + _VV, _SAVE_COUNTER, _GRAPH},
     "estimator_tf1": {"var", "global_step"},
     "estimator_tf2": {"var_list/var" + _VV, "step" + _VV, _GRAPH},
 }
@@ -665,21 +655,27 @@ _EXPECTED_KEYS = {
 # Values printed by the guide: {fixture: {key: value}}.
 GUIDE_VALUES = {
     "tf1": {"a": 1.0, "b": 2.0, "scoped/c": 3.0},
-    "tf2": {"variables/0" + _VV: 5.0, "variables/1" + _VV: 6.0,
-            "variables/2" + _VV: 7.0, _SAVE_COUNTER: 1},
-    "nested": {"v/a" + _VV: 0.0, "v/b" + _VV: 0.0, "c" + _VV: 0.0,
-               "module/d" + _VV: 0.0, _SAVE_COUNTER: 1},
+    "tf2": {"variables/0" + _VV: 5.0, "variables/1" + _VV: 6.0, "variables/2" + _VV: 7.0, _SAVE_COUNTER: 1},
+    "nested": {"v/a" + _VV: 0.0, "v/b" + _VV: 0.0, "c" + _VV: 0.0, "module/d" + _VV: 0.0, _SAVE_COUNTER: 1},
     "duplicate_names": {"vars/0" + _VV: 1.0, "vars/1" + _VV: 2.0},
-    "session_var_list": {"var_list/a" + _VV: 1.0, "var_list/b" + _VV: 2.0,
-                         "var_list/scoped.Sc" + _VV: 3.0, _SAVE_COUNTER: 1},
-    "unscoped_scoped": {"unscoped/0" + _VV: 1.0, "unscoped/1" + _VV: 2.0,
-                        "scoped/0" + _VV: 3.0, _SAVE_COUNTER: 1},
+    "session_var_list": {
+        "var_list/a" + _VV: 1.0,
+        "var_list/b" + _VV: 2.0,
+        "var_list/scoped.Sc" + _VV: 3.0,
+        _SAVE_COUNTER: 1,
+    },
+    "unscoped_scoped": {
+        "unscoped/0" + _VV: 1.0,
+        "unscoped/1" + _VV: 2.0,
+        "scoped/0" + _VV: 3.0,
+        _SAVE_COUNTER: 1,
+    },
     "estimator_tf1": {"var": 2.0, "global_step": 1},
     "estimator_tf2": {"var_list/var" + _VV: 4.0, "step" + _VV: 1},
 }
 
 
-def expected_keys(name: str) -> "set[str] | None":
+def expected_keys(name: str) -> set[str] | None:
     """Exact key set the guide prints for fixture `name`, else None.
 
     For estimator fixtures this is the key set of the latest checkpoint in the

@@ -40,8 +40,7 @@ def _object_graph_names(path):
 
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
     graph.ParseFromString(_reader(path).get_tensor(GRAPH))
-    return {attr.checkpoint_key: attr.full_name
-            for node in graph.nodes for attr in node.attributes}
+    return {attr.checkpoint_key: attr.full_name for node in graph.nodes for attr in node.attributes}
 
 
 def _data_files(prefix):
@@ -78,8 +77,7 @@ def test_tf1_ckpt(ckpts):
     assert os.path.exists(prefix + ".meta")
     assert GRAPH not in _keys(prefix)
     dtypes = _reader(prefix).get_variable_to_dtype_map()
-    assert {k: d.name for k, d in dtypes.items()} == {
-        "a": "float32", "b": "float32", "scoped/c": "float32"}
+    assert {k: d.name for k, d in dtypes.items()} == {"a": "float32", "b": "float32", "scoped/c": "float32"}
 
 
 def test_tf2_ckpt_object_graph_names(ckpts):
@@ -143,17 +141,14 @@ def test_estimator_tf2_dir_sharded(ckpts):
     latest = tf.train.latest_checkpoint(model_dir)
     assert os.path.basename(latest) == "model.ckpt-1"
     # Like the guide: built next to a warm-start source est-tf1.
-    assert tf.train.latest_checkpoint(
-        os.path.join(os.path.dirname(model_dir), "est-tf1"))
+    assert tf.train.latest_checkpoint(os.path.join(os.path.dirname(model_dir), "est-tf1"))
     assert _keys(latest) == {"var_list/var" + VV, "step" + VV, GRAPH}
     reader = _reader(latest)
     assert reader.get_tensor("var_list/var" + VV) == 4.0
     assert reader.get_tensor("step" + VV) == 1
     shards = [os.path.basename(p) for p in _data_files(latest)]
-    assert shards == ["model.ckpt-1.data-00000-of-00002",
-                      "model.ckpt-1.data-00001-of-00002"]
-    assert _object_graph_names(latest) == {
-        "var_list/var" + VV: "var", "step" + VV: "global_step"}
+    assert shards == ["model.ckpt-1.data-00000-of-00002", "model.ckpt-1.data-00001-of-00002"]
+    assert _object_graph_names(latest) == {"var_list/var" + VV: "var", "step" + VV: "global_step"}
 
 
 def test_estimator_tf2_get_variable_value(ckpts):
@@ -168,11 +163,10 @@ def test_partitioned_ckpt(ckpts):
     assert _keys(prefix) == {"emb", "dense/kernel"}
     reader = _reader(prefix)
     assert reader.get_variable_to_shape_map()["emb"] == [10, 4]
+    np.testing.assert_array_equal(reader.get_tensor("emb"), np.arange(40, dtype=np.float32).reshape(10, 4))
     np.testing.assert_array_equal(
-        reader.get_tensor("emb"), np.arange(40, dtype=np.float32).reshape(10, 4))
-    np.testing.assert_array_equal(
-        reader.get_tensor("dense/kernel"),
-        np.arange(8, dtype=np.float32).reshape(4, 2) + 100)
+        reader.get_tensor("dense/kernel"), np.arange(8, dtype=np.float32).reshape(4, 2) + 100
+    )
     # The raw bundle also holds one entry per slice (hidden by the reader's
     # maps but listed by debug_string) with shapes 4/3/3 rows.
     from tensorflow.python.training import py_checkpoint_reader
@@ -185,33 +179,42 @@ def test_partitioned_ckpt(ckpts):
 def test_partitioned_tf2_ckpt(ckpts):
     prefix = ckpts("partitioned_tf2")
     assert _keys(prefix) == {
-        "var_list/emb.Spart_0" + VV, "var_list/emb.Spart_1" + VV,
-        "var_list/emb.Spart_2" + VV, "var_list/dense.Skernel" + VV,
-        SAVE_COUNTER, GRAPH}
+        "var_list/emb.Spart_0" + VV,
+        "var_list/emb.Spart_1" + VV,
+        "var_list/emb.Spart_2" + VV,
+        "var_list/dense.Skernel" + VV,
+        SAVE_COUNTER,
+        GRAPH,
+    }
     reader = _reader(prefix)
     full = np.arange(40, dtype=np.float32).reshape(10, 4)
-    parts = [reader.get_tensor(f"var_list/emb.Spart_{i}" + VV)
-             for i in range(3)]
+    parts = [reader.get_tensor(f"var_list/emb.Spart_{i}" + VV) for i in range(3)]
     assert [p.shape for p in parts] == [(4, 4), (3, 4), (3, 4)]
     np.testing.assert_array_equal(np.concatenate(parts), full)
     # Surprise: the object graph's full_name of every part is the
     # *partitioned* variable's name ('emb', from its SaveSliceInfo), not
     # 'emb/part_i'; parts are stored as whole (unsliced) tensors.
     names = _object_graph_names(prefix)
-    assert [names[f"var_list/emb.Spart_{i}" + VV] for i in range(3)] == (
-        ["emb"] * 3)
+    assert [names[f"var_list/emb.Spart_{i}" + VV] for i in range(3)] == (["emb"] * 3)
     assert names["var_list/dense.Skernel" + VV] == "dense/kernel"
 
 
 def test_adam_ckpt(ckpts):
     prefix = ckpts("adam")
     assert _keys(prefix) == {
-        "w", "b", "w/Adam", "w/Adam_1", "b/Adam", "b/Adam_1",
-        "beta1_power", "beta2_power", "global_step"}
+        "w",
+        "b",
+        "w/Adam",
+        "w/Adam_1",
+        "b/Adam",
+        "b/Adam_1",
+        "beta1_power",
+        "beta2_power",
+        "global_step",
+    }
     reader = _reader(prefix)
     assert reader.get_tensor("global_step") == 2
-    np.testing.assert_allclose(reader.get_tensor("beta1_power"), 0.9 ** 3,
-                               rtol=1e-6)
+    np.testing.assert_allclose(reader.get_tensor("beta1_power"), 0.9**3, rtol=1e-6)
     assert reader.get_variable_to_shape_map()["w/Adam_1"] == [3, 2]
 
 
@@ -221,10 +224,12 @@ def test_adam_tf2_ckpt_has_optimizer_slots(ckpts):
     slot = "/.OPTIMIZER_SLOT/optimizer/"
     expected_slots = {
         f"model/layer_with_weights-{i}/{w}{slot}{s}" + VV
-        for i in (0, 1) for w in ("kernel", "bias") for s in ("m", "v")}
+        for i in (0, 1)
+        for w in ("kernel", "bias")
+        for s in ("m", "v")
+    }
     assert expected_slots <= keys
-    assert {f"model/layer_with_weights-{i}/{w}" + VV
-            for i in (0, 1) for w in ("kernel", "bias")} <= keys
+    assert {f"model/layer_with_weights-{i}/{w}" + VV for i in (0, 1) for w in ("kernel", "bias")} <= keys
     assert "optimizer/iter" + VV in keys
     assert _reader(prefix).get_tensor("optimizer/iter" + VV) == 2
     assert len(keys) == 4 + 8 + 5 + 2
@@ -237,7 +242,9 @@ def test_keras_functional_ckpt(ckpts):
         "model/layer_with_weights-0/bias" + VV,
         "model/layer_with_weights-1/kernel" + VV,
         "model/layer_with_weights-1/bias" + VV,
-        SAVE_COUNTER, GRAPH}
+        SAVE_COUNTER,
+        GRAPH,
+    }
     shapes = _reader(prefix).get_variable_to_shape_map()
     assert shapes["model/layer_with_weights-0/kernel" + VV] == [4, 3]
     assert shapes["model/layer_with_weights-1/kernel" + VV] == [3, 1]
@@ -267,30 +274,30 @@ def test_dtypes_ckpt(ckpts):
 
 def test_dtypes_tf2_ckpt(ckpts):
     prefix = ckpts("dtypes_tf2")
-    assert _keys(prefix) == (
-        {f"var_list/t_{n}" + VV for n in fx.DTYPE_VALUES_SPEC}
-        | {SAVE_COUNTER, GRAPH})
+    assert _keys(prefix) == ({f"var_list/t_{n}" + VV for n in fx.DTYPE_VALUES_SPEC} | {SAVE_COUNTER, GRAPH})
     _check_dtypes(prefix, "var_list/{}" + VV)
 
 
 def test_dotted_names_ckpt(ckpts):
     prefix = ckpts("dotted_names")
     assert _keys(prefix) == {
-        "var_list/a..b.Sc" + VV, "var_list/x....S.Sy" + VV,
-        "var_list/S..S.S..S" + VV, "var_list/plain" + VV,
-        SAVE_COUNTER, GRAPH}
+        "var_list/a..b.Sc" + VV,
+        "var_list/x....S.Sy" + VV,
+        "var_list/S..S.S..S" + VV,
+        "var_list/plain" + VV,
+        SAVE_COUNTER,
+        GRAPH,
+    }
     names = _object_graph_names(prefix)
     assert names["var_list/x....S.Sy" + VV] == "x..S/y"
-    np.testing.assert_array_equal(
-        _reader(prefix).get_tensor("var_list/S..S.S..S" + VV), [2.0, 2.5])
+    np.testing.assert_array_equal(_reader(prefix).get_tensor("var_list/S..S.S..S" + VV), [2.0, 2.5])
 
 
 def test_dotted_names_tf1_ckpt(ckpts):
     prefix = ckpts("dotted_names_tf1")
     assert os.path.basename(os.path.dirname(prefix)) == "tf1"
     assert _keys(prefix) == set(fx.DOTTED_NAMES)
-    np.testing.assert_array_equal(_reader(prefix).get_tensor("x..S/y"),
-                                  [1.0, 1.5])
+    np.testing.assert_array_equal(_reader(prefix).get_tensor("x..S/y"), [1.0, 1.5])
 
 
 def test_many_vars_ckpt(ckpts):
@@ -323,12 +330,13 @@ def test_builders_rerunnable_in_same_process(tmp_path):
 
 
 def test_conftest_and_fixtures_do_not_import_tensorflow():
+    """Importing the fixture modules does not import TensorFlow (builders import it lazily)."""
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        f"import sys; sys.path.insert(0, {ROOT!r})\n"
         "import tests.fixtures, tests.conftest\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
-        "print('ok')\n" % ROOT)
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
