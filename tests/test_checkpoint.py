@@ -261,3 +261,23 @@ def test_multi_block_index_written_by_us_reads_in_tensorflow(ckpts, tmp_path):
     assert len(reader.get_variable_to_shape_map()) == 300
     assert reader.get_tensor("layer_29/var_299").tolist() == [299.0] * 4
     assert set(est_ckpt.read_checkpoint(dst).tensors) == set(b.entries)
+
+
+def test_scheme_paths_go_through_gfile(ckpts):
+    """A `scheme://` model dir (TF's in-memory `ram://` filesystem) resolves and reads through tf.io.gfile."""
+    import tensorflow as tf
+
+    src = ckpts("tf1")
+    model_dir = "ram://est-ckpt-resolve/model"
+    tf.io.gfile.makedirs(model_dir)
+    base = os.path.basename(src)
+    for name in os.listdir(os.path.dirname(src)):
+        if name.startswith(base + "."):
+            tf.io.gfile.copy(os.path.join(os.path.dirname(src), name), f"{model_dir}/{name}", overwrite=True)
+    with tf.io.gfile.GFile(f"{model_dir}/checkpoint", "w") as f:
+        f.write(f'model_checkpoint_path: "{base}"\n')
+    assert est_ckpt.resolve_checkpoint(model_dir) == f"{model_dir}/{base}"
+    info = est_ckpt.read_checkpoint(model_dir)
+    assert info.format == "tf1" and info.read_tensor("scoped/c").item() == 3.0
+    tf.io.gfile.remove(f"{model_dir}/checkpoint")
+    assert est_ckpt.resolve_checkpoint(model_dir) == f"{model_dir}/{base}"
