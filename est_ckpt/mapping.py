@@ -25,6 +25,8 @@ refused (`AmbiguousNameError` lists them), except for the parts of a
 partitioned variable saved one by one (`emb/part_0`, `emb/part_1`, ... all
 recorded as `emb`), which together form that variable.
 
+`key_for_name` and `name_for_key` are the same lookups for one name or key.
+
 Planning is O(number of variables + number of keys): every lookup is a dict
 lookup, scope entries are found by walking a name's own `/` prefixes, and all
 rename rules are tried by one compiled alternation.
@@ -773,3 +775,50 @@ def map_checkpoints(
             raise MappingError(f"vars_to_warm_start {vars_to_warm_start!r} does not compile: {e}.") from None
         targets = [t for t in targets if selector.match(t.name)]
     return plan_mapping(source, targets, assignment_map=assignment_map, rename_rules=rename_rules)
+
+
+def key_for_name(source: Union[str, checkpoint.CheckpointInfo], name: str) -> tuple[str, ...]:
+    """The checkpoint key(s) a variable name, full_name or object path stands for.
+
+    Args:
+      source: a `CheckpointInfo`, model directory or prefix.
+      name: a TF1 name, a recorded `full_name`, an object path (with or
+        without `/.ATTRIBUTES/VARIABLE_VALUE`) or a key.
+
+    Returns:
+      One key, or each part's key for a variable saved in parts one by one.
+
+    Raises:
+      AmbiguousNameError: `name` is held by several keys (they are listed).
+      UnmappedVariablesError: nothing in the checkpoint is called `name`.
+    """
+    info = source if isinstance(source, checkpoint.CheckpointInfo) else checkpoint.read_checkpoint(source)
+    index = SourceIndex(info)
+    found, ambiguous = index.resolve(name)
+    if found is not None:
+        return found.keys
+    if ambiguous:
+        raise AmbiguousNameError(
+            f"{info.prefix}: '{name}' is held by {', '.join(ambiguous)}; name one of their object paths instead."
+        )
+    near = difflib.get_close_matches(name, index.candidates(), n=3, cutoff=0.5)
+    raise UnmappedVariablesError(
+        f"{info.prefix}: nothing in this {info.format} checkpoint is called '{name}'"
+        + (f"; closest: {', '.join(near)}." if near else ".")
+    )
+
+
+def name_for_key(source: Union[str, checkpoint.CheckpointInfo], key: str) -> Optional[str]:
+    """The TF1 variable name of a checkpoint key: the key itself for tf1, the recorded `full_name` for tf2.
+
+    Returns None for keys without a name (the object graph, non-variable
+    attributes). The parts of a variable saved one by one all return the
+    whole variable's name (`emb`), as TensorFlow recorded it.
+
+    Raises:
+      KeyError: `key` is not in the checkpoint.
+    """
+    info = source if isinstance(source, checkpoint.CheckpointInfo) else checkpoint.read_checkpoint(source)
+    if key not in info.tensors:
+        raise KeyError(f"'{key}' is not a key of checkpoint '{info.prefix}'.")
+    return info.tensors[key].name

@@ -206,6 +206,21 @@ def test_targets_from_checkpoint_skip_bookkeeping(ckpts):
     ]
 
 
+def test_names_to_keys_and_back(ckpts):
+    """`key_for_name` resolves names, object paths and parts; `name_for_key` returns the recorded name."""
+    dup = ckpts("duplicate_names")
+    assert mapping.key_for_name(dup, "vars/1") == (f"vars/1{VV}",)
+    with pytest.raises(AmbiguousNameError, match=f"vars/0{VV}, vars/1{VV}"):
+        mapping.key_for_name(dup, "Variable")
+    with pytest.raises(UnmappedVariablesError, match="closest: Variable"):
+        mapping.key_for_name(dup, "Variabel")
+    parts = ckpts("partitioned_tf2")
+    assert mapping.key_for_name(parts, "emb") == tuple(f"var_list/emb.Spart_{i}{VV}" for i in range(3))
+    assert mapping.name_for_key(parts, f"var_list/dense.Skernel{VV}") == "dense/kernel"
+    assert mapping.name_for_key(parts, "_CHECKPOINTABLE_OBJECT_GRAPH") is None
+    assert mapping.name_for_key(ckpts("tf1"), "scoped/c") == "scoped/c"
+
+
 def test_plan_json_shape(ckpts):
     """`to_json` has exactly the contract's keys and entry shapes."""
     plan = mapping.plan_mapping(ckpts("adam"), {"w": ((1,), "float32"), "nope": SCALAR})
