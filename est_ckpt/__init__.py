@@ -22,8 +22,8 @@ _LAZY = {
     "verify_checkpoint": "est_ckpt.verify",
     "make_tf2_scaffold": "est_ckpt.scaffold",
     "make_tf1_scaffold": "est_ckpt.scaffold",
-    "warm_start_settings": "est_ckpt.warm_start",
-    "warm_start": "est_ckpt.warm_start",
+    "warm_start_settings": "est_ckpt.warm_starting",
+    "warm_start": "est_ckpt.warm_starting",
     "WarmStartPlan": "est_ckpt.mapping",
     "plan_mapping": "est_ckpt.mapping",
 }

@@ -183,7 +183,7 @@ class ScaffoldSaver(_tf1.train.Saver):
         if self._layout == TF1:
             self._primary_keys = frozenset(spec.name for spec in self._name_builder.specs)
         if self._warm_start_from is not None:
-            from est_ckpt.warm_start import build_warm_start_op
+            from est_ckpt.warm_starting import build_warm_start_op
 
             self._warm_start_op, _ = build_warm_start_op(self._warm_start_from)
         super().build()

@@ -18,7 +18,7 @@ tf1 = tf.compat.v1
 
 import est_ckpt  # noqa: E402
 from est_ckpt.errors import AmbiguousNameError, MismatchError, UnusedMappingError  # noqa: E402
-from est_ckpt.warm_start import build_warm_start_op  # noqa: E402
+from est_ckpt.warm_starting import build_warm_start_op  # noqa: E402
 
 VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 EMB = np.arange(40, dtype=np.float32).reshape(10, 4)
@@ -253,8 +253,8 @@ def test_settings_are_genuine_and_copy_safely(ckpts):
 
 
 def test_package_attribute_stays_callable_after_module_import(ckpts):
-    """`est_ckpt.warm_start(...)` warm-starts even after the module of the same name was imported."""
-    import est_ckpt.warm_start  # noqa: F401 - the import that rebinds the package attribute
+    """`est_ckpt.warm_start(...)` stays the function after its module (`warm_starting`) is imported."""
+    import est_ckpt.warm_starting  # noqa: F401 - importing a submodule sets a package attribute
 
     with tf.Graph().as_default():
         v = _scalar("a")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 import weakref
 from typing import Any, Mapping, Optional, Sequence, Union
 
@@ -507,19 +506,3 @@ def warm_start_settings(
         assignment_map=assignment_map,
         rename_rules=rename_rules,
     )
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as `warm_start`.
-
-    `est_ckpt.warm_start` names both this module and its `warm_start` function:
-    once anything imports the module (`from est_ckpt.warm_start import ...`),
-    Python sets the package attribute to the module, so `est_ckpt.warm_start(...)`
-    must keep working when it is the module.
-    """
-
-    def __call__(self, *args, **kwargs) -> WarmStartPlan:
-        return warm_start(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
