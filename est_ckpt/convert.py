@@ -363,7 +363,9 @@ def _quote(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-_TEMP_NAME = re.compile(r"^\..+\.tmp-est-ckpt-(\d+)-[0-9a-f]{8}\.(?:index|data-\d{5}-of-\d{5})$")
+# Temporary names: a conversion's `.<prefix>.tmp-est-ckpt-<pid>-<hex>.<suffix>` files and
+# `fileio.write_atomic`'s `<file>.tmp-est-ckpt-<pid>` (the state file).
+_TEMP_NAME = re.compile(r"\.tmp-est-ckpt-(\d+)(?:-[0-9a-f]{8}\.(?:index|data-\d{5}-of-\d{5}))?$")
 
 
 def _process_alive(pid: int) -> bool:
@@ -385,7 +387,7 @@ def _remove_abandoned_temps(directory: str) -> None:
     if fileio.is_remote(directory) or not os.path.isdir(directory):
         return
     for name in os.listdir(directory):
-        m = _TEMP_NAME.match(name)
+        m = _TEMP_NAME.search(name)
         if m and int(m.group(1)) != os.getpid() and not _process_alive(int(m.group(1))):
             fileio.remove(os.path.join(directory, name))
 

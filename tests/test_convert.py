@@ -516,7 +516,9 @@ def test_temporary_files_of_killed_conversions_are_removed(ckpts, tmp_path):
     abandoned = tmp_path / f".x.tmp-est-ckpt-{dead.pid}-0123abcd.data-00000-of-00001"
     in_flight = tmp_path / f".y.tmp-est-ckpt-{os.getppid()}-89abcdef.index"
     abandoned.write_bytes(b"left by a killed conversion")
+    abandoned_state = tmp_path / f"checkpoint.tmp-est-ckpt-{dead.pid}"
+    abandoned_state.write_text("left by a conversion killed while it updated the state file")
     in_flight.write_bytes(b"another conversion, still running")
     est_ckpt.convert_checkpoint(ckpts("tf1"), str(tmp_path / "out"), to="tf2")
-    assert not abandoned.exists()
+    assert not abandoned.exists() and not abandoned_state.exists()
     assert in_flight.exists()
