@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 # Public names whose modules are imported only when first used.
 _LAZY = {
     "convert_checkpoint": "est_ckpt.convert",
-    "diff_checkpoints": "est_ckpt.convert",
+    "diff_checkpoints": "est_ckpt.diff",
     "verify_checkpoint": "est_ckpt.verify",
     "make_tf2_scaffold": "est_ckpt.scaffold",
     "make_tf1_scaffold": "est_ckpt.scaffold",

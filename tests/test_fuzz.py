@@ -846,7 +846,8 @@ def _run_mutant(job: dict, truth: _Truth) -> dict:
 def _fuzz_convert(job, outcomes, problems, record, info, verify_ok):
     """`convert_checkpoint` converts fully or raises, leaving nothing at the destination;
     `diff_checkpoints` finds a sound mutant equal to its pristine checkpoint."""
-    from est_ckpt.convert import convert_checkpoint, diff_checkpoints
+    from est_ckpt.convert import convert_checkpoint
+    from est_ckpt.diff import diff_checkpoints
 
     to = "tf1" if info is not None and info.format == "tf2" else "tf2"
     out_dir = job["dir"] + "-converted"

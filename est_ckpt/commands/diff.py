@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags
 
-from est_ckpt import convert
+from est_ckpt import diff
 
 USAGE = "diff A B [--json] [--atol=0]"
 ACCEPTS = ("json", "atol")
@@ -33,7 +33,7 @@ def _describe(change: dict) -> str:
 def run(args: list[str]) -> int:
     if len(args) != 2:
         raise app.UsageError(f"diff takes two checkpoints A and B (got {len(args)} arguments).", exitcode=2)
-    result = convert.diff_checkpoints(args[0], args[1], atol=ATOL.value)
+    result = diff.diff_checkpoints(args[0], args[1], atol=ATOL.value)
     if flags.FLAGS.json:
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
         return 0 if result.equal else 1
