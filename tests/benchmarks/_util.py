@@ -29,3 +29,13 @@ def save_many_tensors(prefix: str, n: int, elements: int = 4) -> None:
     names = [f"layer_{i // 100}/dense_{i % 100}/kernel" for i in range(n)]
     tensors = [tf.constant(np.full([elements], i, dtype=np.float32)) for i in range(n)]
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * n, tensors=tensors)
+
+
+def save_many_tensors_in_subprocess(prefix: str, n: int, elements: int = 4) -> None:
+    """`save_many_tensors` in a child process, so the benchmark itself never imports TensorFlow."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = (
+        f"import sys; sys.path.insert(0, {here!r}); "
+        f"from _util import save_many_tensors; save_many_tensors({prefix!r}, {n}, {elements})"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

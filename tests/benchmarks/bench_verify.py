@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _util import run_measured  # noqa: E402
+from _util import run_measured, save_many_tensors_in_subprocess  # noqa: E402
 
 _TF_READ_ALL = (
     "import sys, tensorflow as tf\n"
@@ -31,15 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         prefix = os.path.join(tmp, "model.ckpt-1")
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r});"
-                f"from _util import save_many_tensors; save_many_tensors({prefix!r}, {args.n}, {args.elements})",
-            ],
-            check=True,
-        )
+        save_many_tensors_in_subprocess(prefix, args.n, args.elements)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         tf_wall, tf_rss = run_measured([sys.executable, "-c", _TF_READ_ALL, prefix], env)
         ours_wall, ours_rss = min(
