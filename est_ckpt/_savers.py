@@ -150,6 +150,9 @@ class ScaffoldSaver(_tf1.train.Saver):
         self._name_saver: Optional[_tf1.train.Saver] = None
         self._name_builder: Optional[_KeyedRestoreBuilder] = None
         self._primary_keys: frozenset[str] = frozenset()
+        # key -> (variable name, dtype name, shape) of what the primary saver restores, checked before
+        # TF sees the file so that a changed model gets one clear error.
+        self._expected: dict[str, tuple[str, str, tuple[int, ...]]] = {}
         self._policy_applied = False
         self._tf1_recovered = False
 
@@ -166,6 +169,16 @@ class ScaffoldSaver(_tf1.train.Saver):
             saveables = graph_view.ObjectGraphView(root).frozen_saveable_objects()
             self._var_list = saveables
             self._primary_keys = frozenset(spec.name for s in saveables for spec in s.specs)
+            for s in saveables:
+                shape = getattr(s.op, "shape", None)
+                if len(s.specs) == 1 and not s.specs[0].slice_spec and shape is not None:
+                    if shape.is_fully_defined() and s.specs[0].name != keys.OBJECT_GRAPH_KEY:
+                        owner = variable_name(s.op) if hasattr(s.op, "handle") else s.specs[0].name
+                        self._expected[s.specs[0].name] = (
+                            owner,
+                            s.specs[0].dtype.name,
+                            tuple(shape.as_list()),
+                        )
             name_vars = self._saved_variables(root)
         else:
             name_vars = list(_tf1.global_variables()) + list(
@@ -182,6 +195,11 @@ class ScaffoldSaver(_tf1.train.Saver):
         )
         if self._layout == TF1:
             self._primary_keys = frozenset(spec.name for spec in self._name_builder.specs)
+            self._expected = {
+                spec.name: (spec.owner, spec.dtype, tuple(spec.shape))
+                for spec in self._name_builder.specs
+                if not spec.slice_spec and spec.shape is not None
+            }
         if self._warm_start_from is not None:
             from est_ckpt.warm_starting import build_warm_start_op
 
@@ -336,6 +354,14 @@ class ScaffoldSaver(_tf1.train.Saver):
             self.build()
         info = read_checkpoint(save_path)
         if self._primary_keys and self._primary_keys <= set(info.tensors):
+            _raise_mismatches(
+                info,
+                [
+                    _mismatch(owner, key, (dtype, shape), info.tensors[key])
+                    for key, (owner, dtype, shape) in self._expected.items()
+                    if (info.tensors[key].dtype, tuple(info.tensors[key].shape)) != (dtype, shape)
+                ],
+            )
             super().restore(sess, info.prefix)
             return
         if info.format == TF1 and self._layout == TF2 and not self._restore_legacy:
@@ -367,20 +393,29 @@ class ScaffoldSaver(_tf1.train.Saver):
             # A slice is read out of the whole stored tensor; otherwise the stored tensor is the variable.
             expected = _full_shape(slice_spec) if slice_spec else spec.shape
             if stored.dtype != spec.dtype or (expected is not None and tuple(stored.shape) != expected):
-                mismatched.append(
-                    f"'{spec.owner}' is {spec.dtype} {list(expected) if expected is not None else '?'} in the model, "
-                    f"'{key}' is {stored.dtype} {list(stored.shape)} in the checkpoint"
-                )
+                mismatched.append(_mismatch(spec.owner, key, (spec.dtype, expected), stored))
             feed_keys.append(key)
             feed_slices.append(slice_spec)
         if missing:
             raise UnmappedVariablesError(_missing_message(info, sorted(set(missing))))
-        if mismatched:
-            raise MismatchError(
-                f"Checkpoint '{info.prefix}' does not fit the model: {'; '.join(mismatched)}. Restore a checkpoint "
-                "of this model, or warm-start the variables whose shape or dtype changed from a fresh model_dir."
-            )
+        _raise_mismatches(info, mismatched)
         return feed_keys, feed_slices
+
+
+def _mismatch(owner: str, key: str, expected: tuple, stored) -> str:
+    dtype, shape = expected
+    return (
+        f"'{owner}' is {dtype} {list(shape) if shape is not None else '?'} in the model, "
+        f"'{key}' is {stored.dtype} {list(stored.shape)} in the checkpoint"
+    )
+
+
+def _raise_mismatches(info: CheckpointInfo, mismatched: Sequence[str]) -> None:
+    if mismatched:
+        raise MismatchError(
+            f"Checkpoint '{info.prefix}' does not fit the model: {'; '.join(mismatched)}. Restore a checkpoint "
+            "of this model, or warm-start the variables whose shape or dtype changed from a fresh model_dir."
+        )
 
 
 def _full_shape(slice_spec: str) -> tuple[int, ...]:

@@ -450,6 +450,30 @@ def test_shape_change_is_one_error_naming_both_sides(ckpts):
     )
 
 
+@pytest.mark.parametrize(
+    "fixture, make_scaffold, key",
+    [
+        ("estimator_tf2", est_ckpt.make_tf2_scaffold, "var_list/var" + VV),
+        ("estimator_tf1", est_ckpt.make_tf1_scaffold, "var"),
+    ],
+)
+def test_shape_change_in_a_checkpoint_of_the_same_format_is_one_error(ckpts, fixture, make_scaffold, key):
+    """A checkpoint in the scaffold's own format whose variable changed shape is one MismatchError, not TF's."""
+    prefix = ckpts.prefix(fixture)  # var: float32 scalar
+    with tf.Graph().as_default():
+        tf1.get_variable("var", shape=[2])
+        tf1.train.get_or_create_global_step()
+        creator = tf1.train.ChiefSessionCreator(
+            scaffold=make_scaffold(), checkpoint_filename_with_path=prefix
+        )
+        with pytest.raises(MismatchError) as raised:
+            tf1.train.MonitoredSession(session_creator=creator)
+    assert str(raised.value).startswith(
+        f"Checkpoint '{prefix}' does not fit the model: 'var' is float32 [2] in the model, "
+        f"'{key}' is float32 [] in the checkpoint. "
+    )
+
+
 def test_saver_argument_is_a_type_error():
     """Passing saver= is refused with the reason."""
     with pytest.raises(TypeError, match="the scaffold's saver is what make_tf2_scaffold provides"):
