@@ -34,6 +34,21 @@ def test_import_does_not_import_tensorflow():
     assert out.strip() == "[]"
 
 
+def test_file_tools_never_import_tensorflow():
+    """The TF-free layers and every subcommand but `demo` import without TensorFlow."""
+    modules = [
+        "est_ckpt.convert",
+        "est_ckpt.diff",
+        "est_ckpt.verify",
+        "est_ckpt.mapping",
+        "est_ckpt.flags",
+        *(f"est_ckpt.commands.{c}" for c in ("inspect", "convert", "diff", "map", "verify")),
+    ]
+    code = f"import sys, importlib; [importlib.import_module(m) for m in {modules!r}]; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 def test_inspect_json_shape(ckpts):
     """`--json` prints exactly the documented object for a tf2 checkpoint with duplicate names."""
     prefix = ckpts("duplicate_names")
