@@ -28,6 +28,15 @@ FLAGS = flags.FLAGS
 JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of text.")
 
 _USAGE = "usage: est-ckpt {" + ",".join(COMMANDS) + "} ARGS [FLAGS]  (est-ckpt COMMAND --help)"
+_SUMMARIES = {
+    "inspect": "what a checkpoint holds: format, keys, dtypes, shapes, TF1 names",
+    "convert": "TF1 <-> TF2 by rewriting only the index; atomic and verified",
+    "diff": "compare two checkpoints by TF1 name, across formats",
+    "map": "warm-start dry run: which checkpoint key feeds which variable",
+    "verify": "check every checksum, offset and size, without TensorFlow",
+    "demo": "the whole migration story in one run",
+}
+_HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull")
 
 
 def _load(name: str):
@@ -48,9 +57,33 @@ def _command_name(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _help(name: str | None) -> None:
+    """Prints the overview, or one command's usage and flags, and exits 0."""
+    if name not in COMMANDS:
+        lines = [_USAGE, "", "commands:"]
+        lines += [f"  {cmd:<8} {summary}" for cmd, summary in _SUMMARIES.items()]
+        print("\n".join(lines))
+        sys.exit(0)
+    module = _load(name)
+    print(f"usage: est-ckpt {module.USAGE}\n\n{_SUMMARIES[name]}")
+    accepted = [f for f in getattr(module, "ACCEPTS", ()) if f in FLAGS]
+    if accepted:
+        print("\nflags:")
+        for flag_name in accepted:
+            flag = FLAGS[flag_name]
+            default = "" if flag.default in (None, False, [], "") else f" (default: {flag.default_as_str})"
+            print(f"  --{flag_name}: {flag.help}{default}")
+    sys.exit(0)
+
+
 def _parse(argv: list[str]) -> list[str]:
     # Command modules define their flags on import, so import the chosen one first.
     name = _command_name(argv)
+    if any(arg in _HELP_FLAGS for arg in argv[1:]):
+        try:
+            _help(name)
+        except app.UsageError as e:
+            _fail(str(e), 2)
     if name in COMMANDS:
         try:
             _load(name)

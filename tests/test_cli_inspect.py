@@ -130,3 +130,14 @@ def test_usage_errors_exit_2(args):
     """Missing or extra arguments, unknown flags and unknown commands exit 2."""
     proc = est_ckpt(*args, check_rc=2)
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("est-ckpt: error:")
+
+
+def test_help_lists_commands_and_each_command_its_flags():
+    """`--help` prints every command, and `COMMAND --help` its usage and flags, with exit code 0."""
+    overview = est_ckpt("--help", check_rc=0).stdout
+    for command in ("inspect", "convert", "diff", "map", "verify", "demo"):
+        assert f"\n  {command} " in overview
+    detail = est_ckpt("convert", "--help", check_rc=0).stdout
+    assert detail.startswith("usage: est-ckpt convert SRC DST --to=tf2|tf1")
+    assert "--force:" in detail and "--json:" in detail
+    assert "--values" not in detail
