@@ -251,7 +251,66 @@ def _parse_slice(buf: bytes) -> tuple[tuple[int, int], ...]:
     return tuple(extents)
 
 
+# Tags of `BundleEntryProto` fields that the fast path of `parse_entry` decodes.
+_TAG_DTYPE, _TAG_SHAPE, _TAG_SHARD, _TAG_OFFSET, _TAG_SIZE, _TAG_CRC = 0x08, 0x12, 0x18, 0x20, 0x28, 0x35
+_SHAPES: dict[bytes, tuple[int, ...]] = {}
+
+
+def _cached_shape(buf: bytes) -> tuple[int, ...]:
+    # Checkpoints repeat a handful of shapes thousands of times.
+    shape = _SHAPES.get(buf)
+    if shape is None:
+        shape = _parse_shape(buf)
+        if len(_SHAPES) < 4096:
+            _SHAPES[buf] = shape
+    return shape
+
+
 def parse_entry(key: str, buf: bytes) -> Entry:
+    """Decodes a `BundleEntryProto` (raises `_wire.WireError`).
+
+    The fast path reads the fields TF writes, in any order; anything else
+    (slices, unknown fields) goes through the generic decoder.
+    """
+    dtype = shard_id = offset = size = crc = 0
+    shape: tuple[int, ...] = ()
+    pos, end = 0, len(buf)
+    read_varint = _wire.read_varint
+    while pos < end:
+        tag = buf[pos]
+        pos += 1
+        if tag == _TAG_CRC:
+            if pos + 4 > end:
+                raise _wire.WireError("truncated fixed32")
+            crc = int.from_bytes(buf[pos : pos + 4], "little")
+            pos += 4
+            continue
+        if tag == _TAG_SHAPE:
+            length, pos = read_varint(buf, pos, end)
+            if pos + length > end:
+                raise _wire.WireError("length-delimited field 2 runs past the end")
+            shape = _cached_shape(buf[pos : pos + length])
+            pos += length
+            continue
+        if tag not in (_TAG_DTYPE, _TAG_SHARD, _TAG_OFFSET, _TAG_SIZE):
+            return _parse_entry_generic(key, buf)
+        if pos < end and buf[pos] < 0x80:
+            value = buf[pos]
+            pos += 1
+        else:
+            value, pos = read_varint(buf, pos, end)
+        if tag == _TAG_DTYPE:
+            dtype = value
+        elif tag == _TAG_SHARD:
+            shard_id = _wire.to_signed64(value)
+        elif tag == _TAG_OFFSET:
+            offset = _wire.to_signed64(value)
+        else:
+            size = _wire.to_signed64(value)
+    return Entry(key, dtype, shape, shard_id, offset, size, crc, (), buf)
+
+
+def _parse_entry_generic(key: str, buf: bytes) -> Entry:
     dtype = 0
     shape: tuple[int, ...] = ()
     shard_id = offset = size = crc = 0

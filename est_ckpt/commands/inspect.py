@@ -48,8 +48,8 @@ def run(args: list[str]) -> int:
         if VALUES.value:
             for t in out["tensors"]:
                 t["value"] = _json_value(values[t["key"]]) if t["key"] in values else None
-        json.dump(out, sys.stdout)
-        sys.stdout.write("\n")
+        # json.dumps uses the C encoder; json.dump streams through the pure-Python one.
+        sys.stdout.write(json.dumps(out) + "\n")
         return 0
     lines = [f"{info.prefix}  format={info.format}  tensors={len(info.tensors)}"]
     rows = [("KEY", "DTYPE", "SHAPE", "NAME")]
