@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import secrets
 import sys
 import time
 from typing import Optional, Sequence
@@ -363,35 +362,6 @@ def _quote(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-# Temporary names: a conversion's `.<prefix>.tmp-est-ckpt-<pid>-<hex>.<suffix>` files and
-# `fileio.write_atomic`'s `<file>.tmp-est-ckpt-<pid>` (the state file).
-_TEMP_NAME = re.compile(r"\.tmp-est-ckpt-(\d+)(?:-[0-9a-f]{8}\.(?:index|data-\d{5}-of-\d{5}))?$")
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-def _remove_abandoned_temps(directory: str) -> None:
-    """Removes the temporary files of conversions killed before they finished.
-
-    Their hard links would otherwise keep deleted checkpoints' bytes alive. A
-    temporary file is abandoned when the process named in it is gone.
-    """
-    if fileio.is_remote(directory) or not os.path.isdir(directory):
-        return
-    for name in os.listdir(directory):
-        m = _TEMP_NAME.search(name)
-        if m and int(m.group(1)) != os.getpid() and not _process_alive(int(m.group(1))):
-            fileio.remove(os.path.join(directory, name))
-
-
 _STATE_FIELD = re.compile(r"^\s*(\w+)\s*:\s*(.*?)\s*$")
 
 
@@ -547,10 +517,8 @@ def convert(
     index = bundle.build_index(header, rows.items())
 
     fileio.makedirs(directory)
-    _remove_abandoned_temps(directory)
-    tmp = fileio.join(
-        directory, f".{fileio.basename(prefix)}.tmp-est-ckpt-{os.getpid()}-{secrets.token_hex(4)}"
-    )
+    fileio.remove_abandoned_temps(directory)
+    tmp = fileio.temp_prefix(prefix)
     created: list[str] = []
     copied = 0
     try:

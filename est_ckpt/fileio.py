@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import re
+import secrets
 import shutil
 import stat
 from typing import BinaryIO, Iterator
@@ -119,6 +121,43 @@ def rename(src: str, dst: str) -> None:
         _gfile().rename(src, dst, overwrite=True)
     else:
         os.replace(src, dst)
+
+
+# Every temporary name est_ckpt writes carries this mark and the writer's pid:
+# `write_atomic`'s `<file>.tmp-est-ckpt-<pid>` and `temp_prefix`'s
+# `.<prefix>.tmp-est-ckpt-<pid>-<hex>` (plus `.index` / `.data-*`).
+_TEMP_NAME = re.compile(r"\.tmp-est-ckpt-(\d+)(?:-[0-9a-f]{8}\.(?:index|data-\d{5}-of-\d{5}))?$")
+
+
+def temp_prefix(prefix: str) -> str:
+    """A hidden, unique checkpoint prefix next to `prefix`, to write under before renaming into place."""
+    name = f".{basename(prefix)}.tmp-est-ckpt-{os.getpid()}-{secrets.token_hex(4)}"
+    return join(dirname(prefix) or ".", name)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_abandoned_temps(directory: str) -> None:
+    """Removes the temporary files of est_ckpt writers killed before they finished.
+
+    Hard-linked ones would otherwise keep deleted checkpoints' bytes alive. A
+    temporary file is abandoned when the process named in it is gone. Local
+    directories only: a remote filesystem has no pids to check.
+    """
+    if is_remote(directory) or not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        m = _TEMP_NAME.search(name)
+        if m and int(m.group(1)) != os.getpid() and not _process_alive(int(m.group(1))):
+            remove(os.path.join(directory, name))
 
 
 def write_atomic(path: str, data: bytes) -> None:
