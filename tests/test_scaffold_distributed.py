@@ -27,7 +27,7 @@ import est_ckpt  # noqa: E402
 VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLUSTER_BUDGET_SECS = 85
+CLUSTER_BUDGET_SECS = 300  # a bound for a hung cluster, not a speed claim
 
 
 def _values(path):
@@ -226,10 +226,11 @@ def test_chief_worker_ps_cluster_saves_object_based_and_restarted_chief_resumes(
         saved = _values(latest)
         assert set(saved) == {"var_list/var" + VV, "step" + VV}
         step, var = int(saved["step" + VV]), float(saved["var_list/var" + VV])
-        assert step >= 21
-        # Every step, whichever task ran it, lowered var by 1 after the legacy restore (var 2 at step 1).
-        # The worker may finish one step after the chief's last save.
-        assert abs(var - (3 - step)) <= 1, saved
+        named = int(latest.rsplit("-", 1)[1])
+        # The chief names a save after the step it read just before saving; the worker may run steps
+        # during the save, so only bounds are certain: the saved step is at least the name's, and since
+        # every step lowers var by 1 before raising the step (from var 2 at step 1), var <= 3 - named.
+        assert step >= named >= 21 and var <= 3 - named, (latest, saved)
 
         # Phase 2: a restarted chief (fresh ps: the variables live only in the checkpoint) resumes.
         spec = {"chief": [addr[3]], "ps": [addr[4]]}
