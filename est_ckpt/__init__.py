@@ -11,22 +11,24 @@ import importlib
 from typing import Any
 
 from est_ckpt import errors
-from est_ckpt.checkpoint import CheckpointInfo, TensorInfo, read_checkpoint, resolve_checkpoint
+from est_ckpt.format.checkpoint import CheckpointInfo, TensorInfo, read_checkpoint, resolve_checkpoint
 
 __version__ = "0.1.0"
 
 # Public names whose modules are imported only when first used.
 _LAZY = {
-    "convert_checkpoint": "est_ckpt.convert",
-    "diff_checkpoints": "est_ckpt.diff",
-    "verify_checkpoint": "est_ckpt.verify",
-    "make_tf2_scaffold": "est_ckpt.scaffold",
-    "make_tf1_scaffold": "est_ckpt.scaffold",
-    "warm_start_settings": "est_ckpt.warm_starting",
-    "warm_start": "est_ckpt.warm_starting",
+    "convert_checkpoint": "est_ckpt.tools.convert",
+    "diff_checkpoints": "est_ckpt.tools.diff",
+    "verify_checkpoint": "est_ckpt.tools.verify",
+    "make_tf2_scaffold": "est_ckpt.tf.scaffold",
+    "make_tf1_scaffold": "est_ckpt.tf.scaffold",
+    "warm_start_settings": "est_ckpt.tf.warm_starting",
+    "warm_start": "est_ckpt.tf.warm_starting",
     "WarmStartPlan": "est_ckpt.mapping",
     "plan_mapping": "est_ckpt.mapping",
 }
+# Modules reachable as `from est_ckpt import flags` (the documented spelling for launch scripts).
+_LAZY_MODULES = {"flags": "est_ckpt.tf.flags"}
 
 __all__ = [
     "CheckpointInfo",
@@ -41,10 +43,13 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'est_ckpt' has no attribute '{name}'")
+    elif name in _LAZY_MODULES:
+        value = importlib.import_module(_LAZY_MODULES[name])
+    else:
+        raise AttributeError(f"module 'est_ckpt' has no attribute '{name}'")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))

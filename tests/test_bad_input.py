@@ -24,7 +24,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def est_ckpt(*args):
     """Runs the CLI as users do, in a subprocess, bounded in time."""
     return subprocess.run(
-        [sys.executable, "-m", "est_ckpt.cli", *args],
+        [sys.executable, "-m", "est_ckpt", *args],
         capture_output=True,
         text=True,
         timeout=60,

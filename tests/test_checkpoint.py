@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import est_ckpt
-from est_ckpt import errors, keys
+from est_ckpt import errors
+from est_ckpt.format import keys
 from tests.fixtures import FIXTURES, GUIDE_VALUES, expected_keys
 
 _VV = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -113,7 +114,7 @@ def test_slot_variables(ckpts):
     info = est_ckpt.read_checkpoint(ckpts("adam_tf2"))
     key = "model/layer_with_weights-0/kernel/.OPTIMIZER_SLOT/optimizer/m" + _VV
     slot = info.tensors[key].slot
-    assert slot == est_ckpt.checkpoint.SlotInfo("model/layer_with_weights-0/kernel", "optimizer", "m")
+    assert slot == est_ckpt.format.checkpoint.SlotInfo("model/layer_with_weights-0/kernel", "optimizer", "m")
     assert info.tensors["model/layer_with_weights-0/kernel" + _VV].slot is None
     assert sum(t.slot is not None for t in info.tensors.values()) == 8
 
@@ -226,7 +227,7 @@ def test_rewritten_index_reads_identically_in_tensorflow(ckpts, tmp_path):
     """An index re-serialized by `bundle.build_index` is read by TF exactly like the original."""
     import tensorflow as tf
 
-    from est_ckpt import bundle
+    from est_ckpt.format import bundle
 
     src = ckpts.prefix("partitioned")
     b = bundle.read_bundle(src)
@@ -246,7 +247,7 @@ def test_multi_block_index_written_by_us_reads_in_tensorflow(ckpts, tmp_path):
     """An index split over many small blocks (with separator keys) reads in TF and back in est_ckpt."""
     import tensorflow as tf
 
-    from est_ckpt import bundle
+    from est_ckpt.format import bundle
 
     src = ckpts.prefix("many_vars", n=300)
     b = bundle.read_bundle(src)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from est_ckpt import keys
+from est_ckpt.format import keys
 
 _VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -17,7 +17,7 @@ _VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 def est_ckpt(*args, check_rc=None):
     """Runs the CLI in a subprocess (as the console script does) and returns the result."""
     proc = subprocess.run(
-        [sys.executable, "-m", "est_ckpt.cli", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "est_ckpt", *args], capture_output=True, text=True, timeout=60
     )
     if check_rc is not None:
         assert proc.returncode == check_rc, proc.stderr
@@ -27,7 +27,7 @@ def est_ckpt(*args, check_rc=None):
 def test_import_does_not_import_tensorflow():
     """`import est_ckpt` and importing the CLI load neither TensorFlow nor numpy."""
     code = (
-        "import sys, est_ckpt, est_ckpt.cli, est_ckpt.commands.inspect;"
+        "import sys, est_ckpt, est_ckpt.commands.main, est_ckpt.commands.inspect;"
         "print(sorted(m for m in ('tensorflow', 'numpy', 'tensorflow_estimator') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -37,11 +37,11 @@ def test_import_does_not_import_tensorflow():
 def test_file_tools_never_import_tensorflow():
     """The TF-free layers and every subcommand but `demo` import without TensorFlow."""
     modules = [
-        "est_ckpt.convert",
-        "est_ckpt.diff",
-        "est_ckpt.verify",
+        "est_ckpt.tools.convert",
+        "est_ckpt.tools.diff",
+        "est_ckpt.tools.verify",
         "est_ckpt.mapping",
-        "est_ckpt.flags",
+        "est_ckpt.tf.flags",
         *(f"est_ckpt.commands.{c}" for c in ("inspect", "convert", "diff", "map", "verify")),
     ]
     code = f"import sys, importlib; [importlib.import_module(m) for m in {modules!r}]; print('tensorflow' in sys.modules)"

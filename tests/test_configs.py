@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from est_ckpt import checkpoint
+from est_ckpt.format import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, "configs")

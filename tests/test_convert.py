@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 import est_ckpt
-from est_ckpt import bundle, checkpoint, convert, fileio, keys
+from est_ckpt import fileio
 from est_ckpt.errors import ConversionError, DestinationExistsError
+from est_ckpt.format import bundle, checkpoint, keys
+from est_ckpt.tools import convert
 from tests import fixtures as fx
 
 VV = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -402,7 +404,7 @@ def test_tf_warm_start_finds_every_name_in_converted_output(ckpts, tf, tmp_path)
 
 def test_make_tf2_scaffold_resumes_converted_partitioned_model_dir(tf, tmp_path):
     """An Estimator using `make_tf2_scaffold()` resumes a converted legacy dir whose variable is partitioned."""
-    pytest.importorskip("est_ckpt.scaffold")
+    pytest.importorskip("est_ckpt.tf.scaffold")
     tf1 = tf.compat.v1
 
     def model_fn(features, labels, mode, params):

@@ -34,7 +34,8 @@ import time
 
 import pytest
 
-from est_ckpt import bundle, checkpoint, diff_checkpoints, verify_checkpoint
+from est_ckpt import diff_checkpoints, verify_checkpoint
+from est_ckpt.format import bundle, checkpoint
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KILLS = int(os.environ.get("EST_CKPT_CRASH_KILLS", "20"))
@@ -51,7 +52,7 @@ import json, os, sys, traceback
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import tensorflow as tf
 import tensorflow_estimator  # noqa: F401 - imported once, before any fork
-from est_ckpt.scaffold import make_tf2_scaffold
+from est_ckpt.tf.scaffold import make_tf2_scaffold
 
 KEEP = int(sys.argv[1])
 
@@ -260,7 +261,7 @@ def _tree_digest(directory: str) -> dict[str, str]:
 
 
 def _convert_cmd(src: str, dst: str) -> list[str]:
-    return [sys.executable, "-m", "est_ckpt.cli", "convert", src, dst, "--to=tf2", "--force"]
+    return [sys.executable, "-m", "est_ckpt", "convert", src, dst, "--to=tf2", "--force"]
 
 
 def test_convert_killed_at_random_moments(ckpts, tmp_path):

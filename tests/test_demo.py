@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from est_ckpt import checkpoint
+from est_ckpt.format import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def est_ckpt_command() -> list[str]:
     """The installed console script when there is one (what `make demo` runs), else the module."""
     script = os.path.join(os.path.dirname(sys.executable), "est-ckpt")
-    return [script] if os.path.exists(script) else [sys.executable, "-m", "est_ckpt.cli"]
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "est_ckpt"]
 
 
 def run_demo_command(*args: str) -> tuple[subprocess.CompletedProcess, float]:

@@ -1,4 +1,4 @@
-"""est_ckpt.flags: definition, parse-time validation, and the settings and scaffolds the flags build."""
+"""est_ckpt.tf.flags: definition, parse-time validation, and the settings and scaffolds the flags build."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from est_ckpt import flags as ckpt_flags
-from est_ckpt.flags import CheckpointFlags
+from est_ckpt.tf import flags as ckpt_flags
+from est_ckpt.tf.flags import CheckpointFlags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -67,7 +67,7 @@ def test_read_flags_needs_define_flags():
     """Reading flags that were never defined says to call define_flags."""
     fv = flags.FlagValues()
     fv(["prog"])
-    with pytest.raises(KeyError, match=r"call est_ckpt.flags.define_flags\(\)"):
+    with pytest.raises(KeyError, match=r"call est_ckpt.tf.flags.define_flags\(\)"):
         ckpt_flags.read_flags(fv)
 
 
@@ -278,7 +278,7 @@ def test_scaffold_from_flags_saves_the_chosen_format(
     tf, legacy_dir, tmp_path, ckpt_format, main_format, tf1_copy
 ):
     """--ckpt_format picks the saved format (both adds a name-based copy under tf1/), and the scaffold warm-starts."""
-    from est_ckpt import checkpoint
+    from est_ckpt.format import checkpoint
 
     model_dir = str(tmp_path / "model")
     fv = parse(

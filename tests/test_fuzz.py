@@ -14,8 +14,8 @@ whose every call is bounded by `signal.alarm`; the parent kills a worker that
 stops answering. For each mutant the worker calls `resolve_checkpoint`,
 `read_checkpoint`, `CheckpointInfo.read_tensor` for every key,
 `verify_checkpoint`, `convert_checkpoint` and `diff_checkpoints` (when
-`est_ckpt/convert.py` exists), `map_checkpoints` both ways (when
-`est_ckpt/mapping.py` exists) and the CLI (`inspect --json`, `inspect --values`,
+`est_ckpt/tools/convert.py` exists), `map_checkpoints` both ways (when
+`est_ckpt/mapping/__init__.py` exists) and the CLI (`inspect --json`, `inspect --values`,
 `verify`, `map`) in process; a sample also runs the CLI as a subprocess. The
 table of outcomes per entry point is printed to stderr at the end.
 
@@ -55,7 +55,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from est_ckpt import _wire, bundle, checkpoint, keys  # noqa: E402
+from est_ckpt.format import bundle, checkpoint, keys, wire  # noqa: E402
 
 MUTANTS = int(os.environ.get("EST_CKPT_FUZZ_MUTANTS", "900"))
 SEED = int(os.environ.get("EST_CKPT_FUZZ_SEED", "20261126"))
@@ -127,9 +127,9 @@ def _boundaries(data: bytes) -> list[int]:
         pos = 0
         while pos < limit:
             out.add(off + pos)
-            shared, pos = _wire.read_varint(data, off + pos)
-            non_shared, pos = _wire.read_varint(data, pos)
-            value_len, pos = _wire.read_varint(data, pos)
+            shared, pos = wire.read_varint(data, off + pos)
+            non_shared, pos = wire.read_varint(data, pos)
+            value_len, pos = wire.read_varint(data, pos)
             pos = pos + non_shared + value_len - off
     return sorted(b for b in out if 0 <= b < size)
 
@@ -139,16 +139,16 @@ def _boundaries(data: bytes) -> list[int]:
 
 def _entry_proto(dtype, shape, shard_id=0, offset=0, size=0, crc=0, slices=()) -> bytes:
     """A `BundleEntryProto` with any field values, however hostile."""
-    shape_proto = b"".join(_wire.field_bytes(2, _wire.field_varint(1, d)) for d in shape)
-    out = _wire.field_varint(1, dtype) + _wire.field_bytes(2, shape_proto)
-    out += _wire.field_varint(3, shard_id) + _wire.field_varint(4, offset) + _wire.field_varint(5, size)
-    out += _wire.field_fixed32(6, crc)
+    shape_proto = b"".join(wire.field_bytes(2, wire.field_varint(1, d)) for d in shape)
+    out = wire.field_varint(1, dtype) + wire.field_bytes(2, shape_proto)
+    out += wire.field_varint(3, shard_id) + wire.field_varint(4, offset) + wire.field_varint(5, size)
+    out += wire.field_fixed32(6, crc)
     for extents in slices:
         ext = b"".join(
-            _wire.field_bytes(1, _wire.field_varint(1, s) + (_wire.field_varint(2, n) if n != -1 else b""))
+            wire.field_bytes(1, wire.field_varint(1, s) + (wire.field_varint(2, n) if n != -1 else b""))
             for s, n in extents
         )
-        out += _wire.field_bytes(7, ext)
+        out += wire.field_bytes(7, ext)
     return out
 
 
@@ -171,7 +171,7 @@ def _replace_entry(prefix: str, key: bytes, proto: bytes) -> None:
 def _string_data(value: bytes) -> tuple[bytes, int]:
     data = bundle.encode_string_tensor([value])
     crc = bundle.tensor_crc32c(bundle.Entry("", 7, ()), data)
-    return data, _wire.mask_crc(crc)
+    return data, wire.mask_crc(crc)
 
 
 def _set_object_graph(prefix: str, graph: bytes) -> None:
@@ -190,17 +190,17 @@ def _set_object_graph(prefix: str, graph: bytes) -> None:
 def _graph_node(children=(), attributes=(), slots=()) -> bytes:
     body = b""
     for node_id, name in children:
-        body += _wire.field_bytes(1, _wire.field_varint(1, node_id) + _wire.field_bytes(2, name))
+        body += wire.field_bytes(1, wire.field_varint(1, node_id) + wire.field_bytes(2, name))
     for name, full_name, key in attributes:
-        body += _wire.field_bytes(
-            2, _wire.field_bytes(1, name) + _wire.field_bytes(2, full_name) + _wire.field_bytes(3, key)
+        body += wire.field_bytes(
+            2, wire.field_bytes(1, name) + wire.field_bytes(2, full_name) + wire.field_bytes(3, key)
         )
     for orig, slot_name, slot_node in slots:
-        body += _wire.field_bytes(
+        body += wire.field_bytes(
             3,
-            _wire.field_varint(1, orig) + _wire.field_bytes(2, slot_name) + _wire.field_varint(3, slot_node),
+            wire.field_varint(1, orig) + wire.field_bytes(2, slot_name) + wire.field_varint(3, slot_node),
         )
-    return _wire.field_bytes(1, body)
+    return wire.field_bytes(1, body)
 
 
 # -- mutants ---------------------------------------------------------------------------------------
@@ -358,7 +358,7 @@ def _systematic(name: str, base: str) -> list[Mutant]:
         "shape-2^62": dict(shape=(1 << 62,)),
         "shape-negative": dict(shape=((1 << 64) - 1,)),
         "shape-rank40": dict(shape=(1,) * 39 + (n,)),
-        "shape-0x2^62": dict(shape=(0, 1 << 62), size=0, crc=_wire.mask_crc(0)),
+        "shape-0x2^62": dict(shape=(0, 1 << 62), size=0, crc=wire.mask_crc(0)),
         "dtype-0": dict(dtype=0),
         "dtype-99": dict(dtype=99),
         "dtype-resource": dict(dtype=20),
@@ -381,11 +381,11 @@ def _systematic(name: str, base: str) -> list[Mutant]:
             )
         )
     for label, value in {
-        "header-0-shards": _wire.field_varint(1, 0),
-        "header-2^20-shards": _wire.field_varint(1, 1 << 20),
-        "header-2^40-shards": _wire.field_varint(1, 1 << 40),
-        "header-big-endian": _wire.field_varint(1, len(shards)) + _wire.field_varint(2, 1),
-        "header-bad-wire": _wire.field_bytes(1, b"xx"),
+        "header-0-shards": wire.field_varint(1, 0),
+        "header-2^20-shards": wire.field_varint(1, 1 << 20),
+        "header-2^40-shards": wire.field_varint(1, 1 << 40),
+        "header-big-endian": wire.field_varint(1, len(shards)) + wire.field_varint(2, 1),
+        "header-bad-wire": wire.field_bytes(1, b"xx"),
     }.items():
         out.append(
             Mutant(
@@ -468,7 +468,7 @@ def _partition_mutants(name, at, rows) -> list[Mutant]:
     out.append(with_part_key([(extents[0][0] + 1 << 40, extents[0][1])] + list(extents[1:]), "outside"))
     out.append(with_part_key([(-5, 3)] + list(extents[1:]), "negative-start"))
     out.append(with_part_key(list(extents) + [(0, -1)], "extra-dim"))
-    bad_name = _wire.oc_num_increasing(0) + _wire.oc_string(b"\xff\xfe") + _wire.oc_num_increasing(0)
+    bad_name = wire.oc_num_increasing(0) + wire.oc_string(b"\xff\xfe") + wire.oc_num_increasing(0)
     out.append(
         Mutant(
             name,
@@ -507,11 +507,11 @@ def _graph_mutants(name, at) -> list[Mutant]:
     graphs = {
         "truncated": (_graph_node(children=[(1, b"x")]) + good_leaf)[:-7],
         "child-out-of-range": _graph_node(children=[(10**6, b"x")]),
-        "node-wrong-wire-type": _wire.field_varint(1, 5),
+        "node-wrong-wire-type": wire.field_varint(1, 5),
         "name-not-utf8": _graph_node(children=[(1, b"\xff\xfe")]) + good_leaf,
         "missing-checkpoint-key": _graph_node(children=[(1, b"x")]) + good_leaf,
         "slot-out-of-range": _graph_node(slots=[(0, b"m", 99)]),
-        "length-2^62": _wire.encode_varint((1 << 3) | 2) + _wire.encode_varint(1 << 62),
+        "length-2^62": wire.encode_varint((1 << 3) | 2) + wire.encode_varint(1 << 62),
         "wire-type-7": b"\x0f",
     }
     out = [
@@ -700,7 +700,7 @@ def _cli(argv: list[str]) -> tuple[int, str, str]:
 
     from absl import flags
 
-    from est_ckpt import cli
+    from est_ckpt.commands import main as cli
 
     flags.FLAGS.unparse_flags()
     out, err = io.StringIO(), io.StringIO()
@@ -846,8 +846,8 @@ def _run_mutant(job: dict, truth: _Truth) -> dict:
 def _fuzz_convert(job, outcomes, problems, record, info, verify_ok):
     """`convert_checkpoint` converts fully or raises, leaving nothing at the destination;
     `diff_checkpoints` finds a sound mutant equal to its pristine checkpoint."""
-    from est_ckpt.convert import convert_checkpoint
-    from est_ckpt.diff import diff_checkpoints
+    from est_ckpt.tools.convert import convert_checkpoint
+    from est_ckpt.tools.diff import diff_checkpoints
 
     to = "tf1" if info is not None and info.format == "tf2" else "tf2"
     out_dir = job["dir"] + "-converted"
@@ -925,16 +925,16 @@ def worker_main() -> None:
 
     import numpy  # noqa: F401 - imported before the cap, as every reader needs it.
 
-    import est_ckpt.cli  # noqa: F401
     import est_ckpt.commands.inspect  # noqa: F401
+    import est_ckpt.commands.main  # noqa: F401
     import est_ckpt.commands.verify  # noqa: F401
 
-    for optional in ("est_ckpt.convert", "est_ckpt.mapping", "est_ckpt.commands.map"):
+    for optional in ("est_ckpt.tools.convert", "est_ckpt.mapping", "est_ckpt.commands.map"):
         try:
             importlib.import_module(optional)
         except ImportError:
             pass
-    import est_ckpt.verify  # noqa: F401
+    import est_ckpt.tools.verify  # noqa: F401
 
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     signal.signal(signal.SIGALRM, _on_alarm)
@@ -990,7 +990,7 @@ class _Worker:
 
 def _subprocess_cli(argv: list[str]) -> tuple[int, str, str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "est_ckpt.cli", *argv],
+        [sys.executable, "-m", "est_ckpt", *argv],
         capture_output=True,
         text=True,
         timeout=60,

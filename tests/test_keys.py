@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from est_ckpt import keys
+from est_ckpt.format import keys
 
 _NAMES = st.text(alphabet=st.sampled_from(["a", "S", ".", "/", "_", "0", "é"]), max_size=12)
 

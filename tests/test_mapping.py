@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import est_ckpt
-from est_ckpt import checkpoint, mapping
+from est_ckpt import mapping
 from est_ckpt.errors import (
     AmbiguousNameError,
     MappingError,
@@ -17,6 +17,7 @@ from est_ckpt.errors import (
     UnmappedVariablesError,
     UnusedMappingError,
 )
+from est_ckpt.format import checkpoint
 
 VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 SCALAR = ((), "float32")
@@ -264,7 +265,7 @@ def test_large_plan_is_correct():
 def _cli(*args: str) -> subprocess.CompletedProcess:
     # The console script's own module, so the test does not depend on where scripts are installed.
     return subprocess.run(
-        [sys.executable, "-m", "est_ckpt.cli", "map", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "est_ckpt", "map", *args], capture_output=True, text=True, timeout=120
     )
 
 

@@ -101,18 +101,20 @@ def test_two_way_estimator_eager_estimator(tmp_path):
     saved = _values(model_dir)
     names = ["dense/kernel", "dense/bias", "beta1_power", "beta2_power"]
     names += [f"dense/{v}/{slot}" for v in ("kernel", "bias") for slot in ("Adam", "Adam_1")]
-    assert set(saved) == {f"var_list/{est_ckpt.keys.escape(n)}{VV}" for n in names} | {"step" + VV}
+    assert set(saved) == {f"var_list/{est_ckpt.format.keys.escape(n)}{VV}" for n in names} | {"step" + VV}
     assert saved["step" + VV] == 2
 
     # Eager TF2, no Estimator: the variables are found by the names the model gave them.
     variables = {
-        n: tf.Variable(tf.zeros_like(saved[f"var_list/{est_ckpt.keys.escape(n)}{VV}"])) for n in names
+        n: tf.Variable(tf.zeros_like(saved[f"var_list/{est_ckpt.format.keys.escape(n)}{VV}"])) for n in names
     }
     step = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(var_list=variables, step=step)
     ckpt.read(tf.train.latest_checkpoint(model_dir)).assert_consumed()
     for n in names:
-        np.testing.assert_array_equal(variables[n].numpy(), saved[f"var_list/{est_ckpt.keys.escape(n)}{VV}"])
+        np.testing.assert_array_equal(
+            variables[n].numpy(), saved[f"var_list/{est_ckpt.format.keys.escape(n)}{VV}"]
+        )
     assert step.numpy() == 2
     variables["dense/bias"].assign([7.0])
     step.assign(10)
@@ -325,7 +327,7 @@ def test_partitioned_and_adam_round_trip_with_monitored_training_session(tmp_pat
     assert by_tf2["global_step"] == by_tf1["global_step"] == 2
     for name, value in by_tf2.items():
         if name != "global_step":
-            np.testing.assert_array_equal(value, saved[f"var_list/{est_ckpt.keys.escape(name)}{VV}"])
+            np.testing.assert_array_equal(value, saved[f"var_list/{est_ckpt.format.keys.escape(name)}{VV}"])
         np.testing.assert_array_equal(by_tf1[name], value)
 
     # Resuming training picks up where it stopped.

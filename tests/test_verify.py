@@ -11,7 +11,9 @@ import sys
 import pytest
 
 import est_ckpt
-from est_ckpt import _wire, bundle, keys, verify, verify_checkpoint
+from est_ckpt import verify_checkpoint
+from est_ckpt.format import bundle, keys, wire
+from est_ckpt.tools import verify
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOUND = [
@@ -33,7 +35,7 @@ SOUND = [
 
 def est_ckpt_cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "est_ckpt.cli", *args], capture_output=True, text=True, timeout=60, cwd=_ROOT
+        [sys.executable, "-m", "est_ckpt", *args], capture_output=True, text=True, timeout=60, cwd=_ROOT
     )
 
 
@@ -196,7 +198,7 @@ def test_hostile_offsets_are_reported_without_tensorflow(ckpts, tmp_path):
             if key == b"a":
                 value = bundle.encode_entry(entry, offset=1 << 62)
             elif key == b"b":
-                value = value + _wire.field_varint(5, (1 << 64) - 1)  # the last size field wins
+                value = value + wire.field_varint(5, (1 << 64) - 1)  # the last size field wins
             out.append((key, value))
         return out
 
@@ -251,7 +253,7 @@ def test_object_graph_entry_with_hostile_size_is_not_read(ckpts, tmp_path):
     graph_key = keys.OBJECT_GRAPH_KEY.encode()
 
     def hostile(rows):
-        return [(k, v + _wire.field_varint(5, 1 << 47) if k == graph_key else v) for k, v in rows]
+        return [(k, v + wire.field_varint(5, 1 << 47) if k == graph_key else v) for k, v in rows]
 
     rewrite_index(prefix, hostile)
     report = verify_checkpoint(prefix)
@@ -269,11 +271,11 @@ def test_streamed_check_of_large_tensors_reports_the_same(ckpts, tmp_path, monke
     flip(b.data_path(0), numeric[0].offset)
     rank40 = numeric[1]
     shape = (1,) * (40 - len(rank40.shape)) + rank40.shape  # as many elements, more dims than numpy has
-    proto = _wire.field_varint(1, rank40.dtype) + _wire.field_bytes(
-        2, b"".join(_wire.field_bytes(2, _wire.field_varint(1, d)) for d in shape)
+    proto = wire.field_varint(1, rank40.dtype) + wire.field_bytes(
+        2, b"".join(wire.field_bytes(2, wire.field_varint(1, d)) for d in shape)
     )
-    proto += _wire.field_varint(4, rank40.offset) + _wire.field_varint(5, rank40.size)
-    proto += _wire.field_fixed32(6, rank40.crc32c)
+    proto += wire.field_varint(4, rank40.offset) + wire.field_varint(5, rank40.size)
+    proto += wire.field_fixed32(6, rank40.crc32c)
     rewrite_index(prefix, lambda rows: [(k, proto if k == rank40.key.encode() else v) for k, v in rows])
 
     whole = verify_checkpoint(prefix)

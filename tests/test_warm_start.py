@@ -18,7 +18,7 @@ tf1 = tf.compat.v1
 
 import est_ckpt  # noqa: E402
 from est_ckpt.errors import AmbiguousNameError, MismatchError, UnusedMappingError  # noqa: E402
-from est_ckpt.warm_starting import build_warm_start_op  # noqa: E402
+from est_ckpt.tf.warm_starting import build_warm_start_op  # noqa: E402
 
 VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 EMB = np.arange(40, dtype=np.float32).reshape(10, 4)
@@ -254,7 +254,7 @@ def test_settings_are_genuine_and_copy_safely(ckpts):
 
 def test_package_attribute_stays_callable_after_module_import(ckpts):
     """`est_ckpt.warm_start(...)` stays the function after its module (`warm_starting`) is imported."""
-    import est_ckpt.warm_starting  # noqa: F401 - importing a submodule sets a package attribute
+    import est_ckpt.tf.warm_starting  # noqa: F401 - importing a submodule sets a package attribute
 
     with tf.Graph().as_default():
         v = _scalar("a")

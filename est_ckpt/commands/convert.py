@@ -7,7 +7,7 @@ import sys
 
 from absl import app, flags
 
-from est_ckpt import convert
+from est_ckpt.tools import convert
 
 USAGE = "convert SRC DST --to=tf2|tf1 [--force] [--names=full_name|path] [--skip_underivable_slots] [--json]"
 ACCEPTS = ("json", "to", "force", "names", "skip_underivable_slots")

@@ -19,6 +19,6 @@ def run(args: list[str]) -> int:
     if args:
         raise app.UsageError(f"demo takes no positional arguments (got {' '.join(args)}).", exitcode=2)
     # Imported here: the demo needs TensorFlow, and `est-ckpt --help` must not pay for it.
-    from est_ckpt import demo
+    from est_ckpt.examples import demo
 
     return demo.main(WORKDIR.value)

@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags
 
-from est_ckpt import diff
+from est_ckpt.tools import diff
 
 USAGE = "diff A B [--json] [--atol=0]"
 ACCEPTS = ("json", "atol")

@@ -7,7 +7,7 @@ import sys
 
 from absl import app, flags
 
-from est_ckpt import checkpoint, keys
+from est_ckpt.format import checkpoint, keys
 
 USAGE = "inspect PATH [--json] [--values]"
 ACCEPTS = ("json", "values")

@@ -11,7 +11,7 @@ import sys
 
 from absl import app, flags
 
-from est_ckpt import verify
+from est_ckpt.tools import verify
 
 USAGE = "verify PATH [--json]"
 ACCEPTS = ("json",)

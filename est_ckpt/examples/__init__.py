@@ -2,7 +2,7 @@
 
 - `python -m est_ckpt.examples.train --model_dir=DIR [--flagfile=configs/x.flags]`:
   a launch script configured only by flags (see `configs/`).
-- `est-ckpt demo`: the whole migration story (`est_ckpt.demo`).
+- `est-ckpt demo`: the whole migration story (`est_ckpt.examples.demo`).
 
 Both learn the same deterministic in-code dataset, `blobs`.
 """
@@ -40,10 +40,10 @@ def input_fn(num_examples: int, *, seed: int, batch_size: int = 32, repeat: bool
     """Returns an Estimator `input_fn` over `blobs(num_examples, seed=seed)`."""
 
     def fn():
-        from est_ckpt import _tf
+        from est_ckpt.tf import runtime
 
         x, y = blobs(num_examples, seed=seed)
-        ds = _tf.tf().data.Dataset.from_tensor_slices(({FEATURE_KEY: x}, y))
+        ds = runtime.tf().data.Dataset.from_tensor_slices(({FEATURE_KEY: x}, y))
         if repeat:
             ds = ds.repeat()
         return ds.batch(batch_size)

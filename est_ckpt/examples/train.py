@@ -1,7 +1,7 @@
 """An Estimator launch script configured only by flags.
 
 A small Keras classifier inside a `model_fn`, learning a dataset generated in
-code, checkpointed through `est_ckpt.flags`. Copy a flagfile from `configs/`::
+code, checkpointed through `est_ckpt.tf.flags`. Copy a flagfile from `configs/`::
 
     python -m est_ckpt.examples.train --model_dir=/tmp/m --train_steps=50
     python -m est_ckpt.examples.train --flagfile=configs/migrate_in_place.flags --model_dir=/tmp/m
@@ -23,7 +23,7 @@ import sys
 from absl import app, flags, logging
 
 from est_ckpt import examples
-from est_ckpt import flags as ckpt_flags
+from est_ckpt.tf import flags as ckpt_flags
 
 MODEL_DIR = flags.DEFINE_string("model_dir", None, "Where the Estimator reads and writes checkpoints.")
 MODE = flags.DEFINE_enum(
@@ -60,11 +60,11 @@ def _check_scope(value: str) -> bool:
 
 def model_fn(features, labels, mode, params):
     """A two-layer Keras classifier; saves checkpoints as `--ckpt_format` says."""
-    from est_ckpt import _tf
+    from est_ckpt.tf import runtime
 
-    tf = _tf.tf()
+    tf = runtime.tf()
     v1 = tf.compat.v1
-    estimator = _tf.estimator()
+    estimator = runtime.estimator()
     scope = v1.variable_scope(params["scope"]) if params["scope"] else contextlib.nullcontext()
     with scope:
         model = tf.keras.Sequential(
@@ -99,7 +99,7 @@ def model_fn(features, labels, mode, params):
 
 
 def _checkpoint_summary(model_dir: str) -> dict:
-    from est_ckpt import checkpoint
+    from est_ckpt.format import checkpoint
 
     summary: dict = {"model_dir": model_dir}
     latest = checkpoint.latest_in_directory(model_dir)
@@ -129,10 +129,10 @@ def main(argv: list[str]) -> int:
         )
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from est_ckpt import _tf
+    from est_ckpt.tf import runtime
 
-    tf = _tf.tf()
-    estimator = _tf.estimator()
+    tf = runtime.tf()
+    estimator = runtime.estimator()
     tf.get_logger().setLevel("ERROR")
     est = estimator.Estimator(
         model_fn,
@@ -159,8 +159,8 @@ def main(argv: list[str]) -> int:
 
 
 def _has_checkpoint(model_dir: str) -> bool:
-    from est_ckpt import checkpoint
     from est_ckpt.errors import EstCkptError
+    from est_ckpt.format import checkpoint
 
     try:
         checkpoint.resolve_checkpoint(model_dir)

@@ -28,7 +28,7 @@ def main() -> None:
         )
         ours_wall, ours_rss = min(
             (
-                run_measured([sys.executable, "-m", "est_ckpt.cli", "inspect", prefix, "--json"], env)
+                run_measured([sys.executable, "-m", "est_ckpt", "inspect", prefix, "--json"], env)
                 for _ in range(3)
             ),
         )

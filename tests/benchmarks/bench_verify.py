@@ -34,7 +34,7 @@ def main() -> None:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         tf_wall, tf_rss = run_measured([sys.executable, "-c", _TF_READ_ALL, prefix], env)
         ours_wall, ours_rss = min(
-            run_measured([sys.executable, "-m", "est_ckpt.cli", "verify", prefix], env) for _ in range(3)
+            run_measured([sys.executable, "-m", "est_ckpt", "verify", prefix], env) for _ in range(3)
         )
         size = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp)) / 2**20
         print(f"checkpoint: {args.n} variables of {args.elements} float32, {size:.1f} MiB on disk")

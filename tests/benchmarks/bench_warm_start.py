@@ -110,7 +110,8 @@ def bench_warm_start(n: int, repeat: int, fmt: str) -> None:
 
 
 def bench_plan(n: int) -> None:
-    from est_ckpt import checkpoint, mapping
+    from est_ckpt import mapping
+    from est_ckpt.format import checkpoint
 
     tensors = {}
     for i in range(n):

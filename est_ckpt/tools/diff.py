@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from est_ckpt import bundle, checkpoint, fileio
-from est_ckpt.convert import _resolve_names, _same_file, _Var
+from est_ckpt import fileio
 from est_ckpt.errors import ConversionError
+from est_ckpt.format import bundle, checkpoint
+from est_ckpt.tools.convert import _resolve_names, _same_file, _Var
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,9 +26,10 @@ from tensorflow.python.ops import array_ops, io_ops
 from tensorflow.python.training import checkpoint_management
 from tensorflow.python.training import saver as saver_lib
 
-from est_ckpt import fileio, keys
-from est_ckpt.checkpoint import CheckpointInfo, read_checkpoint
+from est_ckpt import fileio
 from est_ckpt.errors import AmbiguousNameError, MismatchError, UnmappedVariablesError
+from est_ckpt.format import keys
+from est_ckpt.format.checkpoint import CheckpointInfo, read_checkpoint
 
 _tf1 = tf.compat.v1
 
@@ -201,7 +202,7 @@ class ScaffoldSaver(_tf1.train.Saver):
                 if not spec.slice_spec and spec.shape is not None
             }
         if self._warm_start_from is not None:
-            from est_ckpt.warm_starting import build_warm_start_op
+            from est_ckpt.tf.warm_starting import build_warm_start_op
 
             self._warm_start_op, _ = build_warm_start_op(self._warm_start_from)
         super().build()
@@ -302,8 +303,8 @@ class ScaffoldSaver(_tf1.train.Saver):
         The name-based Saver writes the tensors again; it is the fallback for
         layouts whose variables have no unique TF1 name (some `objects=` graphs).
         """
-        from est_ckpt.convert import convert_checkpoint
         from est_ckpt.errors import ConversionError
+        from est_ckpt.tools.convert import convert_checkpoint
 
         directory = self._tf1_directory(prefix)
         fileio.makedirs(directory)

@@ -35,8 +35,9 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from est_ckpt import _wire, bundle, checkpoint, fileio, keys
+from est_ckpt import fileio
 from est_ckpt.errors import ConversionError, DestinationExistsError
+from est_ckpt.format import bundle, checkpoint, keys, wire
 
 FORMATS = ("tf1", "tf2")
 NAMINGS = ("full_name", "path")
@@ -171,14 +172,14 @@ def _group_parts(
 
 def _sliced_entry(key: str, dtype: int, shape: Sequence[int], slices: Sequence) -> bundle.Entry:
     """The entry of a partitioned variable as TF writes it: dtype, shape, slices, no data."""
-    shape_proto = b"".join(_wire.field_bytes(2, _wire.field_varint(1, d) if d else b"") for d in shape)
-    raw = _wire.field_varint(1, dtype) + _wire.field_bytes(2, shape_proto)
+    shape_proto = b"".join(wire.field_bytes(2, wire.field_varint(1, d) if d else b"") for d in shape)
+    raw = wire.field_varint(1, dtype) + wire.field_bytes(2, shape_proto)
     for extents in slices:
         proto = b""
         for start, length in extents:
-            ext = (_wire.field_varint(1, start) if start else b"") + _wire.field_varint(2, length)
-            proto += _wire.field_bytes(1, ext)
-        raw += _wire.field_bytes(7, proto)
+            ext = (wire.field_varint(1, start) if start else b"") + wire.field_varint(2, length)
+            proto += wire.field_bytes(1, ext)
+        raw += wire.field_bytes(7, proto)
     return bundle.parse_entry(key, raw)
 
 

@@ -7,7 +7,7 @@ A launch script calls `define_flags()` at module level, then, inside its
 `scaffold_from_flags(warm_start_from=None)`.)::
 
     from absl import app, flags
-    from est_ckpt import flags as ckpt_flags
+    from est_ckpt.tf import flags as ckpt_flags
 
     ckpt_flags.define_flags()
     flags.adopt_module_key_flags(ckpt_flags)   # list them in the script's --helpshort
@@ -257,7 +257,7 @@ def read_flags(flag_values: flags.FlagValues = FLAGS) -> CheckpointFlags:
     for name in FLAG_NAMES:
         if name not in flag_values:
             raise KeyError(
-                f"--{name} is not defined: call est_ckpt.flags.define_flags() at module level first."
+                f"--{name} is not defined: call est_ckpt.tf.flags.define_flags() at module level first."
             )
     # Attribute access (not `flag_values[name].value`) so an unparsed FlagValues raises.
     vars_value = getattr(flag_values, WARM_START_VARS)
@@ -276,8 +276,8 @@ def validate_paths(flag_values: flags.FlagValues = FLAGS) -> None:
     Raises:
       app.UsageError: `--warm_start_from` names no checkpoint.
     """
-    from est_ckpt import checkpoint
     from est_ckpt.errors import EstCkptError
+    from est_ckpt.format import checkpoint
 
     source = read_flags(flag_values).warm_start_from
     if source is None:

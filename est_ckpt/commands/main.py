@@ -128,7 +128,3 @@ def main(argv: Sequence[str]) -> int:
 def run() -> None:
     """Console-script entry point."""
     app.run(main, flags_parser=_parse)
-
-
-if __name__ == "__main__":
-    run()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from est_ckpt._tf import v1
+from est_ckpt.tf.runtime import v1
 
 __all__ = ["make_tf2_scaffold", "make_tf1_scaffold"]
 
@@ -92,7 +92,7 @@ def make_tf2_scaffold(
         raise TypeError(
             f"make_tf2_scaffold(): 'also_save_tf1' must be a bool or a directory path (got {also_save_tf1!r})."
         )
-    from est_ckpt._savers import TF2, ScaffoldSaver
+    from est_ckpt.tf.savers import TF2, ScaffoldSaver
 
     saver = ScaffoldSaver(
         layout=TF2,
@@ -123,7 +123,7 @@ def make_tf1_scaffold(*, warm_start_from: Any = None, **scaffold_kwargs: Any):
       TypeError: `saver` is given in `scaffold_kwargs`.
     """
     _check_kwargs("make_tf1_scaffold", scaffold_kwargs)
-    from est_ckpt._savers import TF1, ScaffoldSaver
+    from est_ckpt.tf.savers import TF1, ScaffoldSaver
 
     saver = ScaffoldSaver(layout=TF1, warm_start_from=warm_start_from)
     return _scaffold(saver, scaffold_kwargs)

@@ -29,11 +29,13 @@ from tensorflow.python.ops import variables as variables_lib
 from tensorflow.python.training import warm_starting_util
 from tensorflow.python.util import deprecation
 
-from est_ckpt import _tf, checkpoint, fileio, mapping
+from est_ckpt import fileio, mapping
 from est_ckpt.errors import MappingError, UnusedMappingError
+from est_ckpt.format import checkpoint
 from est_ckpt.mapping import WarmStartPlan
+from est_ckpt.tf import runtime
 
-_estimator_lib = _tf.estimator()
+_estimator_lib = runtime.estimator()
 _logger = tf.get_logger()
 _TFWarmStartSettings = _estimator_lib.WarmStartSettings
 

@@ -22,8 +22,9 @@ import tempfile
 import time
 from typing import Optional, TextIO
 
-from est_ckpt import checkpoint, examples, fileio
+from est_ckpt import examples, fileio
 from est_ckpt.errors import DestinationExistsError
+from est_ckpt.format import checkpoint
 
 LEGACY_STEPS = 100
 MIGRATED_STEPS = 20
@@ -110,11 +111,11 @@ def _prepare_workdir(workdir: Optional[str]) -> str:
 def _migrated_model_fn(features, labels, mode, params):
     """The migrated model: the same network as the legacy one, under new scopes, saved object-based."""
     import est_ckpt
-    from est_ckpt import _tf
+    from est_ckpt.tf import runtime
 
-    tf = _tf.tf()
+    tf = runtime.tf()
     v1 = tf.compat.v1
-    estimator = _tf.estimator()
+    estimator = runtime.estimator()
     with v1.variable_scope("migrated"):
         model = tf.keras.Sequential(
             [
@@ -205,10 +206,10 @@ def run_demo(workdir: Optional[str] = None, *, out: Optional[TextIO] = None) -> 
     progress.say("loading TensorFlow ...")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import est_ckpt
-    from est_ckpt import _tf
+    from est_ckpt.tf import runtime
 
-    tf = _tf.tf()
-    estimator = _tf.estimator()
+    tf = runtime.tf()
+    estimator = runtime.estimator()
     tf.get_logger().setLevel("ERROR")
     config = estimator.RunConfig(tf_random_seed=0, log_step_count_steps=None)
     train_input = examples.input_fn(TRAIN_EXAMPLES, seed=0, repeat=True)

@@ -12,8 +12,9 @@ import dataclasses
 import re
 from typing import Optional
 
-from est_ckpt import _wire, bundle, fileio, keys
+from est_ckpt import fileio
 from est_ckpt.errors import CheckpointNotFoundError, CorruptCheckpointError
+from est_ckpt.format import bundle, keys, wire
 
 STATE_FILENAME = "checkpoint"
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
@@ -82,37 +83,37 @@ class ObjectGraph:
 
 
 def parse_object_graph(data: bytes) -> ObjectGraph:
-    """Decodes a serialized `TrackableObjectGraph` (raises `_wire.WireError`)."""
+    """Decodes a serialized `TrackableObjectGraph` (raises `wire.WireError`)."""
     nodes = []
-    for field, _, value in _wire.iter_fields(data):
+    for field, _, value in wire.iter_fields(data):
         if field != 1:
             continue
         children, attributes, slots = [], [], []
-        for f, _, v in _wire.iter_fields(_wire.expect_bytes(value, "node")):
+        for f, _, v in wire.iter_fields(wire.expect_bytes(value, "node")):
             if f == 1:
                 node_id, name = 0, ""
-                for f2, _, v2 in _wire.iter_fields(_wire.expect_bytes(v, "child")):
+                for f2, _, v2 in wire.iter_fields(wire.expect_bytes(v, "child")):
                     if f2 == 1:
-                        node_id = _wire.expect_int(v2, "child.node_id")
+                        node_id = wire.expect_int(v2, "child.node_id")
                     elif f2 == 2:
-                        name = _wire.decode_str(v2, "child.local_name")
+                        name = wire.decode_str(v2, "child.local_name")
                 children.append((node_id, name))
             elif f == 2:
                 vals = {1: "", 2: "", 3: ""}
-                for f2, _, v2 in _wire.iter_fields(_wire.expect_bytes(v, "attribute")):
+                for f2, _, v2 in wire.iter_fields(wire.expect_bytes(v, "attribute")):
                     if f2 in vals:
-                        vals[f2] = _wire.decode_str(v2, "attribute field")
+                        vals[f2] = wire.decode_str(v2, "attribute field")
                 attributes.append(SerializedTensor(vals[1], vals[2], vals[3]))
             elif f == 3:
                 orig = slot_node = 0
                 slot_name = ""
-                for f2, _, v2 in _wire.iter_fields(_wire.expect_bytes(v, "slot")):
+                for f2, _, v2 in wire.iter_fields(wire.expect_bytes(v, "slot")):
                     if f2 == 1:
-                        orig = _wire.expect_int(v2, "slot.original_variable_node_id")
+                        orig = wire.expect_int(v2, "slot.original_variable_node_id")
                     elif f2 == 2:
-                        slot_name = _wire.decode_str(v2, "slot.slot_name")
+                        slot_name = wire.decode_str(v2, "slot.slot_name")
                     elif f2 == 3:
-                        slot_node = _wire.expect_int(v2, "slot.slot_variable_node_id")
+                        slot_node = wire.expect_int(v2, "slot.slot_variable_node_id")
                 slots.append(SlotReference(orig, slot_name, slot_node))
         nodes.append(ObjectNode(tuple(children), tuple(attributes), tuple(slots)))
     count = len(nodes)
@@ -122,7 +123,7 @@ def parse_object_graph(data: bytes) -> ObjectGraph:
             r for s in node.slot_variables for r in (s.original_variable_node_id, s.slot_variable_node_id)
         ]
         if any(not 0 <= r < count for r in refs):
-            raise _wire.WireError("object graph references a node that does not exist")
+            raise wire.WireError("object graph references a node that does not exist")
     return ObjectGraph(tuple(nodes))
 
 
@@ -132,25 +133,25 @@ def encode_object_graph(graph: ObjectGraph) -> bytes:
     for node in graph.nodes:
         body = bytearray()
         for node_id, name in node.children:
-            ref = (_wire.field_varint(1, node_id) if node_id else b"") + _wire.field_bytes(2, name.encode())
-            body += _wire.field_bytes(1, ref)
+            ref = (wire.field_varint(1, node_id) if node_id else b"") + wire.field_bytes(2, name.encode())
+            body += wire.field_bytes(1, ref)
         for attr in node.attributes:
             st = b"".join(
-                _wire.field_bytes(i, s.encode())
+                wire.field_bytes(i, s.encode())
                 for i, s in ((1, attr.name), (2, attr.full_name), (3, attr.checkpoint_key))
                 if s
             )
-            body += _wire.field_bytes(2, st)
+            body += wire.field_bytes(2, st)
         for slot in node.slot_variables:
             ref = (
-                _wire.field_varint(1, slot.original_variable_node_id)
-                + _wire.field_bytes(2, slot.slot_name.encode())
-                + _wire.field_varint(3, slot.slot_variable_node_id)
+                wire.field_varint(1, slot.original_variable_node_id)
+                + wire.field_bytes(2, slot.slot_name.encode())
+                + wire.field_varint(3, slot.slot_variable_node_id)
             )
-            body += _wire.field_bytes(3, ref)
+            body += wire.field_bytes(3, ref)
         if node.attributes or node.children:
-            body += _wire.field_bytes(5, _wire.field_varint(1, 1))  # has_checkpoint_values
-        out += _wire.field_bytes(1, bytes(body))
+            body += wire.field_bytes(5, wire.field_varint(1, 1))  # has_checkpoint_values
+        out += wire.field_bytes(1, bytes(body))
     return bytes(out)
 
 
@@ -267,7 +268,7 @@ def info_from_bundle(b: bundle.Bundle) -> CheckpointInfo:
         raw = bundle.decode_tensor(entry, bundle.read_entry_bytes(b, entry), f"{b.prefix}: ")
         try:
             graph = parse_object_graph(raw.item())
-        except _wire.WireError as e:
+        except wire.WireError as e:
             raise CorruptCheckpointError(
                 f"{b.prefix}: the object graph ('{keys.OBJECT_GRAPH_KEY}') does not decode: {e}."
             ) from None

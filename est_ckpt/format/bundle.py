@@ -14,8 +14,9 @@ import dataclasses
 import struct
 from typing import Iterable, Optional, Sequence
 
-from est_ckpt import _wire, fileio
+from est_ckpt import fileio
 from est_ckpt.errors import CheckpointNotFoundError, CorruptCheckpointError
+from est_ckpt.format import wire
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
@@ -148,8 +149,8 @@ class _Corrupt(Exception):
 
 
 def _parse_handle(buf: bytes, pos: int) -> tuple[int, int, int]:
-    offset, pos = _wire.read_varint(buf, pos)
-    size, pos = _wire.read_varint(buf, pos)
+    offset, pos = wire.read_varint(buf, pos)
+    size, pos = wire.read_varint(buf, pos)
     return offset, size, pos
 
 
@@ -160,8 +161,8 @@ def _read_block(data: bytes, offset: int, size: int, what: str) -> bytes:
     block = data[offset:end]
     ctype = data[end]
     (stored,) = struct.unpack_from("<I", data, end + 1)
-    actual = _wire.crc32c(data[offset : end + 1])
-    if _wire.unmask_crc(stored) != actual:
+    actual = wire.crc32c(data[offset : end + 1])
+    if wire.unmask_crc(stored) != actual:
         raise _Corrupt(f"{what} at offset {offset} fails its CRC32C check")
     if ctype != 0:
         raise _Corrupt(f"{what} at offset {offset} is compressed (type {ctype}); TensorBundle never is")
@@ -178,9 +179,9 @@ def _block_entries(block: bytes, what: str) -> list[tuple[bytes, bytes]]:
     out = []
     pos, prev = 0, b""
     while pos < limit:
-        shared, pos = _wire.read_varint(block, pos, limit)
-        non_shared, pos = _wire.read_varint(block, pos, limit)
-        value_len, pos = _wire.read_varint(block, pos, limit)
+        shared, pos = wire.read_varint(block, pos, limit)
+        non_shared, pos = wire.read_varint(block, pos, limit)
+        value_len, pos = wire.read_varint(block, pos, limit)
         if shared > len(prev) or pos + non_shared + value_len > limit:
             raise _Corrupt(f"{what} has an entry that runs past its end")
         key = prev[:shared] + block[pos : pos + non_shared]
@@ -225,28 +226,28 @@ def read_table(data: bytes) -> list[tuple[bytes, bytes]]:
 
 def _parse_shape(buf: bytes) -> tuple[int, ...]:
     dims = []
-    for field, _, value in _wire.iter_fields(buf):
+    for field, _, value in wire.iter_fields(buf):
         if field == 2:
             size = 0
-            for f2, _, v2 in _wire.iter_fields(_wire.expect_bytes(value, "dim")):
+            for f2, _, v2 in wire.iter_fields(wire.expect_bytes(value, "dim")):
                 if f2 == 1:
-                    size = _wire.to_signed64(_wire.expect_int(v2, "dim.size"))
+                    size = wire.to_signed64(wire.expect_int(v2, "dim.size"))
             dims.append(size)
         elif field == 3 and value:
-            raise _wire.WireError("shape has unknown rank")
+            raise wire.WireError("shape has unknown rank")
     return tuple(dims)
 
 
 def _parse_slice(buf: bytes) -> tuple[tuple[int, int], ...]:
     extents = []
-    for field, _, value in _wire.iter_fields(buf):
+    for field, _, value in wire.iter_fields(buf):
         if field == 1:
             start, length = 0, -1
-            for f2, _, v2 in _wire.iter_fields(_wire.expect_bytes(value, "extent")):
+            for f2, _, v2 in wire.iter_fields(wire.expect_bytes(value, "extent")):
                 if f2 == 1:
-                    start = _wire.to_signed64(_wire.expect_int(v2, "extent.start"))
+                    start = wire.to_signed64(wire.expect_int(v2, "extent.start"))
                 elif f2 == 2:
-                    length = _wire.to_signed64(_wire.expect_int(v2, "extent.length"))
+                    length = wire.to_signed64(wire.expect_int(v2, "extent.length"))
             extents.append((start, length))
     return tuple(extents)
 
@@ -267,7 +268,7 @@ def _cached_shape(buf: bytes) -> tuple[int, ...]:
 
 
 def parse_entry(key: str, buf: bytes) -> Entry:
-    """Decodes a `BundleEntryProto` (raises `_wire.WireError`).
+    """Decodes a `BundleEntryProto` (raises `wire.WireError`).
 
     The fast path reads the fields TF writes, in any order; anything else
     (slices, unknown fields) goes through the generic decoder.
@@ -275,20 +276,20 @@ def parse_entry(key: str, buf: bytes) -> Entry:
     dtype = shard_id = offset = size = crc = 0
     shape: tuple[int, ...] = ()
     pos, end = 0, len(buf)
-    read_varint = _wire.read_varint
+    read_varint = wire.read_varint
     while pos < end:
         tag = buf[pos]
         pos += 1
         if tag == _TAG_CRC:
             if pos + 4 > end:
-                raise _wire.WireError("truncated fixed32")
+                raise wire.WireError("truncated fixed32")
             crc = int.from_bytes(buf[pos : pos + 4], "little")
             pos += 4
             continue
         if tag == _TAG_SHAPE:
             length, pos = read_varint(buf, pos, end)
             if pos + length > end:
-                raise _wire.WireError("length-delimited field 2 runs past the end")
+                raise wire.WireError("length-delimited field 2 runs past the end")
             shape = _cached_shape(buf[pos : pos + length])
             pos += length
             continue
@@ -302,11 +303,11 @@ def parse_entry(key: str, buf: bytes) -> Entry:
         if tag == _TAG_DTYPE:
             dtype = value
         elif tag == _TAG_SHARD:
-            shard_id = _wire.to_signed64(value)
+            shard_id = wire.to_signed64(value)
         elif tag == _TAG_OFFSET:
-            offset = _wire.to_signed64(value)
+            offset = wire.to_signed64(value)
         else:
-            size = _wire.to_signed64(value)
+            size = wire.to_signed64(value)
     return Entry(key, dtype, shape, shard_id, offset, size, crc, (), buf)
 
 
@@ -315,77 +316,77 @@ def _parse_entry_generic(key: str, buf: bytes) -> Entry:
     shape: tuple[int, ...] = ()
     shard_id = offset = size = crc = 0
     slices = []
-    for field, _, value in _wire.iter_fields(buf):
+    for field, _, value in wire.iter_fields(buf):
         if field == 1:
-            dtype = _wire.expect_int(value, "dtype")
+            dtype = wire.expect_int(value, "dtype")
         elif field == 2:
-            shape = _parse_shape(_wire.expect_bytes(value, "shape"))
+            shape = _parse_shape(wire.expect_bytes(value, "shape"))
         elif field == 3:
-            shard_id = _wire.to_signed64(_wire.expect_int(value, "shard_id"))
+            shard_id = wire.to_signed64(wire.expect_int(value, "shard_id"))
         elif field == 4:
-            offset = _wire.to_signed64(_wire.expect_int(value, "offset"))
+            offset = wire.to_signed64(wire.expect_int(value, "offset"))
         elif field == 5:
-            size = _wire.to_signed64(_wire.expect_int(value, "size"))
+            size = wire.to_signed64(wire.expect_int(value, "size"))
         elif field == 6:
-            crc = _wire.expect_int(value, "crc32c")
+            crc = wire.expect_int(value, "crc32c")
         elif field == 7:
-            slices.append(_parse_slice(_wire.expect_bytes(value, "slice")))
+            slices.append(_parse_slice(wire.expect_bytes(value, "slice")))
     return Entry(key, dtype, shape, shard_id, offset, size, crc, tuple(slices), buf)
 
 
 def parse_header(buf: bytes) -> Header:
     num_shards = endianness = 0
     producer = 0
-    for field, _, value in _wire.iter_fields(buf):
+    for field, _, value in wire.iter_fields(buf):
         if field == 1:
-            num_shards = _wire.to_signed64(_wire.expect_int(value, "num_shards"))
+            num_shards = wire.to_signed64(wire.expect_int(value, "num_shards"))
         elif field == 2:
-            endianness = _wire.expect_int(value, "endianness")
+            endianness = wire.expect_int(value, "endianness")
         elif field == 3:
-            for f2, _, v2 in _wire.iter_fields(_wire.expect_bytes(value, "version")):
+            for f2, _, v2 in wire.iter_fields(wire.expect_bytes(value, "version")):
                 if f2 == 1:
-                    producer = _wire.expect_int(v2, "version.producer")
+                    producer = wire.expect_int(v2, "version.producer")
     return Header(num_shards, endianness, producer, buf)
 
 
 def encode_header(num_shards: int, template: Optional[Header] = None) -> bytes:
     """Serializes a `BundleHeaderProto`, keeping a template's version field."""
-    out = _wire.field_varint(1, num_shards) if num_shards else b""
+    out = wire.field_varint(1, num_shards) if num_shards else b""
     version = b""
     if template is not None:
-        for field, _, value in _wire.iter_fields(template.raw):
+        for field, _, value in wire.iter_fields(template.raw):
             if field == 3:
-                version = _wire.field_bytes(3, value)
-    return out + (version or _wire.field_bytes(3, _wire.field_varint(1, 1)))
+                version = wire.field_bytes(3, value)
+    return out + (version or wire.field_bytes(3, wire.field_varint(1, 1)))
 
 
 def parse_slice_key(raw: bytes) -> tuple[str, tuple[tuple[int, int], ...]]:
     """Decodes `checkpoint::EncodeTensorNameSlice`: the key of one partition's data."""
-    zero, pos = _wire.read_oc_num_increasing(raw, 0)
+    zero, pos = wire.read_oc_num_increasing(raw, 0)
     if zero != 0:
-        raise _wire.WireError("slice key does not start with 0")
-    name, pos = _wire.read_oc_string(raw, pos)
-    dims, pos = _wire.read_oc_num_increasing(raw, pos)
+        raise wire.WireError("slice key does not start with 0")
+    name, pos = wire.read_oc_string(raw, pos)
+    dims, pos = wire.read_oc_num_increasing(raw, pos)
     if dims > 64:
-        raise _wire.WireError("slice key has too many dimensions")
+        raise wire.WireError("slice key has too many dimensions")
     extents = []
     for _ in range(dims):
-        start, pos = _wire.read_oc_signed_num_increasing(raw, pos)
-        length, pos = _wire.read_oc_signed_num_increasing(raw, pos)
+        start, pos = wire.read_oc_signed_num_increasing(raw, pos)
+        length, pos = wire.read_oc_signed_num_increasing(raw, pos)
         extents.append((start, length))
     if pos != len(raw):
-        raise _wire.WireError("slice key has trailing bytes")
+        raise wire.WireError("slice key has trailing bytes")
     try:
         return name.decode("utf-8"), tuple(extents)
     except UnicodeDecodeError:
-        raise _wire.WireError("slice key name is not UTF-8") from None
+        raise wire.WireError("slice key name is not UTF-8") from None
 
 
 def encode_slice_key(name: str, extents: Sequence[tuple[int, int]]) -> bytes:
-    out = _wire.oc_num_increasing(0) + _wire.oc_string(name.encode("utf-8"))
-    out += _wire.oc_num_increasing(len(extents))
+    out = wire.oc_num_increasing(0) + wire.oc_string(name.encode("utf-8"))
+    out += wire.oc_num_increasing(len(extents))
     for start, length in extents:
-        out += _wire.oc_signed_num_increasing(start) + _wire.oc_signed_num_increasing(length)
+        out += wire.oc_signed_num_increasing(start) + wire.oc_signed_num_increasing(length)
     return out
 
 
@@ -446,7 +447,7 @@ def parse_index(prefix: str, data: bytes, shard_sizes: Optional[Sequence[int]] =
             entry = parse_entry(key, value)
             _check_entry(entry, header, shard_sizes, f"entry '{key}'")
             entries[key] = entry
-    except (_Corrupt, _wire.WireError) as e:
+    except (_Corrupt, wire.WireError) as e:
         raise CorruptCheckpointError(
             f"{path}: {e}. The index is damaged; restore it from a good copy."
         ) from None
@@ -502,7 +503,7 @@ def read_entry_bytes(bundle: Bundle, entry: Entry, check_crc: bool = True) -> by
     data = fileio.read_range(path, entry.offset, entry.size)
     if len(data) != entry.size:
         raise CorruptCheckpointError(f"{path}: '{entry.key}' is truncated.")
-    if check_crc and _wire.unmask_crc(entry.crc32c) != tensor_crc32c(entry, data):
+    if check_crc and wire.unmask_crc(entry.crc32c) != tensor_crc32c(entry, data):
         raise CorruptCheckpointError(
             f"{path}: the bytes of '{entry.key}' fail their CRC32C check; the data file is damaged."
         )
@@ -516,15 +517,15 @@ def tensor_crc32c(entry: Entry, data: bytes) -> int:
     varints it stores), then the masked length checksum and the string bytes.
     """
     if entry.dtype != 7:
-        return _wire.crc32c(data)
+        return wire.crc32c(data)
     try:
         pos, crc = 0, 0
         for _ in range(entry.num_elements):
-            length, pos = _wire.read_varint(data, pos)
-            crc = _wire.crc32c(struct.pack("<I", length & 0xFFFFFFFF), crc)
-    except _wire.WireError:
+            length, pos = wire.read_varint(data, pos)
+            crc = wire.crc32c(struct.pack("<I", length & 0xFFFFFFFF), crc)
+    except wire.WireError:
         return -1
-    return _wire.crc32c(data[pos:], crc)
+    return wire.crc32c(data[pos:], crc)
 
 
 def _numpy_dtype(enum: int):
@@ -552,16 +553,16 @@ def decode_tensor(entry: Entry, data: bytes, where: str = ""):
         try:
             lengths, pos = [], 0
             for _ in range(n):
-                length, pos = _wire.read_varint(data, pos)
+                length, pos = wire.read_varint(data, pos)
                 lengths.append(length)
             pos += 4  # masked CRC32C of the lengths
             values = []
             for length in lengths:
                 if pos + length > len(data):
-                    raise _wire.WireError("string runs past its tensor")
+                    raise wire.WireError("string runs past its tensor")
                 values.append(bytes(data[pos : pos + length]))
                 pos += length
-        except _wire.WireError as e:
+        except wire.WireError as e:
             raise CorruptCheckpointError(f"{where}'{entry.key}': {e}.") from None
         arr = np.empty(n, dtype=object)
         arr[:] = values
@@ -682,9 +683,9 @@ class _BlockBuilder:
         else:
             self.restarts.append(len(self.buf))
             self.count = 0
-        self.buf += _wire.encode_varint(shared)
-        self.buf += _wire.encode_varint(len(key) - shared)
-        self.buf += _wire.encode_varint(len(value))
+        self.buf += wire.encode_varint(shared)
+        self.buf += wire.encode_varint(len(key) - shared)
+        self.buf += wire.encode_varint(len(value))
         self.buf += key[shared:]
         self.buf += value
         self.last = key
@@ -702,8 +703,8 @@ def _append_block(out: bytearray, block: bytes) -> bytes:
     offset = len(out)
     out += block
     trailer = b"\x00"
-    out += trailer + struct.pack("<I", _wire.mask_crc(_wire.crc32c(block + trailer)))
-    return _wire.encode_varint(offset) + _wire.encode_varint(len(block))
+    out += trailer + struct.pack("<I", wire.mask_crc(wire.crc32c(block + trailer)))
+    return wire.encode_varint(offset) + wire.encode_varint(len(block))
 
 
 def _shortest_separator(start: bytes, limit: bytes) -> bytes:
@@ -766,43 +767,43 @@ def encode_entry(entry: Entry, shard_id: Optional[int] = None, offset: Optional[
     shard_id = entry.shard_id if shard_id is None else shard_id
     offset = entry.offset if offset is None else offset
     out = bytearray()
-    for field, wire, value in _wire.iter_fields(entry.raw):
+    for field, wire_type, value in wire.iter_fields(entry.raw):
         if field in (3, 4):
             continue
-        if wire == 0:
-            out += _wire.field_varint(field, value)
-        elif wire == 2:
-            out += _wire.field_bytes(field, value)
-        elif wire == 5:
-            out += _wire.field_fixed32(field, value)
+        if wire_type == 0:
+            out += wire.field_varint(field, value)
+        elif wire_type == 2:
+            out += wire.field_bytes(field, value)
+        elif wire_type == 5:
+            out += wire.field_fixed32(field, value)
         if field == 2:
             if shard_id:
-                out += _wire.field_varint(3, shard_id)
+                out += wire.field_varint(3, shard_id)
             if offset:
-                out += _wire.field_varint(4, offset)
+                out += wire.field_varint(4, offset)
     return bytes(out)
 
 
 def new_entry(dtype: int, shape: Sequence[int], shard_id: int, offset: int, data: bytes) -> bytes:
     """Serializes a `BundleEntryProto` for `data` written at `offset` of `shard_id`."""
-    shape_proto = b"".join(_wire.field_bytes(2, _wire.field_varint(1, d)) for d in shape)
-    out = _wire.field_varint(1, dtype) + _wire.field_bytes(2, shape_proto)
+    shape_proto = b"".join(wire.field_bytes(2, wire.field_varint(1, d)) for d in shape)
+    out = wire.field_varint(1, dtype) + wire.field_bytes(2, shape_proto)
     if shard_id:
-        out += _wire.field_varint(3, shard_id)
+        out += wire.field_varint(3, shard_id)
     if offset:
-        out += _wire.field_varint(4, offset)
+        out += wire.field_varint(4, offset)
     if data:
-        out += _wire.field_varint(5, len(data))
+        out += wire.field_varint(5, len(data))
     # Strings are checksummed as TF does (lengths as uint32), not as stored.
     crc = tensor_crc32c(Entry("", dtype, tuple(shape)), data)
-    out += _wire.field_fixed32(6, _wire.mask_crc(crc))
+    out += wire.field_fixed32(6, wire.mask_crc(crc))
     return out
 
 
 def encode_string_tensor(values: Sequence[bytes]) -> bytes:
     """Encodes a string tensor as TensorBundle stores it."""
-    lengths = b"".join(_wire.encode_varint(len(v)) for v in values)
+    lengths = b"".join(wire.encode_varint(len(v)) for v in values)
     checksum = 0
     for v in values:
-        checksum = _wire.crc32c(struct.pack("<I", len(v) & 0xFFFFFFFF), checksum)
-    return lengths + struct.pack("<I", _wire.mask_crc(checksum)) + b"".join(values)
+        checksum = wire.crc32c(struct.pack("<I", len(v) & 0xFFFFFFFF), checksum)
+    return lengths + struct.pack("<I", wire.mask_crc(checksum)) + b"".join(values)

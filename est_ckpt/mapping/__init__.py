@@ -39,7 +39,6 @@ import difflib
 import re
 from typing import Any, Iterable, Mapping, NamedTuple, Optional, Sequence, Union
 
-from est_ckpt import checkpoint, keys
 from est_ckpt.errors import (
     AmbiguousNameError,
     MappingError,
@@ -47,6 +46,7 @@ from est_ckpt.errors import (
     UnmappedVariablesError,
     UnusedMappingError,
 )
+from est_ckpt.format import checkpoint, keys
 
 # The last edge of a part saved one by one: `emb/part_3` (escaped `emb.Spart_3`).
 _PART = re.compile(r"^(.*)/part_(\d+)$")

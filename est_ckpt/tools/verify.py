@@ -14,8 +14,9 @@ import dataclasses
 import struct
 from typing import Optional
 
-from est_ckpt import _wire, bundle, checkpoint, fileio, keys
+from est_ckpt import fileio
 from est_ckpt.errors import CheckpointNotFoundError, CorruptCheckpointError, EstCkptError
+from est_ckpt.format import bundle, checkpoint, keys, wire
 
 # More lines than this say nothing more to a reader; the rest are counted.
 MAX_PROBLEMS = 200
@@ -158,7 +159,7 @@ def _verify_prefix(prefix: str, problems: _Problems, report: VerifyReport) -> No
         return
     try:
         header = bundle.parse_header(rows[0][1])
-    except _wire.WireError as e:
+    except wire.WireError as e:
         problems.add(f"{index}: the header does not decode: {e}")
         return
     if header.endianness != 0:
@@ -203,7 +204,7 @@ def _read_rows(index: str, data: bytes, problems: _Problems) -> Optional[list[tu
         handles = bundle._block_entries(
             bundle._read_block(data, offset, length, "index block"), "index block"
         )
-    except (bundle._Corrupt, _wire.WireError) as e:
+    except (bundle._Corrupt, wire.WireError) as e:
         problems.add(f"{index}: {e}")
         return None
     rows: list[tuple[bytes, bytes]] = []
@@ -212,7 +213,7 @@ def _read_rows(index: str, data: bytes, problems: _Problems) -> Optional[list[tu
         try:
             offset, length, _ = bundle._parse_handle(handle, 0)
             block = bundle._block_entries(bundle._read_block(data, offset, length, what), what)
-        except (bundle._Corrupt, _wire.WireError) as e:
+        except (bundle._Corrupt, wire.WireError) as e:
             problems.add(f"{index}: {e}; its entries are lost")
             continue
         if rows and block and block[0][0] <= rows[-1][0]:
@@ -260,7 +261,7 @@ def _parse_entries(index, rows, header, shard_sizes, problems):
                 name, extents = raw_key.decode("utf-8"), None
                 where = f"entry '{name}'"
             entry = bundle.parse_entry(name, value)
-        except (_wire.WireError, UnicodeDecodeError) as e:
+        except (wire.WireError, UnicodeDecodeError) as e:
             problems.add(f"{index}: key {raw_key[:80]!r} does not decode: {e}")
             continue
         if _check_entry(index, entry, header, shard_sizes, where, problems):
@@ -310,11 +311,11 @@ def _check_streamed(path: str, entry: bundle.Entry) -> None:
 
     crc = size = 0
     for chunk in fileio.iter_range(path, entry.offset, entry.size):
-        crc = _wire.crc32c(chunk, crc)
+        crc = wire.crc32c(chunk, crc)
         size += len(chunk)
     if size != entry.size:
         raise CorruptCheckpointError(f"{path}: '{entry.key}' is truncated.")
-    if crc != _wire.unmask_crc(entry.crc32c):
+    if crc != wire.unmask_crc(entry.crc32c):
         raise CorruptCheckpointError(
             f"{path}: the bytes of '{entry.key}' fail their CRC32C check; the data file is damaged."
         )
@@ -359,7 +360,7 @@ def _check_object_graph(b: bundle.Bundle, readable: set, problems) -> None:
         return  # Already reported by the data check.
     try:
         graph = checkpoint.parse_object_graph(raw)
-    except _wire.WireError as e:
+    except wire.WireError as e:
         problems.add(f"{index}: the object graph ('{keys.OBJECT_GRAPH_KEY}') does not decode: {e}")
         return
     for node_id, node in enumerate(graph.nodes):

@@ -1,0 +1,7 @@
+"""The TensorFlow layer: everything that imports TensorFlow or Estimator.
+
+`scaffold` (`make_tf2_scaffold`, `make_tf1_scaffold`) and its `savers`,
+`warm_starting` (`warm_start_settings`, `warm_start`), `flags` (absl flags for
+launch scripts) and `runtime` (lazy, version-checked imports). No module
+outside this package imports TensorFlow, except `fileio` for `scheme://` paths.
+"""

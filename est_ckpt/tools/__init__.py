@@ -1,0 +1,1 @@
+"""File tools without TensorFlow: `convert`, `diff` and `verify` checkpoints on disk."""
