@@ -95,6 +95,8 @@ def test_flags_do_not_leak_between_commands(args, flag):
         (["verify", "X", "--json=maybe"], ["--json", "true or false", "'maybe'"]),
         (["inspect", "X", "--values=2"], ["--values", "true or false"]),
         (["convert", "A", "B", "--to=tf2", "--force=yes please"], ["--force", "true or false"]),
+        (["inspect", "X", "-json=maybe"], ["--json", "true or false", "'maybe'"]),
+        (["inspect", "X", "--verbosity=loud"], ["--verbosity", "'loud'"]),
     ],
 )
 def test_bad_flag_values_are_usage_errors_naming_the_flag(args, needles):
@@ -105,13 +107,20 @@ def test_bad_flag_values_are_usage_errors_naming_the_flag(args, needles):
 
 
 def test_boolean_flags_take_absl_spellings(ckpts):
-    """`--json`, `--json=true`, `--json=1` turn a boolean on; `--nojson` and `--json=false` leave it off."""
+    """`--json`, `-json`, `--json=true`, `--json=1` turn a boolean on; `--nojson` and `--json=false` leave it off."""
     prefix = ckpts("tf1")
-    for on in ("--json", "--json=true", "--json=True", "--json=1"):
+    for on in ("--json", "-json", "--json=true", "--json=True", "--json=1"):
         assert json.loads(est_ckpt_cli("inspect", prefix, on).stdout)["format"] == "tf1"
     for off in ("--nojson", "--json=false", "--json=0"):
         proc = est_ckpt_cli("inspect", prefix, "--json", off)  # the last one wins, as in absl
         assert proc.returncode == 0 and proc.stdout.startswith(prefix), proc.stderr
+
+
+def test_single_dash_long_flags_as_in_absl(ckpts):
+    """absl also reads `-flag` as `--flag`: `-atol 4` and `-values` mean `--atol 4` and `--values`."""
+    assert est_ckpt_cli("diff", ckpts.prefix("tf1"), ckpts.prefix("tf2"), "-atol", "4").returncode == 0
+    proc = est_ckpt_cli("inspect", ckpts("tf1"), "-values")
+    assert proc.returncode == 0 and "= array(3." in proc.stdout, proc.stderr
 
 
 def test_version():

@@ -15,7 +15,7 @@ import math
 import re
 from typing import Callable, Sequence
 
-from absl import app
+from absl import app, flags
 from absl.flags import argparse_flags
 
 import est_ckpt
@@ -37,16 +37,20 @@ class Parser(argparse_flags.ArgumentParser):
     """The parser of one `est-ckpt` command: usage errors raise `UsageError`, help is one short page."""
 
     def __init__(self, name: str, usage: str, summary: str) -> None:
+        self.long_flags: set[str] = set()  # Filled by `add_argument`, which `__init__` already calls.
         # absl matches whole flag names only, so abbreviations (`--tar` for `--target`) are off.
         super().__init__(
             prog=f"est-ckpt {name}", usage=f"est-ckpt {usage}", description=summary, allow_abbrev=False
         )
-        self.booleans: set[str] = set()
         self.add_argument("-?", action="help", help=argparse.SUPPRESS)
         self.add_argument(
             "--version", action="version", version=f"est-ckpt {est_ckpt.__version__}", help=argparse.SUPPRESS
         )
         self.add_argument("positionals", nargs="*", help=argparse.SUPPRESS)
+
+    def add_argument(self, *names, **kwargs) -> argparse.Action:
+        self.long_flags.update(n[2:] for n in names if n.startswith("--"))
+        return super().add_argument(*names, **kwargs)
 
     def error(self, message: str):
         raise UsageError(message)
@@ -69,24 +73,28 @@ class Parser(argparse_flags.ArgumentParser):
     def add_bool(self, name: str, help: str) -> None:
         """Adds boolean flag `--name`, also spelt `--noname` and `--name=true|false` as absl does."""
         self.add_argument(f"--{name}", f"--no{name}", action=_Bool, default=False, help=help)
-        self.booleans.add(name)
 
     def parse(self, args: Sequence[str]) -> argparse.Namespace:
         """Parses `args` (flags anywhere); raises `UsageError` on bad ones."""
         args = list(args)
         end = args.index("--") if "--" in args else len(args)  # After `--` everything is positional.
-        parsed, unknown = self.parse_known_intermixed_args(
-            [self._spell_boolean(a) for a in args[:end]] + args[end:]
-        )
+        try:
+            parsed, unknown = self.parse_known_intermixed_args(
+                [self._absl_spelling(a) for a in args[:end]] + args[end:]
+            )
+        except flags.Error as e:  # an inherited absl flag's own check (`--verbosity=x`)
+            self.error(str(e))
         if unknown:
             self.error(f"{' '.join(unknown)}: not a flag of '{self.prog}'")
         return parsed
 
-    def _spell_boolean(self, arg: str) -> str:
-        # argparse gives a value-less flag no `=value`: rewrite absl's `--name=true` as `--name` or `--noname`.
+    def _absl_spelling(self, arg: str) -> str:
+        """Rewrites what absl accepts and argparse does not: `-name` for `--name`, `--bool=true|false`."""
+        if arg[:1] == "-" and arg[1:2] != "-" and arg[1:].split("=", 1)[0] in self.long_flags:
+            arg = "-" + arg
         if arg.startswith("--") and "=" in arg:
             name, value = arg[2:].split("=", 1)
-            if name in self.booleans:
+            if name in self.long_flags and f"no{name}" in self.long_flags:  # a boolean
                 if value.lower() in _TRUE:
                     return f"--{name}"
                 if value.lower() in _FALSE:
