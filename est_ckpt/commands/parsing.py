@@ -37,7 +37,9 @@ class Parser(argparse_flags.ArgumentParser):
     """The parser of one `est-ckpt` command: usage errors raise `UsageError`, help is one short page."""
 
     def __init__(self, name: str, usage: str, summary: str) -> None:
-        self.long_flags: set[str] = set()  # Filled by `add_argument`, which `__init__` already calls.
+        # Filled by `add_argument`, which `__init__` already calls.
+        self.long_flags: set[str] = set()
+        self.flag_actions: list[argparse.Action] = []
         # absl matches whole flag names only, so abbreviations (`--tar` for `--target`) are off.
         super().__init__(
             prog=f"est-ckpt {name}", usage=f"est-ckpt {usage}", description=summary, allow_abbrev=False
@@ -50,7 +52,9 @@ class Parser(argparse_flags.ArgumentParser):
 
     def add_argument(self, *names, **kwargs) -> argparse.Action:
         self.long_flags.update(n[2:] for n in names if n.startswith("--"))
-        return super().add_argument(*names, **kwargs)
+        action = super().add_argument(*names, **kwargs)
+        self.flag_actions.append(action)
+        return action
 
     def error(self, message: str):
         raise UsageError(message)
@@ -60,7 +64,7 @@ class Parser(argparse_flags.ArgumentParser):
         # The command's own flags: absl's inherited ones and the help flags have no `dest`.
         own = [
             a
-            for a in self._actions
+            for a in self.flag_actions
             if a.option_strings and a.dest not in (argparse.SUPPRESS, "help") and a.help != argparse.SUPPRESS
         ]
         if own:
