@@ -16,6 +16,10 @@ class CheckpointNotFoundError(EstCkptError, FileNotFoundError):
     """No checkpoint exists at the given path."""
 
 
+class SymlinkLoopError(EstCkptError, OSError):
+    """A path is a loop of symbolic links: it is neither a file nor missing."""
+
+
 class CorruptCheckpointError(EstCkptError, ValueError):
     """A checkpoint file exists but is malformed, truncated or fails a checksum."""
 

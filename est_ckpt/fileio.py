@@ -7,6 +7,7 @@ TensorFlow. Any `scheme://` path (`gs://`, `hdfs://`, `s3://`) goes through
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import posixpath
@@ -15,6 +16,8 @@ import secrets
 import shutil
 import stat
 from typing import BinaryIO, Iterator
+
+from est_ckpt.errors import SymlinkLoopError
 
 
 def is_remote(path: str) -> bool:
@@ -41,7 +44,25 @@ def basename(path: str) -> str:
 
 
 def exists(path: str) -> bool:
-    return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+    """Whether `path` exists.
+
+    Raises:
+      SymlinkLoopError: local `path` is a loop of symbolic links (`os.path.exists`
+        would call it missing, and "no such file" sends a user looking elsewhere).
+    """
+    if is_remote(path):
+        return _gfile().exists(path)
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise SymlinkLoopError(
+                f"symlink loop at {path}: its symbolic links lead back to themselves; fix or remove the link."
+            ) from None
+        return False
+    except ValueError:  # A NUL byte in the path: nothing can exist there.
+        return False
+    return True
 
 
 def isdir(path: str) -> bool:
@@ -160,6 +181,17 @@ def remove_abandoned_temps(directory: str) -> None:
             remove(os.path.join(directory, name))
 
 
+@contextlib.contextmanager
+def _naming(path: str) -> Iterator[None]:
+    """Adds `path` to an `OSError` that names no file: a write on a full disk says which file it was."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            e.filename = path
+        raise
+
+
 def write_atomic(path: str, data: bytes) -> None:
     """Writes `data` to `path` through a temporary name in the same directory."""
     tmp = f"{path}.tmp-est-ckpt-{os.getpid()}"
@@ -167,7 +199,7 @@ def write_atomic(path: str, data: bytes) -> None:
         with _gfile().GFile(tmp, "wb") as f:
             f.write(data)
     else:
-        with open(tmp, "wb") as f:
+        with _naming(tmp), open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -185,7 +217,8 @@ def link_or_copy(src: str, dst: str, progress=None) -> str:
             os.link(src, dst)
             return "link"
         except OSError:
-            shutil.copyfile(src, dst)
+            with _naming(dst):
+                shutil.copyfile(src, dst)
             return "copy"
     gfile = _gfile()
     total = getsize(src)
@@ -213,7 +246,7 @@ def write_new(path: str, data: bytes) -> None:
             f.write(data)
         return
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as f:
+    with _naming(path), os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

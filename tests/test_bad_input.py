@@ -275,3 +275,32 @@ def test_state_file_that_is_a_fifo_is_ignored(model_dir, alarm):
     os.mkfifo(state)
     assert read_checkpoint(model_dir).prefix == os.path.join(model_dir, "model.ckpt-1")
     assert est_ckpt("inspect", model_dir).returncode == 0
+
+
+@pytest.mark.parametrize("where", ["path", "two-link-path", "index"])
+def test_symlink_loop(tmp_path, where):
+    """A loop of symbolic links says so, naming it ("symlink loop at PATH"), instead of "no such checkpoint"."""
+    if where == "path":
+        os.symlink("loop", tmp_path / "loop")
+        path = looped = str(tmp_path / "loop")
+    elif where == "two-link-path":
+        os.symlink("b", tmp_path / "a")
+        os.symlink("a", tmp_path / "b")
+        path = looped = str(tmp_path / "a")
+    else:
+        os.symlink("ckpt.index", tmp_path / "ckpt.index")
+        path, looped = str(tmp_path / "ckpt"), str(tmp_path / "ckpt.index")
+    with pytest.raises(errors.SymlinkLoopError, match=f"symlink loop at {looped}:") as e:
+        read_checkpoint(path)
+    assert isinstance(e.value, OSError) and isinstance(e.value, errors.EstCkptError)
+    needle = f"symlink loop at {looped}:"
+    for args in (
+        ["inspect", path],
+        ["diff", path, path],
+        ["convert", path, str(tmp_path / "out"), "--to=tf2"],
+        ["map", path, "--target", path],
+    ):
+        assert_one_error_line(est_ckpt(*args), needle)
+    # verify reports what is wrong with what PATH names as a problem, on stdout.
+    assert assert_verify_fails(path, needle).stdout.splitlines() == [str(e.value)]
+    assert not os.path.exists(tmp_path / "out.index")

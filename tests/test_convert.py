@@ -344,15 +344,6 @@ def test_remote_filesystem_copies_through_gfile(ckpts, tf, tmp_path):
     assert keys.OBJECT_GRAPH_KEY in reader.get_variable_to_dtype_map()
 
 
-def test_progress_bar_only_over_threshold(capsys):
-    """The copy progress bar prints to stderr only for files over 100 MB."""
-    progress = convert._progress_printer("copying x")
-    progress(10, 1000)
-    assert capsys.readouterr().err == ""
-    progress(200_000_000, 200_000_000)
-    assert "copying x" in capsys.readouterr().err
-
-
 def test_cli_convert(ckpts, tmp_path):
     """`est-ckpt convert` writes DST, refuses an existing one (exit 1) and needs --to (exit 2)."""
     src = ckpts.prefix("session_var_list")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import est_ckpt
+from est_ckpt.commands.diff import to_json
 from est_ckpt.errors import ConversionError
 from tests import fixtures as fx
 
@@ -49,7 +50,7 @@ def test_tf1_and_tf2_of_the_same_variables_are_equal(ckpts):
     """A Saver checkpoint equals the guide's object-based one of the same values (tf1 key vs full_name)."""
     result = est_ckpt.diff_checkpoints(ckpts.prefix("tf1"), ckpts.prefix("session_var_list"))
     assert result.equal
-    assert result.to_json() == {"only_in_a": [], "only_in_b": [], "changed": []}
+    assert to_json(result) == {"only_in_a": [], "only_in_b": [], "changed": []}
 
 
 def test_step_matches_global_step_across_formats(ckpts, tmp_path):
@@ -59,7 +60,7 @@ def test_step_matches_global_step_across_formats(ckpts, tmp_path):
     assert est_ckpt.diff_checkpoints(src, dst).equal
     tf2 = ckpts.prefix("estimator_tf2")  # var = 4.0 there, 2.0 in the TF1 dir
     result = est_ckpt.diff_checkpoints(src, tf2)
-    assert result.to_json() == {
+    assert to_json(result) == {
         "only_in_a": [],
         "only_in_b": [],
         "changed": [{"name": "var", "why": "value", "max_abs_diff": 2.0, "num_different": 1}],
@@ -88,19 +89,19 @@ def test_each_kind_of_change(variants):
     """dtype, shape, value, string and NaN changes and extra variables are each reported as such."""
     base = variants["base"]
     assert est_ckpt.diff_checkpoints(base, base).equal
-    assert est_ckpt.diff_checkpoints(base, variants["value"]).to_json()["changed"] == [
+    assert to_json(est_ckpt.diff_checkpoints(base, variants["value"]))["changed"] == [
         {"name": "x", "why": "value", "max_abs_diff": 0.5, "num_different": 1}
     ]
-    assert est_ckpt.diff_checkpoints(base, variants["dtype"]).to_json()["changed"] == [
+    assert to_json(est_ckpt.diff_checkpoints(base, variants["dtype"]))["changed"] == [
         {"name": "x", "why": "dtype", "a": "float32", "b": "float64"}
     ]
-    assert est_ckpt.diff_checkpoints(base, variants["shape"]).to_json()["changed"] == [
+    assert to_json(est_ckpt.diff_checkpoints(base, variants["shape"]))["changed"] == [
         {"name": "x", "why": "shape", "a": [3], "b": [2]}
     ]
-    assert est_ckpt.diff_checkpoints(base, variants["string"]).to_json()["changed"] == [
+    assert to_json(est_ckpt.diff_checkpoints(base, variants["string"]))["changed"] == [
         {"name": "s", "why": "value", "max_abs_diff": None, "num_different": 1}
     ]
-    nan = est_ckpt.diff_checkpoints(base, variants["nan"]).to_json()["changed"]
+    nan = to_json(est_ckpt.diff_checkpoints(base, variants["nan"]))["changed"]
     assert nan == [{"name": "n", "why": "value", "max_abs_diff": float("inf"), "num_different": 1}]
     extra = est_ckpt.diff_checkpoints(variants["extra"], base)
     assert (extra.only_in_a, extra.only_in_b, extra.changed) == (("y",), (), ())
@@ -140,4 +141,4 @@ def test_cli_exit_codes_and_json(ckpts, variants):
 def test_every_dtype_compares_equal_across_formats(ckpts):
     """The Saver and object-based checkpoints of every dtype (strings, bfloat16, complex, uint64...) compare equal."""
     result = est_ckpt.diff_checkpoints(ckpts.prefix("dtypes"), ckpts.prefix("dtypes_tf2"))
-    assert result.to_json() == {"only_in_a": [], "only_in_b": [], "changed": []}
+    assert to_json(result) == {"only_in_a": [], "only_in_b": [], "changed": []}

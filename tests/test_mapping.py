@@ -10,6 +10,7 @@ import pytest
 
 import est_ckpt
 from est_ckpt import mapping
+from est_ckpt.commands.map import to_json
 from est_ckpt.errors import (
     AmbiguousNameError,
     MappingError,
@@ -223,9 +224,9 @@ def test_names_to_keys_and_back(ckpts):
 
 
 def test_plan_json_shape(ckpts):
-    """`to_json` has exactly the contract's keys and entry shapes."""
+    """`est-ckpt map --json`'s object has exactly the contract's keys and entry shapes."""
     plan = mapping.plan_mapping(ckpts("adam"), {"w": ((1,), "float32"), "nope": SCALAR})
-    out = plan.to_json()
+    out = to_json(plan)
     assert list(out) == ["mapped", "unmapped", "unused_sources", "mismatched"]
     assert out["mapped"] == [{"target": "w", "source_key": "w"}]
     assert out["unmapped"] == ["nope"]

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from absl import app, flags
+import argparse
+
+from est_ckpt.commands import parsing
 
 USAGE = "demo [--workdir DIR]"
-ACCEPTS = ("workdir",)
-
-WORKDIR = flags.DEFINE_string(
-    "workdir",
-    None,
-    "Directory to write legacy/, migrated/, cold/ and converted/ into (must not hold them yet). "
-    "Default: a fresh temporary directory, printed.",
-)
 
 
-def run(args: list[str]) -> int:
-    if args:
-        raise app.UsageError(f"demo takes no positional arguments (got {' '.join(args)}).", exitcode=2)
+def add_flags(parser: parsing.Parser) -> None:
+    parser.add_argument(
+        "--workdir",
+        type=parsing.non_empty("a directory"),
+        help="Directory to write legacy/, migrated/, cold/ and converted/ into (must not hold them yet). "
+        "Default: a fresh temporary directory, printed.",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.positionals:
+        raise parsing.UsageError(f"demo takes no positional arguments (got {' '.join(args.positionals)}).")
     # Imported here: the demo needs TensorFlow, and `est-ckpt --help` must not pay for it.
     from est_ckpt.examples import demo
 
-    return demo.main(WORKDIR.value)
+    return demo.main(args.workdir)

@@ -7,17 +7,30 @@ prints a report on stdout).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
-from absl import app, flags
-
+from est_ckpt.commands import parsing
 from est_ckpt.tools import diff
 
 USAGE = "diff A B [--json] [--atol=0]"
-ACCEPTS = ("json", "atol")
 
-ATOL = flags.DEFINE_float("atol", 0.0, "Values differ where |a - b| > atol.", lower_bound=0.0)
+
+def add_flags(parser: parsing.Parser) -> None:
+    parser.add_bool("json", parsing.JSON_HELP)
+    parser.add_argument(
+        "--atol", type=parsing.non_negative_float, default=0.0, help="Values differ where |a - b| > atol."
+    )
+
+
+def to_json(result: diff.DiffResult) -> dict:
+    """The JSON of `est-ckpt diff --json`."""
+    return {
+        "only_in_a": list(result.only_in_a),
+        "only_in_b": list(result.only_in_b),
+        "changed": [dict(c) for c in result.changed],
+    }
 
 
 def _describe(change: dict) -> str:
@@ -30,12 +43,14 @@ def _describe(change: dict) -> str:
     return f"{change['why']}: {change['a']} -> {change['b']}"
 
 
-def run(args: list[str]) -> int:
-    if len(args) != 2:
-        raise app.UsageError(f"diff takes two checkpoints A and B (got {len(args)} arguments).", exitcode=2)
-    result = diff.diff_checkpoints(args[0], args[1], atol=ATOL.value)
-    if flags.FLAGS.json:
-        sys.stdout.write(json.dumps(result.to_json()) + "\n")
+def run(args: argparse.Namespace) -> int:
+    if len(args.positionals) != 2:
+        raise parsing.UsageError(
+            f"diff takes two checkpoints A and B (got {len(args.positionals)} arguments)."
+        )
+    result = diff.diff_checkpoints(*args.positionals, atol=args.atol)
+    if args.json:
+        sys.stdout.write(json.dumps(to_json(result)) + "\n")
         return 0 if result.equal else 1
     lines = [f"A: {result.a}", f"B: {result.b}"]
     lines += [f"only in A: {name}" for name in result.only_in_a]

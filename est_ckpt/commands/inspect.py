@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
-from absl import app, flags
-
+from est_ckpt.commands import parsing
 from est_ckpt.format import checkpoint, keys
 
 USAGE = "inspect PATH [--json] [--values]"
-ACCEPTS = ("json", "values")
 
-VALUES = flags.DEFINE_bool("values", False, "Also print every tensor's value.")
+
+def add_flags(parser: parsing.Parser) -> None:
+    parser.add_bool("json", parsing.JSON_HELP)
+    parser.add_bool("values", "Also print every tensor's value.")
+
+
+def to_json(info: checkpoint.CheckpointInfo) -> dict:
+    """The JSON of `est-ckpt inspect --json` (without values)."""
+    return {
+        "prefix": info.prefix,
+        "format": info.format,
+        "tensors": [
+            {"key": t.key, "dtype": t.dtype, "shape": list(t.shape), "name": t.name}
+            for t in info.tensors.values()
+        ],
+        "duplicate_names": info.duplicate_names,
+    }
 
 
 def _json_value(value):
@@ -36,16 +51,16 @@ def _json_value(value):
     return value.tolist()
 
 
-def run(args: list[str]) -> int:
-    if len(args) != 1:
-        raise app.UsageError("inspect takes exactly one PATH.", exitcode=2)
-    info = checkpoint.read_checkpoint(args[0])
+def run(args: argparse.Namespace) -> int:
+    if len(args.positionals) != 1:
+        raise parsing.UsageError("inspect takes exactly one PATH.")
+    info = checkpoint.read_checkpoint(args.positionals[0])
     values = {}
-    if VALUES.value:
+    if args.values:
         values = {k: info.read_tensor(k) for k in info.tensors if k != keys.OBJECT_GRAPH_KEY}
-    if flags.FLAGS.json:
-        out = info.to_json()
-        if VALUES.value:
+    if args.json:
+        out = to_json(info)
+        if args.values:
             for t in out["tensors"]:
                 t["value"] = _json_value(values[t["key"]]) if t["key"] in values else None
         # json.dumps uses the C encoder; json.dump streams through the pure-Python one.
@@ -58,7 +73,7 @@ def run(args: list[str]) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         line = "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3]
-        if VALUES.value and r[0] in values:
+        if args.values and r[0] in values:
             line += "  = " + " ".join(repr(values[r[0]]).split())
         lines.append(line.rstrip())
     for name, ks in info.duplicate_names.items():

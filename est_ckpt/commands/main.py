@@ -1,19 +1,27 @@
 """`est-ckpt`: the command-line tool (an absl app with subcommands).
 
-The CLI is thin: each subcommand lives in `est_ckpt/commands/<name>.py`, defines
-its flags at module level, and calls a plain library function. Errors of the
-library become one line on stderr and exit code 1; usage errors exit 2.
+The CLI is thin: each subcommand lives in `est_ckpt/commands/<name>.py`, adds
+its flags to its own `parsing.Parser` (`add_flags`) and calls a plain library
+function (`run`). Only the command being run is imported. The command is the
+first argument that names one; flags may come before or after it. Errors of
+the library become one line on stderr and exit code 1; usage errors exit 2.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import os
 import sys
-from typing import Sequence
+from types import ModuleType
+from typing import NamedTuple, Sequence
 
-from absl import app, flags
+from absl import app
 
+import est_ckpt
+from est_ckpt.commands import parsing
 from est_ckpt.errors import EstCkptError
+from est_ckpt.tf import runtime
 
 COMMANDS = {
     "inspect": "est_ckpt.commands.inspect",
@@ -23,12 +31,7 @@ COMMANDS = {
     "verify": "est_ckpt.commands.verify",
     "demo": "est_ckpt.commands.demo",
 }
-
-FLAGS = flags.FLAGS
-JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of text.")
-
-_USAGE = "usage: est-ckpt {" + ",".join(COMMANDS) + "} ARGS [FLAGS]  (est-ckpt COMMAND --help)"
-_SUMMARIES = {
+SUMMARIES = {
     "inspect": "what a checkpoint holds: format, keys, dtypes, shapes, TF1 names",
     "convert": "TF1 <-> TF2 by rewriting only the index; atomic and verified",
     "diff": "compare two checkpoints by TF1 name, across formats",
@@ -36,64 +39,18 @@ _SUMMARIES = {
     "verify": "check every checksum, offset and size, without TensorFlow",
     "demo": "the whole migration story in one run",
 }
+_USAGE = "usage: est-ckpt {" + ",".join(COMMANDS) + "} ARGS [FLAGS]  (est-ckpt COMMAND --help)"
 _HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull")
+# What a shell reports for a process killed by SIGPIPE (128 + 13): the reader went away.
+EXIT_BROKEN_PIPE = 141
 
 
-def _load(name: str):
-    try:
-        return importlib.import_module(COMMANDS[name])
-    except ModuleNotFoundError as e:
-        if e.name == COMMANDS[name]:
-            raise app.UsageError(
-                f"'{name}' is not available in this version of est-ckpt.", exitcode=2
-            ) from None
-        raise
+class Invocation(NamedTuple):
+    """A parsed command line: the command's name, its module and its parsed arguments."""
 
-
-def _command_name(argv: Sequence[str]) -> str | None:
-    for arg in argv[1:]:
-        if not arg.startswith("-"):
-            return arg
-    return None
-
-
-def _help(name: str | None) -> None:
-    """Prints the overview, or one command's usage and flags, and exits 0."""
-    if name not in COMMANDS:
-        lines = [_USAGE, "", "commands:"]
-        lines += [f"  {cmd:<8} {summary}" for cmd, summary in _SUMMARIES.items()]
-        print("\n".join(lines))
-        sys.exit(0)
-    module = _load(name)
-    print(f"usage: est-ckpt {module.USAGE}\n\n{_SUMMARIES[name]}")
-    accepted = [f for f in getattr(module, "ACCEPTS", ()) if f in FLAGS]
-    if accepted:
-        print("\nflags:")
-        for flag_name in accepted:
-            flag = FLAGS[flag_name]
-            default = "" if flag.default in (None, False, [], "") else f" (default: {flag.default_as_str})"
-            print(f"  --{flag_name}: {flag.help}{default}")
-    sys.exit(0)
-
-
-def _parse(argv: list[str]) -> list[str]:
-    # Command modules define their flags on import, so import the chosen one first.
-    name = _command_name(argv)
-    if any(arg in _HELP_FLAGS for arg in argv[1:]):
-        try:
-            _help(name)
-        except app.UsageError as e:
-            _fail(str(e), 2)
-    if name in COMMANDS:
-        try:
-            _load(name)
-        except app.UsageError as e:
-            _fail(str(e), 2)
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        _fail(f"{e}", 2)
-    raise AssertionError("unreachable")
+    name: str
+    module: ModuleType
+    args: argparse.Namespace
 
 
 def _fail(message: str, code: int):
@@ -101,23 +58,65 @@ def _fail(message: str, code: int):
     sys.exit(code)
 
 
-def main(argv: Sequence[str]) -> int:
-    name = _command_name(argv)
-    if name is None:
-        _fail(_USAGE, 2)
-    if name not in COMMANDS:
-        _fail(f"unknown command '{name}'. {_USAGE}", 2)
-    args = list(argv[1:])
-    args.remove(name)
+def _load(name: str) -> ModuleType:
     try:
-        module = _load(name)
-        if JSON.present and "json" not in getattr(module, "ACCEPTS", ()):
-            raise app.UsageError(f"--json is not a flag of 'est-ckpt {name}'.", exitcode=2)
-        return int(module.run(args) or 0)
+        return importlib.import_module(COMMANDS[name])
+    except ModuleNotFoundError as e:
+        if e.name == COMMANDS[name]:
+            _fail(f"'{name}' is not available in this version of est-ckpt.", 2)
+        raise
+
+
+def parser_for(name: str, module: ModuleType) -> parsing.Parser:
+    """The parser of command `name`, with the flags its module adds."""
+    parser = parsing.Parser(name, module.USAGE, SUMMARIES[name])
+    module.add_flags(parser)
+    return parser
+
+
+def _overview(argv: Sequence[str]) -> None:
+    """Without a command: the overview for a help flag, the version, or a usage error (exit 2)."""
+    if any(arg in _HELP_FLAGS for arg in argv):
+        lines = [_USAGE, "", "commands:"]
+        lines += [f"  {cmd:<8} {summary}" for cmd, summary in SUMMARIES.items()]
+        lines += ["", "flags:", "  --version: print the version and exit"]
+        print("\n".join(lines))
+        sys.exit(0)
+    if "--version" in argv:
+        print(f"est-ckpt {est_ckpt.__version__}")
+        sys.exit(0)
+    unknown = next((arg for arg in argv if not arg.startswith("-")), None)
+    _fail(_USAGE if unknown is None else f"unknown command '{unknown}'. {_USAGE}", 2)
+
+
+def parse(argv: Sequence[str]) -> Invocation:
+    """Parses a whole command line (`argv[0]` is the program); exits 2 on usage errors, 0 after help."""
+    args = list(argv[1:])
+    where = next((i for i, arg in enumerate(args) if arg in COMMANDS), None)
+    if where is None:
+        _overview(args)
+    name = args.pop(where)
+    module = _load(name)
+    try:
+        return Invocation(name, module, parser_for(name, module).parse(args))
     except app.UsageError as e:
-        _fail(f"{e} (usage: est-ckpt {getattr(module, 'USAGE', name)})", 2)
+        _fail(f"{e} (usage: est-ckpt {module.USAGE})", 2)
+    raise AssertionError("unreachable")
+
+
+def main(invocation: Invocation) -> int:
+    """Runs a parsed command line; returns its exit code."""
+    name, module, args = invocation
+    try:
+        code = int(module.run(args) or 0)
+        sys.stdout.flush()  # A reader that went away shows here, while the error can still be handled.
+        return code
+    except app.UsageError as e:
+        _fail(f"{e} (usage: est-ckpt {module.USAGE})", 2)
     except EstCkptError as e:
         _fail(str(e), 1)
+    except BrokenPipeError:
+        raise
     except (OSError, MemoryError) as e:
         _fail(str(e) or type(e).__name__, 1)
     except KeyboardInterrupt:
@@ -127,4 +126,13 @@ def main(argv: Sequence[str]) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main, flags_parser=_parse)
+    runtime.quiet_native_logs()
+    try:
+        try:
+            app.run(main, flags_parser=parse)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # `est-ckpt ... | head`: stop quietly; the interpreter's last flush must not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_BROKEN_PIPE)

@@ -1,56 +1,74 @@
 """`est-ckpt map SOURCE --target TARGET [--assignment_map SRC=DST ...] [--json]`: the warm-start dry run.
 
 Exit 0 when `warm_start` would succeed, 1 when it would refuse (unmapped,
-ambiguous or mismatched variables, unused map entries), 2 on usage errors.
+ambiguous or mismatched variables, unused map entries), 2 on usage errors
+(a malformed `--assignment_map` or `--rename_rule`, a regex that does not compile).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
-from absl import app, flags
-
 from est_ckpt import mapping
+from est_ckpt.commands import parsing
 
 USAGE = (
     "map SOURCE --target TARGET [--assignment_map SRC=DST ...] [--rename_rule REGEX=REPLACEMENT ...] "
     "[--vars_to_warm_start REGEX] [--json]"
 )
-ACCEPTS = ("json", "target", "assignment_map", "rename_rule", "vars_to_warm_start")
-
-TARGET = flags.DEFINE_string(
-    "target", None, "Checkpoint or model dir of the new model: its variable names, shapes and dtypes."
-)
-ASSIGNMENT_MAP = flags.DEFINE_multi_string(
-    "assignment_map",
-    [],
-    "Repeatable SRC=DST entry in init_from_checkpoint's grammar: 'old/name=new/name', "
-    "'old_scope/=new_scope/', '/=new_scope/'; SRC may be an object path ('vars/0').",
-)
-RENAME_RULE = flags.DEFINE_multi_string(
-    "rename_rule",
-    [],
-    "Repeatable, ordered REGEX=REPLACEMENT rule over target names (split at the last '='): the first "
-    "REGEX matching a whole name gives its source name, e.g. 'new/(.*)=old/\\1'. An empty REPLACEMENT "
-    "leaves the variable alone.",
-)
-VARS_TO_WARM_START = flags.DEFINE_string(
-    "vars_to_warm_start", None, "Regex: plan only the target variables whose names it matches at the start."
-)
 
 
-def _pairs(values: list[str], what: str, *, last: bool) -> list[tuple[str, str]]:
-    out = []
-    for value in values:
-        if "=" not in value:
-            raise app.UsageError(
-                f"--{what} {value!r} must be written {'REGEX=REPLACEMENT' if last else 'SRC=DST'}.",
-                exitcode=2,
-            )
-        left, right = value.rsplit("=", 1) if last else value.split("=", 1)
-        out.append((left, right))
-    return out
+def add_flags(parser: parsing.Parser) -> None:
+    parser.add_bool("json", parsing.JSON_HELP)
+    parser.add_argument(
+        "--target",
+        type=parsing.non_empty("a checkpoint or model dir"),
+        help="Checkpoint or model dir of the new model: its variable names, shapes and dtypes.",
+    )
+    parser.add_argument(
+        "--assignment_map",
+        action="append",
+        default=[],
+        type=parsing.pair("SRC=DST", split_last=False),
+        help="Repeatable SRC=DST entry in init_from_checkpoint's grammar: 'old/name=new/name', "
+        "'old_scope/=new_scope/', '/=new_scope/'; SRC may be an object path ('vars/0').",
+    )
+    parser.add_argument(
+        "--rename_rule",
+        action="append",
+        default=[],
+        type=parsing.pair("REGEX=REPLACEMENT", split_last=True, left_regex=True),
+        help="Repeatable, ordered REGEX=REPLACEMENT rule over target names (split at the last '='): the "
+        "first REGEX matching a whole name gives its source name, e.g. 'new/(.*)=old/\\1'. An empty "
+        "REPLACEMENT leaves the variable alone.",
+    )
+    parser.add_argument(
+        "--vars_to_warm_start",
+        type=parsing.regex,
+        help="Regex: plan only the target variables whose names it matches at the start.",
+    )
+
+
+def to_json(plan: mapping.WarmStartPlan) -> dict:
+    """The JSON of `est-ckpt map --json`."""
+    return {
+        "mapped": [{"target": a.target, "source_key": a.source_key} for a in plan.assignments],
+        "unmapped": [u.target for u in plan.unmapped],
+        "unused_sources": list(plan.unused_sources),
+        "mismatched": [
+            {
+                "target": a.target,
+                "source_key": a.source_key,
+                "target_shape": None if a.target_shape is None else list(a.target_shape),
+                "source_shape": list(a.source_shape),
+                "target_dtype": a.target_dtype,
+                "source_dtype": a.source_dtype,
+            }
+            for a in plan.mismatched
+        ],
+    }
 
 
 def _line(a: mapping.Assignment) -> str:
@@ -68,26 +86,22 @@ def _line(a: mapping.Assignment) -> str:
     return f"{a.target} <- {a.source_key}  [{verdict}]"
 
 
-def run(args: list[str]) -> int:
-    if len(args) != 1:
-        raise app.UsageError(
-            f"map takes exactly one SOURCE checkpoint (got {len(args)} arguments).", exitcode=2
+def run(args: argparse.Namespace) -> int:
+    if len(args.positionals) != 1:
+        raise parsing.UsageError(
+            f"map takes exactly one SOURCE checkpoint (got {len(args.positionals)} arguments)."
         )
-    if not TARGET.value:
-        raise app.UsageError(
-            "map needs --target TARGET (a checkpoint or model dir of the new model).", exitcode=2
-        )
-    amap = dict(_pairs(ASSIGNMENT_MAP.value, "assignment_map", last=False))
-    rules = [(regex, repl or None) for regex, repl in _pairs(RENAME_RULE.value, "rename_rule", last=True)]
+    if not args.target:
+        raise parsing.UsageError("map needs --target TARGET (a checkpoint or model dir of the new model).")
     plan = mapping.map_checkpoints(
-        args[0],
-        TARGET.value,
-        assignment_map=amap,
-        rename_rules=rules,
-        vars_to_warm_start=VARS_TO_WARM_START.value,
+        args.positionals[0],
+        args.target,
+        assignment_map=dict(args.assignment_map),
+        rename_rules=[(regex, repl or None) for regex, repl in args.rename_rule],
+        vars_to_warm_start=args.vars_to_warm_start,
     )
-    if flags.FLAGS.json:
-        sys.stdout.write(json.dumps(plan.to_json()) + "\n")
+    if args.json:
+        sys.stdout.write(json.dumps(to_json(plan)) + "\n")
     else:
         lines = [f"source: {plan.checkpoint} ({plan.format})"]
         lines += [_line(a) for a in plan.assignments]

@@ -192,9 +192,6 @@ class TensorInfo:
     slices: tuple[tuple[tuple[int, int], ...], ...] = ()
     slot: Optional[SlotInfo] = None
 
-    def to_json(self) -> dict:
-        return {"key": self.key, "dtype": self.dtype, "shape": list(self.shape), "name": self.name}
-
 
 @dataclasses.dataclass
 class CheckpointInfo:
@@ -229,14 +226,6 @@ class CheckpointInfo:
         if key not in self.bundle.entries:
             raise KeyError(f"'{key}' is not a key of checkpoint '{self.prefix}'.")
         return bundle.read_tensor(self.bundle, key)
-
-    def to_json(self) -> dict:
-        return {
-            "prefix": self.prefix,
-            "format": self.format,
-            "tensors": [t.to_json() for t in self.tensors.values()],
-            "duplicate_names": self.duplicate_names,
-        }
 
 
 def read_checkpoint(path: str) -> CheckpointInfo:

@@ -109,16 +109,6 @@ class Assignment(NamedTuple):
     def dtype_ok(self) -> bool:
         return self.target_dtype is None or self.target_dtype == self.source_dtype
 
-    def mismatch_json(self) -> dict:
-        return {
-            "target": self.target,
-            "source_key": self.source_key,
-            "target_shape": None if self.target_shape is None else list(self.target_shape),
-            "source_shape": list(self.source_shape),
-            "target_dtype": self.target_dtype,
-            "source_dtype": self.source_dtype,
-        }
-
 
 @dataclasses.dataclass(frozen=True)
 class Unmapped:
@@ -186,15 +176,6 @@ class WarmStartPlan:
         skips that work), so this is for explaining `unmapped`.
         """
         return difflib.get_close_matches(name, self.candidates, n=n, cutoff=0.5)
-
-    def to_json(self) -> dict:
-        """The JSON of `est-ckpt map --json`."""
-        return {
-            "mapped": [{"target": a.target, "source_key": a.source_key} for a in self.assignments],
-            "unmapped": [u.target for u in self.unmapped],
-            "unused_sources": list(self.unused_sources),
-            "mismatched": [a.mismatch_json() for a in self.mismatched],
-        }
 
     def raise_for_errors(self) -> None:
         """Raises the first kind of problem this plan has, listing every instance of it.

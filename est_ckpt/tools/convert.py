@@ -31,9 +31,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import sys
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from est_ckpt import fileio
 from est_ckpt.errors import ConversionError, DestinationExistsError
@@ -45,7 +44,6 @@ GLOBAL_STEP = "global_step"
 SAVE_COUNTER = "save_counter"
 STEP = "step"
 VAR_LIST = "var_list"
-PROGRESS_THRESHOLD = 100 * 1000 * 1000
 
 # Slot names of TF1 optimizers in the order they create them: the first slot of
 # `<var>` is `<var>/<Op>`, the k-th `<var>/<Op>_k` (TF uniquifies the op name).
@@ -328,27 +326,6 @@ def _data_files(prefix: str) -> list[str]:
     return [fileio.join(directory, n) for n in listing if pattern.match(n)]
 
 
-def _progress_printer(label: str):
-    last = [0.0]
-
-    def progress(done: int, total: int) -> None:
-        if total <= PROGRESS_THRESHOLD:
-            return
-        now = time.monotonic()
-        if done < total and now - last[0] < 0.5:
-            return
-        last[0] = now
-        width = 30
-        filled = int(width * done / total) if total else width
-        sys.stderr.write(
-            f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done / 1e6:.0f}/{total / 1e6:.0f} MB"
-            + ("\n" if done >= total else "")
-        )
-        sys.stderr.flush()
-
-    return progress
-
-
 def _quote(text: str) -> str:
     """Quotes a string as protobuf text format does (C escapes, octal for the rest)."""
     out = []
@@ -459,6 +436,7 @@ def convert(
     force: bool = False,
     names: str = "full_name",
     skip_underivable_slots: bool = False,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> ConversionReport:
     """Like `convert_checkpoint`, but returns a `ConversionReport` (used by the CLI)."""
     if to not in FORMATS:
@@ -527,9 +505,7 @@ def convert(
             target = bundle.data_path(tmp, new, num_shards)
             source = info.bundle.data_path(old)
             created.append(target)
-            how = fileio.link_or_copy(
-                source, target, progress=_progress_printer(f"copying {fileio.basename(source)}")
-            )
+            how = fileio.link_or_copy(source, target, progress=progress)
             if how == "copy":
                 copied += info.bundle.shard_sizes[old]
         if graph_data is not None:
@@ -570,6 +546,7 @@ def convert_checkpoint(
     force: bool = False,
     names: str = "full_name",
     skip_underivable_slots: bool = False,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> str:
     """Converts a checkpoint between the TF1 (name-based) and TF2 (object-based) formats.
 
@@ -591,6 +568,9 @@ def convert_checkpoint(
         their recorded TF1 names, `"path"` by their object paths.
       skip_underivable_slots: leave out slot variables whose TF1 name cannot be
         derived instead of raising.
+      progress: called as `progress(done_bytes, total_bytes)` while a data shard
+        is copied rather than linked (remote paths), with the bytes of that
+        shard copied so far and its size; the CLI draws a bar with it.
 
     Returns:
       The prefix written.
@@ -603,7 +583,13 @@ def convert_checkpoint(
         underivable slot names, or a destination that is the source.
     """
     return convert(
-        src, dst_prefix, to=to, force=force, names=names, skip_underivable_slots=skip_underivable_slots
+        src,
+        dst_prefix,
+        to=to,
+        force=force,
+        names=names,
+        skip_underivable_slots=skip_underivable_slots,
+        progress=progress,
     ).prefix
 
 

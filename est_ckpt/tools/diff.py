@@ -40,13 +40,6 @@ class DiffResult:
     def equal(self) -> bool:
         return not (self.only_in_a or self.only_in_b or self.changed)
 
-    def to_json(self) -> dict:
-        return {
-            "only_in_a": list(self.only_in_a),
-            "only_in_b": list(self.only_in_b),
-            "changed": [dict(c) for c in self.changed],
-        }
-
 
 def _diff_names(info: checkpoint.CheckpointInfo) -> dict[str, _Var]:
     variables, _, _ = _resolve_names(info, strict=False)

@@ -49,16 +49,6 @@ class VerifyReport:
         """Whether the checkpoint is sound (no problem was found)."""
         return not self.problems
 
-    def to_json(self) -> dict:
-        return {
-            "path": self.path,
-            "prefix": self.prefix,
-            "ok": self.ok,
-            "problems": list(self.problems),
-            "tensors_checked": self.tensors_checked,
-            "bytes_checked": self.bytes_checked,
-        }
-
 
 class _Problems:
     """Collects problem lines, counting those past `MAX_PROBLEMS`."""
