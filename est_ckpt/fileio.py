@@ -123,6 +123,9 @@ def rename(src: str, dst: str) -> None:
         _gfile().rename(src, dst, overwrite=True)
     else:
         os.replace(src, dst)
+        # POSIX: renaming onto another hard link of the same file does nothing and keeps `src`.
+        if os.path.lexists(src) and os.path.samefile(src, dst):
+            os.remove(src)
 
 
 # Every temporary name est_ckpt writes carries this mark, the writer's host and

@@ -592,3 +592,14 @@ def test_temporary_names_carry_a_safe_bounded_host_tag(host, monkeypatch):
     assert os.path.dirname(prefix) == "d" and os.path.basename(prefix).startswith(
         ".model.ckpt-3.tmp-est-ckpt-"
     )
+
+
+def test_forced_reconversion_of_the_same_source_leaves_no_temporary_file(ckpts, tmp_path):
+    """Renaming a hard link onto a link of the same file is a no-op in POSIX: the temporary name must still go."""
+    dst = est_ckpt.convert_checkpoint(ckpts("tf1"), str(tmp_path / "out"), to="tf2")
+    data = bundle.data_path(dst, 0, 2)
+    inode = os.stat(data).st_ino
+    assert est_ckpt.convert_checkpoint(ckpts("tf1"), dst, to="tf2", force=True) == dst
+    assert os.stat(data).st_ino == inode  # the same source bytes, linked again
+    assert [n for n in os.listdir(tmp_path) if ".tmp-est-ckpt-" in n] == []
+    assert est_ckpt.verify_checkpoint(dst).ok

@@ -12,8 +12,11 @@ training resumes and finishes normally.
 To pay TensorFlow's import once rather than per kill, a zygote process imports
 it and forks one child per training run; a child is killed by its pid.
 
-Conversion: `est-ckpt convert` killed at random moments leaves SRC unchanged
-and DST either absent or complete; converting again with `--force` works.
+Conversion: `est-ckpt convert` is killed before each of its file-system steps
+in turn (every temporary write, link, rename, remove and state-file write, as a
+first instrumented run lists them): SRC stays unchanged, DST is the old one, absent
+or whole, the state file names no partial checkpoint, and a rerun converts and
+removes the temporary files left behind.
 
 Distributed: the chief of a chief/worker/ps cluster on loopback (the scaffold
 tests' task and helpers) is SIGKILLed right after a save and started again; it
@@ -34,12 +37,11 @@ import time
 
 import pytest
 
-from est_ckpt import diff_checkpoints, verify_checkpoint
+from est_ckpt import convert_checkpoint, diff_checkpoints, verify_checkpoint
 from est_ckpt.format import bundle, checkpoint
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KILLS = int(os.environ.get("EST_CKPT_CRASH_KILLS", "20"))
-CONVERT_KILLS = int(os.environ.get("EST_CKPT_CRASH_CONVERT_KILLS", "6"))
 SEED = int(os.environ.get("EST_CKPT_CRASH_SEED", "7"))
 KEEP = 3  # keep_checkpoint_max: old checkpoints are deleted while we kill
 
@@ -260,43 +262,163 @@ def _tree_digest(directory: str) -> dict[str, str]:
     return out
 
 
-def _convert_cmd(src: str, dst: str) -> list[str]:
-    return [sys.executable, "-m", "est_ckpt", "convert", src, dst, "--to=tf2", "--force"]
+# Instruments a child process (never the library): each call of one of the named functions of a
+# module is a file-system mutation step, logged before it runs; the `die_at`-th step never runs,
+# the child SIGKILLs itself instead (0: never). Paths are logged relative to `root`, temporary
+# names without their host, pid and random tag, so that two runs' steps compare equal.
+_STEPS = r"""
+import json, os, re, signal
+
+_done = [0]
 
 
-def test_convert_killed_at_random_moments(ckpts, tmp_path):
-    """SIGKILL anywhere in `est-ckpt convert` leaves SRC unchanged and DST absent or whole; a rerun converts."""
-    src = ckpts("many_vars", n=2000)
-    before = _tree_digest(os.path.dirname(src))
-    start = time.monotonic()
-    subprocess.run(
-        _convert_cmd(src, str(tmp_path / "probe" / "out")), check=True, cwd=_ROOT, capture_output=True
+def count_steps(module, paths_of, log_path, die_at, root, counts=lambda paths: True):
+    log = open(log_path, "a")
+
+    def wrap(name, n_paths):
+        real = getattr(module, name)
+
+        def step(*args, **kwargs):
+            paths = [re.sub(r"\.tmp-est-ckpt-[A-Za-z0-9._-]+-\d+-[0-9a-f]{8}", ".tmp", os.path.relpath(str(a), root))
+                     for a in args[:n_paths]]
+            if counts(paths):
+                _done[0] += 1
+                log.write(json.dumps([name, *paths]) + "\n")
+                log.flush()
+                if _done[0] == die_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+
+        setattr(module, name, step)
+
+    for name, n_paths in paths_of.items():
+        wrap(name, n_paths)
+"""
+# est_ckpt.fileio's mutations and how many leading arguments are paths.
+_FILEIO_MUTATIONS = {
+    "makedirs": 1,
+    "write_new": 1,
+    "write_atomic": 1,
+    "link_or_copy": 2,
+    "rename": 2,
+    "remove": 1,
+}
+_CONVERT_CHILD = (
+    _STEPS
+    + r"""
+import runpy, sys
+from est_ckpt import fileio
+
+log_path, die_at, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+count_steps(fileio, json.loads(sys.argv[4]), log_path, die_at, root)
+sys.argv = ["est-ckpt", *sys.argv[5:]]
+runpy.run_module("est_ckpt", run_name="__main__")
+"""
+)
+
+
+def _steps(log_path: str) -> list[list[str]]:
+    with open(log_path) as f:
+        return [json.loads(line) for line in f]
+
+
+def _run_convert_child(root: str, die_at: int, src: str, dst: str) -> tuple[int, list[list[str]]]:
+    """Runs `est-ckpt convert SRC DST --to=tf2 --force` dying before its `die_at`-th step; its code and steps."""
+    log = os.path.join(root, "steps.log")
+    done = subprocess.run(
+        [sys.executable, "-c", _CONVERT_CHILD, log, str(die_at), root, json.dumps(_FILEIO_MUTATIONS)]
+        + ["convert", src, dst, "--to=tf2", "--force"],
+        cwd=_ROOT,
+        env=dict(os.environ, PYTHONPATH=_ROOT),
+        capture_output=True,
+        text=True,
     )
-    duration = time.monotonic() - start
-    rng = random.Random(SEED)
+    return done.returncode, _steps(log) if os.path.exists(log) else []
+
+
+def _files_of(prefix: str) -> dict[str, str]:
+    """Digests of the files of checkpoint `prefix` (its `.index` and `.data-*`), by name."""
+    base = os.path.basename(prefix)
+    if not os.path.isdir(os.path.dirname(prefix)):
+        return {}
+    digests = _tree_digest(os.path.dirname(prefix))
+    return {n: d for n, d in digests.items() if n == base + ".index" or n.startswith(base + ".data-")}
+
+
+@pytest.mark.parametrize("replace", [False, True], ids=["new_dst", "replace_dst"])
+def test_convert_killed_at_every_step_leaves_src_and_dst_whole(ckpts, tmp_path, replace):
+    """`est-ckpt convert` killed before each of its file-system steps: SRC unchanged, DST old, absent or whole.
+
+    A first, instrumented run lists the steps (every temporary write, link, rename,
+    remove and state-file write); then a child dies before step k, for every k,
+    each time from the same start: a new model dir, or (`replace`) one whose
+    latest checkpoint is a name-based DST, replaced with `--force`.
+    """
+    src = ckpts("many_vars")
+    src_before = _tree_digest(os.path.dirname(src))
+
+    def start(root: str) -> tuple[str, str, dict[str, str]]:
+        """A model dir in `root`; returns the `convert` DST argument, the prefix written and the old DST's files."""
+        model = os.path.join(root, "model")
+        prefix = os.path.join(model, os.path.basename(src))
+        if replace:
+            os.makedirs(model)
+            assert convert_checkpoint(src, model + "/", to="tf1") == prefix
+        return model + "/", prefix, _files_of(prefix) if replace else {}
+
+    root = str(tmp_path / "counted")
+    os.makedirs(root)
+    dst, prefix, old = start(root)
+    code, steps = _run_convert_child(root, 0, src, dst)
+    assert code == 0 and steps, steps
+    assert verify_checkpoint(prefix).ok and diff_checkpoints(src, prefix).equal
+    new = _files_of(prefix)
+    index = os.path.basename(prefix) + ".index"
+    assert checkpoint.read_state_file(os.path.dirname(prefix)) == [prefix]
+
     outcomes = []
-    for kill in range(CONVERT_KILLS):
-        dst = str(tmp_path / f"d{kill}" / "out")
-        if kill % 2:
-            # Replace an existing DST: the old one must survive or be replaced whole.
-            subprocess.run(_convert_cmd(src, dst), check=True, cwd=_ROOT, capture_output=True)
-        proc = subprocess.Popen(
-            _convert_cmd(src, dst), cwd=_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    for k in range(1, len(steps) + 1):
+        root = str(tmp_path / f"k{k}")
+        os.makedirs(root)
+        dst, prefix, old = start(root)
+        code, done = _run_convert_child(root, k, src, dst)
+        assert code == -signal.SIGKILL and done == steps[:k], (k, code, done, steps)
+        assert _tree_digest(os.path.dirname(src)) == src_before, (
+            f"killed before {steps[k - 1]}: the source changed"
         )
-        time.sleep(rng.uniform(0.2, 0.9) * duration)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert _tree_digest(os.path.dirname(src)) == before, "the source changed"
-        if os.path.exists(bundle.index_path(dst)):
-            report = verify_checkpoint(dst)
-            assert report.ok, report.problems
-            assert diff_checkpoints(src, dst).equal
-            outcomes.append("whole" if proc.returncode == -signal.SIGKILL else "finished")
+        files = _files_of(prefix)
+        if index not in files:
+            outcome = "absent"
+        elif replace and files == old:
+            outcome = "old"
         else:
-            outcomes.append("absent")
-        subprocess.run(_convert_cmd(src, dst), check=True, cwd=_ROOT, capture_output=True)
-        assert verify_checkpoint(dst).ok and diff_checkpoints(src, dst).equal
-    sys.stderr.write(f"\nconvert kills ({duration:.2f} s per run): {outcomes}\n")
+            report = verify_checkpoint(prefix)
+            assert report.ok, (steps[k - 1], report.problems)
+            assert diff_checkpoints(src, prefix).equal
+            assert files[index] == new[index], f"before {steps[k - 1]}: a DST neither old nor new"
+            outcome = "new"
+        # The state file names only whole checkpoints; the one exception is the replaced DST itself,
+        # absent between its old index's removal and its new index's rename.
+        for named in checkpoint.read_state_file(os.path.dirname(prefix)):
+            if os.path.exists(bundle.index_path(named)):
+                assert verify_checkpoint(named).ok, (steps[k - 1], named)
+            else:
+                assert replace and named == prefix and outcome == "absent", (steps[k - 1], named)
+        outcomes.append(outcome)
+        # A rerun converts, and removes what the killed one left behind.
+        assert convert_checkpoint(src, dst, to="tf2", force=True) == prefix
+        assert _files_of(prefix) == new and verify_checkpoint(prefix).ok
+        assert checkpoint.read_state_file(os.path.dirname(prefix)) == [prefix]
+        assert [n for n in os.listdir(os.path.dirname(prefix)) if ".tmp-est-ckpt-" in n] == [], steps[k - 1]
+    sys.stderr.write(
+        f"\nconvert killed before each step ({'replace' if replace else 'new'}): "
+        + ", ".join(f"{op} {' '.join(paths)}: {o}" for (op, *paths), o in zip(steps, outcomes))
+        + "\n"
+    )
+    # Publishing only moves forward (old, then absent, then new), and the kills landed on both sides of it.
+    order = ["old", "absent", "new"]
+    assert outcomes == sorted(outcomes, key=order.index), outcomes
+    assert set(outcomes) == ({"old", "absent", "new"} if replace else {"absent", "new"}), outcomes
 
 
 def test_tf1_copy_keeps_keep_checkpoint_max_across_restarts(tf, zygote, tmp_path):
