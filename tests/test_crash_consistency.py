@@ -38,7 +38,7 @@ import time
 import pytest
 
 from est_ckpt import convert_checkpoint, diff_checkpoints, verify_checkpoint
-from est_ckpt.format import bundle, checkpoint
+from est_ckpt.format import checkpoint
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KILLS = int(os.environ.get("EST_CKPT_CRASH_KILLS", "20"))
@@ -49,14 +49,68 @@ TF2_KEYS = ("step/.ATTRIBUTES/VARIABLE_VALUE", "var_list/w/.ATTRIBUTES/VARIABLE_
 TF1_KEYS = ("global_step", "w")
 VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 
-_ZYGOTE = r"""
+# Instruments a child process (never the library): each call of one of the named functions of a
+# module is a file-system mutation step, logged before it runs; the `die_at`-th step never runs,
+# the child SIGKILLs itself instead (0: never). Paths are logged relative to `root`, temporary
+# names without their unique part, so that two runs' steps compare equal.
+_STEPS = r"""
+import json, os, re, signal
+
+_done = [0]
+# est_ckpt's `.tmp-est-ckpt-<host>-<pid>-<hex>` and TF's `checkpoint.tmp<uuid>`.
+TEMP_TAG = r"\.tmp-est-ckpt-[A-Za-z0-9._-]+-\d+-[0-9a-f]{8}|(?<=checkpoint)\.tmp[0-9a-f]{32}$"
+
+
+def count_steps(module, paths_of, log_path, die_at, root, counts=lambda paths: True):
+    log = open(log_path, "a")
+
+    def wrap(name, n_paths):
+        real = getattr(module, name)
+
+        def step(*args, **kwargs):
+            paths = [re.sub(TEMP_TAG, ".tmp", os.path.relpath(str(a), root)) for a in args[:n_paths]]
+            if counts(paths):
+                _done[0] += 1
+                log.write(json.dumps([name, *paths]) + "\n")
+                log.flush()
+                if _done[0] == die_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+
+        setattr(module, name, step)
+
+    for name, n_paths in paths_of.items():
+        wrap(name, n_paths)
+"""
+
+# The mutations of est_ckpt.fileio and of TensorFlow's file_io (the Saver's state file and
+# deletions), each with how many of its leading arguments are paths.
+_FILEIO_MUTATIONS = {
+    "makedirs": 1,
+    "write_new": 1,
+    "write_atomic": 1,
+    "link_or_copy": 2,
+    "rename": 2,
+    "remove": 1,
+}
+_TF_MUTATIONS = {"write_string_to_file": 1, "rename": 2, "delete_file": 1, "recursive_create_dir": 1}
+_ZYGOTE = (
+    _STEPS
+    + r"""
 import json, os, sys, traceback
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import tensorflow as tf
 import tensorflow_estimator  # noqa: F401 - imported once, before any fork
+from tensorflow.python.lib.io import file_io
+from est_ckpt import fileio
 from est_ckpt.tf.scaffold import make_tf2_scaffold
 
 KEEP = int(sys.argv[1])
+FILEIO_MUTATIONS, TF_MUTATIONS = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+
+
+def in_tf1(paths):
+    return any(p == "tf1" or p.startswith("tf1" + os.sep) for p in paths)
 
 
 def train(model_dir, steps):
@@ -90,6 +144,10 @@ for line in sys.stdin:
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             code = 0
+            if cmd.get("steps_log"):
+                # Only the name-based copy's steps count: those with a path in `<model_dir>/tf1/`.
+                for module, mutations in ((fileio, FILEIO_MUTATIONS), (file_io, TF_MUTATIONS)):
+                    count_steps(module, mutations, cmd["steps_log"], cmd["die_at"], cmd["model_dir"], in_tf1)
             try:
                 train(cmd["model_dir"], cmd["steps"])
             except BaseException:
@@ -105,6 +163,7 @@ for line in sys.stdin:
                               "code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None}) + "\n")
     out.flush()
 """
+)
 
 
 class Zygote:
@@ -113,7 +172,14 @@ class Zygote:
     def __init__(self, log_path: str):
         self._stderr = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _ZYGOTE, str(KEEP)],
+            [
+                sys.executable,
+                "-c",
+                _ZYGOTE,
+                str(KEEP),
+                json.dumps(_FILEIO_MUTATIONS),
+                json.dumps(_TF_MUTATIONS),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -129,8 +195,11 @@ class Zygote:
         assert line, "the zygote died; see its log"
         return json.loads(line)
 
-    def start(self, model_dir: str, steps: int, log: str) -> int:
-        return self._ask(op="start", model_dir=model_dir, steps=steps, log=log)["pid"]
+    def start(self, model_dir: str, steps: int, log: str, *, steps_log: str = "", die_at: int = 0) -> int:
+        """Forks a child training `steps` more; with `steps_log`, it logs its steps in `tf1/` and dies before the `die_at`-th."""
+        return self._ask(
+            op="start", model_dir=model_dir, steps=steps, log=log, steps_log=steps_log, die_at=die_at
+        )["pid"]
 
     def wait(self, pid: int) -> dict:
         return self._ask(op="wait", pid=pid)
@@ -262,47 +331,6 @@ def _tree_digest(directory: str) -> dict[str, str]:
     return out
 
 
-# Instruments a child process (never the library): each call of one of the named functions of a
-# module is a file-system mutation step, logged before it runs; the `die_at`-th step never runs,
-# the child SIGKILLs itself instead (0: never). Paths are logged relative to `root`, temporary
-# names without their host, pid and random tag, so that two runs' steps compare equal.
-_STEPS = r"""
-import json, os, re, signal
-
-_done = [0]
-
-
-def count_steps(module, paths_of, log_path, die_at, root, counts=lambda paths: True):
-    log = open(log_path, "a")
-
-    def wrap(name, n_paths):
-        real = getattr(module, name)
-
-        def step(*args, **kwargs):
-            paths = [re.sub(r"\.tmp-est-ckpt-[A-Za-z0-9._-]+-\d+-[0-9a-f]{8}", ".tmp", os.path.relpath(str(a), root))
-                     for a in args[:n_paths]]
-            if counts(paths):
-                _done[0] += 1
-                log.write(json.dumps([name, *paths]) + "\n")
-                log.flush()
-                if _done[0] == die_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-            return real(*args, **kwargs)
-
-        setattr(module, name, step)
-
-    for name, n_paths in paths_of.items():
-        wrap(name, n_paths)
-"""
-# est_ckpt.fileio's mutations and how many leading arguments are paths.
-_FILEIO_MUTATIONS = {
-    "makedirs": 1,
-    "write_new": 1,
-    "write_atomic": 1,
-    "link_or_copy": 2,
-    "rename": 2,
-    "remove": 1,
-}
 _CONVERT_CHILD = (
     _STEPS
     + r"""
@@ -397,13 +425,9 @@ def test_convert_killed_at_every_step_leaves_src_and_dst_whole(ckpts, tmp_path, 
             assert diff_checkpoints(src, prefix).equal
             assert files[index] == new[index], f"before {steps[k - 1]}: a DST neither old nor new"
             outcome = "new"
-        # The state file names only whole checkpoints; the one exception is the replaced DST itself,
-        # absent between its old index's removal and its new index's rename.
+        # The state file names only whole checkpoints, also while the replaced DST is absent.
         for named in checkpoint.read_state_file(os.path.dirname(prefix)):
-            if os.path.exists(bundle.index_path(named)):
-                assert verify_checkpoint(named).ok, (steps[k - 1], named)
-            else:
-                assert replace and named == prefix and outcome == "absent", (steps[k - 1], named)
+            assert verify_checkpoint(named).ok, (steps[k - 1], named)
         outcomes.append(outcome)
         # A rerun converts, and removes what the killed one left behind.
         assert convert_checkpoint(src, dst, to="tf2", force=True) == prefix
@@ -431,6 +455,56 @@ def test_tf1_copy_keeps_keep_checkpoint_max_across_restarts(tf, zygote, tmp_path
     for directory in (model_dir, os.path.join(model_dir, "tf1")):
         kept = sorted(n for n in os.listdir(directory) if n.endswith(".index"))
         assert len(kept) <= KEEP, f"{directory} keeps {kept}"
+
+
+def test_dual_save_killed_at_every_step_of_the_name_based_copy(tf, zygote, tmp_path):
+    """Training killed before each step of the `tf1/` copy: both dirs restore to their latest step; training resumes.
+
+    From a model dir trained 2 steps, a restarted run saves step 2 again (the
+    Estimator saves at start-up: the copy replaces `tf1/model.ckpt-2`), then step 3
+    (a new copy, and the oldest copy is deleted). A first, instrumented run lists the
+    copies' steps (est_ckpt's and TF's, in `tf1/`); then a child dies before step k,
+    for every k, each time from the same start.
+    """
+    log = str(tmp_path / "train.log")
+    base = str(tmp_path / "base")
+    assert zygote.wait(zygote.start(base, 2, log)) == {"signal": None, "code": 0}, open(log).read()[-3000:]
+
+    def run(name: str, die_at: int) -> tuple[str, list[list[str]]]:
+        model_dir = str(tmp_path / name)
+        shutil.copytree(base, model_dir)
+        steps_log = str(tmp_path / f"{name}.steps")
+        status = zygote.wait(zygote.start(model_dir, 1, log, steps_log=steps_log, die_at=die_at))
+        expected = {"signal": signal.SIGKILL, "code": None} if die_at else {"signal": None, "code": 0}
+        assert status == expected, (die_at, status, open(log).read()[-3000:])
+        return model_dir, _steps(steps_log)
+
+    model_dir, steps = run("counted", 0)
+    assert check_dir(tf, model_dir, TF2_KEYS, required=True) == 3
+    assert check_dir(tf, os.path.join(model_dir, "tf1"), TF1_KEYS, required=True) == 3
+    reached = []
+    for k in range(1, len(steps) + 1):
+        model_dir, done = run(f"k{k}", k)
+        assert done == steps[:k], (k, done, steps)
+        tf1_dir = os.path.join(model_dir, "tf1")
+        step2 = check_dir(tf, model_dir, TF2_KEYS, required=True)
+        step1 = check_dir(tf, tf1_dir, TF1_KEYS, required=True)
+        # The copy of a step is written after its object-based save, so it is at most one behind
+        # (also while the copy of step 2 is replaced: the state file then names the one before).
+        assert 2 <= step2 <= 3 and step2 - 1 <= step1 <= step2, (steps[k - 1], step2, step1)
+        reached.append((step2, step1))
+        status = zygote.wait(zygote.start(model_dir, 1, log))
+        assert status == {"signal": None, "code": 0}, open(log).read()[-3000:]
+        assert check_dir(tf, model_dir, TF2_KEYS, required=True) == step2 + 1
+        assert check_dir(tf, tf1_dir, TF1_KEYS, required=True) == step2 + 1
+        # est_ckpt's temporary files are gone (TF's own `checkpoint.tmp<uuid>` of a killed state-file
+        # write stays: TF never removes it, here as in any model dir).
+        assert [n for n in os.listdir(tf1_dir) if ".tmp-est-ckpt-" in n] == [], steps[k - 1]
+    sys.stderr.write(
+        "\ndual save killed before each step of the tf1/ copy (tf2 step, tf1 step): "
+        + ", ".join(f"{op} {' '.join(paths)}: {r}" for (op, *paths), r in zip(steps, reached))
+        + "\n"
+    )
 
 
 # -- distributed restart ------------------------------------------------------------------------
