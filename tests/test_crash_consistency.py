@@ -538,7 +538,14 @@ def test_dual_save_killed_at_every_step_of_the_name_based_copy(tf, zygote, tmp_p
 
 def test_chief_killed_after_a_save_restarts_and_resumes_with_no_worker_error(ckpts, tmp_path):
     """SIGKILL the chief of a chief/worker/ps cluster after a save: restarted, it resumes from that step."""
-    from tests.test_scaffold_distributed import _TASK, ROOT, _Cluster, _free_ports, _values
+    from tests.test_scaffold_distributed import (
+        _TASK,
+        CLUSTER_BUDGET_SECS,
+        ROOT,
+        _Cluster,
+        _free_ports,
+        _values,
+    )
 
     try:
         ports = _free_ports(3)
@@ -557,7 +564,7 @@ def test_chief_killed_after_a_save_restarts_and_resumes_with_no_worker_error(ckp
     addr = [f"127.0.0.1:{p}" for p in ports]
     spec = {"chief": [addr[0]], "worker": [addr[1]], "ps": [addr[2]]}
     max_steps = 40
-    cluster = _Cluster(str(tmp_path), script, time.monotonic() + 300)
+    cluster = _Cluster(str(tmp_path), script, time.monotonic() + CLUSTER_BUDGET_SECS)
 
     def latest_step() -> int:
         return _step_of(checkpoint.read_state_file(model_dir)[-1])
@@ -574,9 +581,10 @@ def test_chief_killed_after_a_save_restarts_and_resumes_with_no_worker_error(ckp
         assert check_dir_values(_values, model_dir, saved)
         cluster.start("chief2", spec, "chief", model_dir, max_steps, 0.0)
         chief2 = cluster.procs["chief2"][0]
+        observed.append(latest_step())  # at least once, however soon chief2 ends
         while chief2.poll() is None and time.monotonic() < cluster.deadline:
-            observed.append(latest_step())
             time.sleep(0.05)
+            observed.append(latest_step())
         cluster.wait("chief2")
         cluster.wait("worker")  # exit code 0: the worker rode out the chief's death
     finally:
@@ -588,12 +596,23 @@ def test_chief_killed_after_a_save_restarts_and_resumes_with_no_worker_error(ckp
     sys.stderr.write(
         f"\nchief killed after step {saved}; restarted chief saved steps {sorted(set(observed))}\n"
     )
-    steps = sorted(_step_of(n[:-6]) for n in os.listdir(model_dir) if n.endswith(".index"))
-    saves = [_values(os.path.join(model_dir, f"model.ckpt-{s}")) for s in steps if s > 1]
-    for s in steps:
-        if s > 1:
+    # Every complete save on disk is consistent with its name. The killed chief may have left one
+    # it never recorded (killed between its index and the state file) or a partial index (killed
+    # inside TF's in-place index write): the state file must name neither.
+    named = checkpoint.read_state_file(model_dir)
+    on_disk = sorted(_step_of(n[:-6]) for n in os.listdir(model_dir) if n.endswith(".index"))
+    for s in on_disk:
+        prefix = os.path.join(model_dir, f"model.ckpt-{s}")
+        if s == 1:
+            continue  # the legacy, name-based start
+        if verify_checkpoint(prefix).ok:
             assert check_dir_values(_values, model_dir, s)
-    # Later saves began later: the saved step never goes down and `var` never goes up.
+        else:
+            assert prefix not in named, (prefix, verify_checkpoint(prefix).problems)
+    # The recorded saves of both chiefs, in order: later saves began later, so the saved step never
+    # goes down and `var` never goes up. (A save the killed chief never recorded may hold a later
+    # step than the restarted chief's first saves: it is not in this order.)
+    saves = [_values(p) for p in sorted(named, key=_step_of) if _step_of(p) > 1]
     saved_steps = [int(v["step" + VV]) for v in saves]
     saved_vars = [float(v["var_list/var" + VV]) for v in saves]
     assert saved_steps == sorted(saved_steps) and saved_vars == sorted(saved_vars, reverse=True), saves
