@@ -603,3 +603,13 @@ def test_forced_reconversion_of_the_same_source_leaves_no_temporary_file(ckpts, 
     assert os.stat(data).st_ino == inode  # the same source bytes, linked again
     assert [n for n in os.listdir(tmp_path) if ".tmp-est-ckpt-" in n] == []
     assert est_ckpt.verify_checkpoint(dst).ok
+
+
+def test_forced_replacement_of_the_only_named_checkpoint_keeps_it_named(ckpts, tmp_path):
+    """Replacing the one checkpoint a state file names unnames it meanwhile, and names it again after."""
+    directory = str(tmp_path / "d")
+    dst = est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), directory + "/", to="tf1")
+    assert checkpoint.read_state_file(directory) == [dst]
+    assert est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), dst, to="tf2", force=True) == dst
+    assert checkpoint.read_state_file(directory) == [dst]
+    assert est_ckpt.read_checkpoint(directory).format == "tf2"
