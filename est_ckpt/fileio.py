@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import posixpath
 import re
 import secrets
 import shutil
+import socket
 import stat
 from typing import BinaryIO, Iterator
 
@@ -142,18 +144,45 @@ def rename(src: str, dst: str) -> None:
         _gfile().rename(src, dst, overwrite=True)
     else:
         os.replace(src, dst)
+        # POSIX: renaming onto another hard link of the same file does nothing and keeps `src`.
+        if os.path.lexists(src) and os.path.samefile(src, dst):
+            os.remove(src)
 
 
-# Every temporary name est_ckpt writes carries this mark and the writer's pid:
-# `write_atomic`'s `<file>.tmp-est-ckpt-<pid>` and `temp_prefix`'s
-# `.<prefix>.tmp-est-ckpt-<pid>-<hex>` (plus `.index` / `.data-*`).
-_TEMP_NAME = re.compile(r"\.tmp-est-ckpt-(\d+)(?:-[0-9a-f]{8}\.(?:index|data-\d{5}-of-\d{5}))?$")
+# Every temporary name est_ckpt writes carries this mark, the writer's host and
+# pid, and a random tag: `temp_path`'s `<file>.tmp-est-ckpt-<host>-<pid>-<hex>`
+# and `temp_prefix`'s `.<prefix>.tmp-est-ckpt-<host>-<pid>-<hex>` (plus `.index` /
+# `.data-*`). The pid and tag have fixed forms, so a host with `-` in it parses.
+_TEMP_MARK = ".tmp-est-ckpt-"
+_TEMP_NAME = re.compile(
+    r"\.tmp-est-ckpt-(?P<host>[A-Za-z0-9._-]+)-(?P<pid>\d+)-[0-9a-f]{8}"
+    r"(?:\.(?:index|data-\d{5}-of-\d{5}))?$"
+)
+_HOST_MAX = 48
+
+
+def _host_tag() -> str:
+    """This host's name for temporary names: a safe charset, bounded, distinct per host name."""
+    host = socket.gethostname() or "unknown-host"
+    tag = re.sub(r"[^A-Za-z0-9._-]", "_", host)
+    if len(tag) > _HOST_MAX:
+        # A plain cut could make two long host names one tag, and each host clean the other's temps.
+        tag = tag[: _HOST_MAX - 9] + "_" + hashlib.sha256(host.encode("utf-8", "replace")).hexdigest()[:8]
+    return tag
+
+
+def _temp_tag() -> str:
+    return f"{_TEMP_MARK}{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def temp_path(path: str) -> str:
+    """A unique temporary name next to file `path`, to write under before renaming into place."""
+    return f"{path}{_temp_tag()}"
 
 
 def temp_prefix(prefix: str) -> str:
     """A hidden, unique checkpoint prefix next to `prefix`, to write under before renaming into place."""
-    name = f".{basename(prefix)}.tmp-est-ckpt-{os.getpid()}-{secrets.token_hex(4)}"
-    return join(dirname(prefix) or ".", name)
+    return join(dirname(prefix) or ".", f".{basename(prefix)}{_temp_tag()}")
 
 
 def _process_alive(pid: int) -> bool:
@@ -162,22 +191,31 @@ def _process_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except OSError:
-        return True
+        return True  # EPERM: it exists, under another user.
     return True
 
 
 def remove_abandoned_temps(directory: str) -> None:
-    """Removes the temporary files of est_ckpt writers killed before they finished.
+    """Removes the temporary files of this host's est_ckpt writers killed before they finished.
 
     Hard-linked ones would otherwise keep deleted checkpoints' bytes alive. A
-    temporary file is abandoned when the process named in it is gone. Local
-    directories only: a remote filesystem has no pids to check.
+    temporary file is abandoned when it names this host and a process that is
+    gone. Temporary files of other hosts are never touched: in a model dir
+    shared by several hosts (NFS, a parameter-server cluster) their pids mean
+    nothing here. Nor are those of the older pid-only naming: which host wrote
+    them cannot be told, and deleting a file in flight would break a conversion,
+    while leaving one only costs disk space. Local directories only: a remote
+    filesystem has no pids to check.
     """
     if is_remote(directory) or not os.path.isdir(directory):
         return
+    host = _host_tag()
     for name in os.listdir(directory):
         m = _TEMP_NAME.search(name)
-        if m and int(m.group(1)) != os.getpid() and not _process_alive(int(m.group(1))):
+        if not m or m["host"] != host:
+            continue
+        pid = int(m["pid"])
+        if pid != os.getpid() and not _process_alive(pid):
             remove(os.path.join(directory, name))
 
 
@@ -194,7 +232,7 @@ def _naming(path: str) -> Iterator[None]:
 
 def write_atomic(path: str, data: bytes) -> None:
     """Writes `data` to `path` through a temporary name in the same directory."""
-    tmp = f"{path}.tmp-est-ckpt-{os.getpid()}"
+    tmp = temp_path(path)
     if is_remote(path):
         with _gfile().GFile(tmp, "wb") as f:
             f.write(data)

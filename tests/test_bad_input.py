@@ -236,14 +236,18 @@ def test_no_state_file_and_no_complete_checkpoint(model_dir):
 
 @pytest.fixture
 def alarm():
-    """Fails a library call that blocks instead of raising (SIGALRM after 10 s)."""
+    """Fails a test whose library call blocks instead of raising (SIGALRM after 120 s).
+
+    A FIFO blocks forever, so any bound tells a hang; this one leaves room for the
+    test's CLI subprocesses on two loaded cores.
+    """
     import signal
 
     def on_alarm(signum, frame):
-        raise AssertionError("blocked for 10 s")
+        raise AssertionError("blocked for 120 s")
 
     old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(10)
+    signal.alarm(120)
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)

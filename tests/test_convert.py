@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 
@@ -502,16 +504,103 @@ def test_unused_shards_are_dropped_and_the_rest_renumbered(tf, tmp_path):
     assert _reader_values(tf, tf2)["var_list/x" + VV].tolist() == [1.5, -2.5]
 
 
+def _dead_pid() -> int:
+    """A pid no process has: above the kernel's `pid_max` (certain), else that of a reaped child."""
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            return int(f.read()) + 1
+    except OSError:
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        return dead.pid
+
+
+def _as_pid(tmp: str, pid: int) -> str:
+    """`tmp`, a temporary name of this process, as process `pid` of the same host would name it."""
+    head, mark, tail = tmp.rpartition(f"-{os.getpid()}-")
+    assert mark, tmp
+    return f"{head}-{pid}-{tail}"
+
+
 def test_temporary_files_of_killed_conversions_are_removed(ckpts, tmp_path):
-    """A conversion removes temporary files whose process is gone, and keeps those of live ones."""
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    abandoned = tmp_path / f".x.tmp-est-ckpt-{dead.pid}-0123abcd.data-00000-of-00001"
-    in_flight = tmp_path / f".y.tmp-est-ckpt-{os.getppid()}-89abcdef.index"
-    abandoned.write_bytes(b"left by a killed conversion")
-    abandoned_state = tmp_path / f"checkpoint.tmp-est-ckpt-{dead.pid}"
-    abandoned_state.write_text("left by a conversion killed while it updated the state file")
-    in_flight.write_bytes(b"another conversion, still running")
+    """A conversion removes this host's temporary files whose process is gone, and keeps those of live ones."""
+    dead = _dead_pid()
+    abandoned = _as_pid(fileio.temp_prefix(str(tmp_path / "x")), dead) + ".data-00000-of-00001"
+    in_flight = _as_pid(fileio.temp_prefix(str(tmp_path / "y")), os.getppid()) + ".index"
+    abandoned_state = _as_pid(fileio.temp_path(str(tmp_path / "checkpoint")), dead)
+    with open(abandoned, "wb") as f:
+        f.write(b"left by a killed conversion")
+    with open(abandoned_state, "wb") as f:
+        f.write(b"left by a conversion killed while it updated the state file")
+    with open(in_flight, "wb") as f:
+        f.write(b"another conversion, still running")
     est_ckpt.convert_checkpoint(ckpts("tf1"), str(tmp_path / "out"), to="tf2")
-    assert not abandoned.exists() and not abandoned_state.exists()
-    assert in_flight.exists()
+    assert not os.path.exists(abandoned) and not os.path.exists(abandoned_state)
+    assert os.path.exists(in_flight)
+
+
+def test_temporary_files_of_other_hosts_and_of_the_pid_only_naming_are_kept(ckpts, tmp_path, monkeypatch):
+    """A pid dead on this host says nothing of another host's temporary file, nor of one naming no host."""
+    dead = _dead_pid()
+    ours = _as_pid(fileio.temp_prefix(str(tmp_path / "x")), dead) + ".index"
+    with monkeypatch.context() as m:
+        m.setattr(socket, "gethostname", lambda: "worker-1.cluster")
+        kept = [
+            _as_pid(fileio.temp_prefix(str(tmp_path / "x")), dead) + ".data-00000-of-00001",
+            _as_pid(fileio.temp_path(str(tmp_path / "checkpoint")), dead),
+        ]
+    assert all(".tmp-est-ckpt-worker-1.cluster-" in name for name in kept), kept
+    # The pid-only naming of earlier versions: which host wrote it cannot be told.
+    kept += [
+        str(tmp_path / f"checkpoint.tmp-est-ckpt-{dead}"),
+        str(tmp_path / f".y.tmp-est-ckpt-{dead}-0123abcd.index"),
+    ]
+    for name in [*kept, ours]:
+        with open(name, "wb") as f:
+            f.write(b"a temporary file")
+    est_ckpt.convert_checkpoint(ckpts("tf1"), str(tmp_path / "out"), to="tf2")
+    assert not os.path.exists(ours)
+    assert sorted(n for n in os.listdir(tmp_path) if ".tmp-est-ckpt-" in n) == sorted(
+        map(os.path.basename, kept)
+    )
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["vm", "worker-0.ps.svc.cluster.local", "h\u00f6st name/with:odd*chars", "a" * 300, ""],
+)
+def test_temporary_names_carry_a_safe_bounded_host_tag(host, monkeypatch):
+    """Any host name becomes a tag of `[A-Za-z0-9._-]`, at most 48 characters; long names keep apart."""
+    monkeypatch.setattr(socket, "gethostname", lambda: host)
+    name = fileio.temp_path("checkpoint")
+    m = re.fullmatch(r"checkpoint\.tmp-est-ckpt-([A-Za-z0-9._-]{1,48})-(\d+)-[0-9a-f]{8}", name)
+    assert m and int(m[2]) == os.getpid(), name
+    if len(host) <= 48 and re.fullmatch(r"[A-Za-z0-9._-]+", host):
+        assert m[1] == host
+    monkeypatch.setattr(socket, "gethostname", lambda: host + "b")
+    assert fileio.temp_path("checkpoint").split("-")[:-2] != name.split("-")[:-2]
+    prefix = fileio.temp_prefix(os.path.join("d", "model.ckpt-3"))
+    assert os.path.dirname(prefix) == "d" and os.path.basename(prefix).startswith(
+        ".model.ckpt-3.tmp-est-ckpt-"
+    )
+
+
+def test_forced_reconversion_of_the_same_source_leaves_no_temporary_file(ckpts, tmp_path):
+    """Renaming a hard link onto a link of the same file is a no-op in POSIX: the temporary name must still go."""
+    dst = est_ckpt.convert_checkpoint(ckpts("tf1"), str(tmp_path / "out"), to="tf2")
+    data = bundle.data_path(dst, 0, 2)
+    inode = os.stat(data).st_ino
+    assert est_ckpt.convert_checkpoint(ckpts("tf1"), dst, to="tf2", force=True) == dst
+    assert os.stat(data).st_ino == inode  # the same source bytes, linked again
+    assert [n for n in os.listdir(tmp_path) if ".tmp-est-ckpt-" in n] == []
+    assert est_ckpt.verify_checkpoint(dst).ok
+
+
+def test_forced_replacement_of_the_only_named_checkpoint_keeps_it_named(ckpts, tmp_path):
+    """Replacing the one checkpoint a state file names unnames it meanwhile, and names it again after."""
+    directory = str(tmp_path / "d")
+    dst = est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), directory + "/", to="tf1")
+    assert checkpoint.read_state_file(directory) == [dst]
+    assert est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), dst, to="tf2", force=True) == dst
+    assert checkpoint.read_state_file(directory) == [dst]
+    assert est_ckpt.read_checkpoint(directory).format == "tf2"

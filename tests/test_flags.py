@@ -341,7 +341,7 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
 
 

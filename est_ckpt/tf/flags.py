@@ -45,7 +45,6 @@ Importing this module imports neither TensorFlow nor numpy; the two builders do.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from typing import Any, Optional, Union
 
@@ -375,12 +374,10 @@ def write_flags_file(model_dir: str, flag_values: flags.FlagValues = FLAGS) -> s
             kept.register_flag_by_module(module, flag)
     fileio.makedirs(model_dir)
     path = fileio.join(model_dir, FLAGS_FILENAME)
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = fileio.temp_path(path)
     if fileio.is_remote(path):
         fileio.write_atomic(tmp, kept.flags_into_string().encode())
     else:
-        if fileio.exists(tmp):
-            fileio.remove(tmp)
         kept.append_flags_into_file(tmp)
     if fileio.exists(path):
         if fileio.read_bytes(path) == fileio.read_bytes(tmp):

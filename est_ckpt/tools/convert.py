@@ -343,11 +343,13 @@ def _quote(text: str) -> str:
 _STATE_FIELD = re.compile(r"^\s*(\w+)\s*:\s*(.*?)\s*$")
 
 
-def _update_state_file(directory: str, prefix: str) -> None:
+def _update_state_file(directory: str, prefix: str, *, drop: bool = False) -> bool:
     """Makes `prefix` the latest entry of `directory`'s `checkpoint` state file, atomically.
 
     Other entries and their timestamps are kept; paths are written relative to
-    `directory` when `prefix` is inside it, as TF writes them.
+    `directory` when `prefix` is inside it, as TF writes them. With `drop`, the
+    entry of `prefix` is removed instead, and a state file left with none is
+    removed (TF raises on one that names no checkpoint). Returns whether the file changed.
     """
     path = fileio.join(directory, checkpoint.STATE_FILENAME)
     entry = fileio.basename(prefix) if fileio.dirname(prefix) == directory else prefix
@@ -368,15 +370,21 @@ def _update_state_file(directory: str, prefix: str) -> None:
     if len(stamps) != len(paths):
         stamps = []
     keep = [i for i, p in enumerate(paths) if p != quoted]
-    paths = [paths[i] for i in keep] + [quoted]
+    if drop and len(keep) == len(paths):
+        return False
+    if drop and not keep:
+        fileio.remove(path)
+        return True
+    paths = [paths[i] for i in keep] + ([] if drop else [quoted])
     if stamps:
-        stamps = [stamps[i] for i in keep] + [repr(time.time())]
-    lines = [f"model_checkpoint_path: {quoted}"]
+        stamps = [stamps[i] for i in keep] + ([] if drop else [repr(time.time())])
+    lines = [f"model_checkpoint_path: {paths[-1]}"]
     lines += [f"all_model_checkpoint_paths: {p}" for p in paths]
     lines += [f"all_model_checkpoint_timestamps: {s}" for s in stamps]
     if preserved is not None:
         lines.append(f"last_preserved_timestamp: {preserved}")
     fileio.write_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    return True
 
 
 def _holds_checkpoints(directory: str, exclude: str) -> bool:
@@ -500,6 +508,7 @@ def convert(
     tmp = fileio.temp_prefix(prefix)
     created: list[str] = []
     copied = 0
+    unnamed = False
     try:
         for old, new in shard_map.items():
             target = bundle.data_path(tmp, new, num_shards)
@@ -517,6 +526,9 @@ def convert(
         _verify(tmp, header, rows, shard_sizes)
         # Publish: the old index goes first and the new one last, so no half-written DST is ever readable.
         if existing:
+            # DST is absent until its new index is in place: meanwhile the state file must not name it,
+            # or `tf.train.latest_checkpoint` finds none at all (and an Estimator starts from scratch).
+            unnamed = _update_state_file(directory, prefix, drop=True)
             fileio.remove(bundle.index_path(prefix))
         finals = []
         for shard in range(num_shards):
@@ -532,7 +544,7 @@ def convert(
         if stale not in finals and stale != bundle.index_path(prefix):
             fileio.remove(stale)
     updated = False
-    if model_dir or _holds_checkpoints(directory, prefix):
+    if unnamed or model_dir or _holds_checkpoints(directory, prefix):
         _update_state_file(directory, prefix)
         updated = True
     return ConversionReport(prefix, tuple(dropped), tuple(skipped), updated, copied)
