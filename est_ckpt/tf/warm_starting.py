@@ -499,8 +499,8 @@ def warm_start_settings(
       MappingError: `assignment_map` or `rename_rules` is malformed.
       ValueError: `ckpt_to_initialize_from` is empty.
     """
-    mapping._AssignmentMap(assignment_map, set())
-    mapping._Rules(list(rename_rules or ()))
+    mapping.AssignmentMap(assignment_map, set())
+    mapping.RenameRules(list(rename_rules or ()))
     return WarmStartSettings(
         ckpt_to_initialize_from,
         vars_to_warm_start,
