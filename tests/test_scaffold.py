@@ -321,6 +321,16 @@ def test_partitioned_and_adam_round_trip_with_monitored_training_session(tmp_pat
     assert "var_list/emb.Spart_0" + VV in saved and "var_list/emb.Spart_2.SAdam_1" + VV in saved
     assert "var_list/beta1_power" + VV in saved and "var_list/beta2_power" + VV in saved
     assert not any(k.startswith("var_list/emb/") for k in saved)
+    # The parts and their slots (`emb/part_0/Adam_1`, recorded `emb/Adam_1`) join by name: the copy is an
+    # index rewrite sharing the tensor bytes, not a second name-based save.
+    copy_prefix = tf.train.latest_checkpoint(os.path.join(checkpoint_dir, "tf1"))
+    copy_bundle, saved_bundle = (
+        est_ckpt.read_checkpoint(copy_prefix).bundle,
+        est_ckpt.read_checkpoint(latest).bundle,
+    )
+    inodes = {os.stat(saved_bundle.data_path(i)).st_ino for i in range(saved_bundle.header.num_shards)}
+    assert {os.stat(copy_bundle.data_path(i)).st_ino for i in range(copy_bundle.header.num_shards)} <= inodes
+    assert copy_bundle.entries["emb"].slices and copy_bundle.entries["emb/Adam_1"].slices
 
     by_tf2 = _read_all_variables(est_ckpt.make_tf2_scaffold, latest)
     by_tf1 = _read_all_variables(est_ckpt.make_tf1_scaffold, latest)
@@ -516,6 +526,28 @@ def test_whole_sliced_entry_restores_into_parts_with_both_scaffolds(ckpts, tmp_p
             kernel = tf1.get_variable("dense/kernel", shape=[4, 2])
             whole = emb.as_tensor()
             creator = tf1.train.ChiefSessionCreator(scaffold=make(), checkpoint_filename_with_path=converted)
+            with tf1.train.MonitoredSession(session_creator=creator) as sess:
+                got_emb, got_kernel = sess.run([whole, kernel])
+        np.testing.assert_array_equal(got_emb, np.arange(40, dtype=np.float32).reshape(10, 4))
+        np.testing.assert_array_equal(got_kernel, np.arange(8, dtype=np.float32).reshape(4, 2) + 100)
+
+
+def test_parts_split_along_axis_1_restore_by_name(ckpts, tmp_path):
+    """Parts saved one by one along axis 1, and their conversion to one sliced entry, restore into the same
+    axis-1 partitioned graph by name: each part from the part of its number, or sliced out of the whole."""
+    parts = ckpts("partitioned_tf2", axis=1)
+    converted = est_ckpt.convert_checkpoint(parts, str(tmp_path / "tf1" / "ckpt-1"), to="tf1")
+    runs = [
+        (parts, est_ckpt.make_tf1_scaffold),
+        (converted, est_ckpt.make_tf1_scaffold),
+        (converted, est_ckpt.make_tf2_scaffold),
+    ]
+    for path, make in runs:
+        with tf.Graph().as_default():
+            emb = tf1.get_variable("emb", shape=[10, 4], partitioner=tf1.fixed_size_partitioner(3, axis=1))
+            kernel = tf1.get_variable("dense/kernel", shape=[4, 2])
+            whole = emb.as_tensor()
+            creator = tf1.train.ChiefSessionCreator(scaffold=make(), checkpoint_filename_with_path=path)
             with tf1.train.MonitoredSession(session_creator=creator) as sess:
                 got_emb, got_kernel = sess.run([whole, kernel])
         np.testing.assert_array_equal(got_emb, np.arange(40, dtype=np.float32).reshape(10, 4))
