@@ -221,6 +221,83 @@ def test_keep_checkpoint_every_n_hours_is_honoured(tmp_path):
     assert kept[1e-9] == [f"model.ckpt-{step}.index" for step in range(4)]
 
 
+def _config_model_fn(make_scaffold):
+    """The guide's model_fn, taking Estimator's `config` and handing it to `make_scaffold(config)`."""
+
+    def model_fn(features, labels, mode, config):
+        step = tf1.train.get_or_create_global_step()
+        v = tf1.get_variable("var", shape=[], initializer=tf1.constant_initializer(0))
+        return tf.estimator.EstimatorSpec(
+            mode,
+            predictions={"var": features["x"] * 0 + v},
+            train_op=tf.group(v.assign_add(2), step.assign_add(1)),
+            loss=tf.constant(1.0),
+            scaffold=make_scaffold(config),
+        )
+
+    return model_fn
+
+
+def _indexes(directory):
+    return sorted(n for n in os.listdir(directory) if n.endswith(".index"))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        est_ckpt.make_tf2_scaffold,
+        est_ckpt.make_tf1_scaffold,
+        lambda **kwargs: est_ckpt.make_tf2_scaffold(also_save_tf1=True, **kwargs),
+    ],
+    ids=["tf2", "tf1", "tf2+tf1_copy"],
+)
+def test_config_given_to_the_scaffold_sets_retention_and_wins(tmp_path, make):
+    """`config=` (the RunConfig model_fn receives) sets retention; a config other than the Estimator's wins;
+    without `config=` the Estimator's RunConfig is still found (on the call stack)."""
+    scaffolds = {
+        "own": lambda config: make(config=config),
+        "other": lambda config: make(config=config.replace(keep_checkpoint_max=2)),
+        "none": lambda config: make(),
+    }
+    kept = {}
+    for name, make_scaffold in scaffolds.items():
+        model_dir = str(tmp_path / name)
+        run_config = tf.estimator.RunConfig(save_checkpoints_steps=1, keep_checkpoint_max=1, **QUIET)
+        est = tf.estimator.Estimator(_config_model_fn(make_scaffold), model_dir, config=run_config)
+        est.train(_var_input_fn, steps=3)  # saves at steps 0, 1, 2, 3
+        kept[name] = _indexes(model_dir)
+        if os.path.isdir(os.path.join(model_dir, "tf1")):
+            assert _indexes(os.path.join(model_dir, "tf1")) == kept[name]
+    assert kept["own"] == kept["none"] == ["model.ckpt-3.index"]
+    assert kept["other"] == ["model.ckpt-2.index", "model.ckpt-3.index"]
+
+
+def test_config_sets_retention_where_no_estimator_is_found(tmp_path):
+    """Under a bare MonitoredTrainingSession only `config=` sets retention (else TF's Saver keeps 5)."""
+    kept = {}
+    for name, kwargs in {
+        "none": {},
+        "config": {"config": tf.estimator.RunConfig(keep_checkpoint_max=1)},
+    }.items():
+        checkpoint_dir = str(tmp_path / name)
+        with tf.Graph().as_default():
+            v = tf1.get_variable("var", shape=[], initializer=tf1.zeros_initializer())
+            step = tf1.train.get_or_create_global_step()
+            train_op = tf.group(v.assign_add(2), step.assign_add(1))
+            with tf1.train.MonitoredTrainingSession(
+                checkpoint_dir=checkpoint_dir,
+                scaffold=est_ckpt.make_tf2_scaffold(**kwargs),
+                save_checkpoint_steps=1,
+                save_summaries_steps=None,
+                log_step_count_steps=None,
+            ) as sess:
+                for _ in range(3):
+                    sess.run(train_op)
+        kept[name] = _indexes(checkpoint_dir)
+    assert kept["none"] == [f"model.ckpt-{i}.index" for i in range(4)]
+    assert kept["config"] == ["model.ckpt-3.index"]
+
+
 def test_dual_save_to_named_directory(tmp_path):
     """also_save_tf1='<dir>' writes the name-based copies there."""
     model_dir, tf1_dir = str(tmp_path / "m"), str(tmp_path / "serving")
@@ -487,11 +564,15 @@ def test_shape_change_in_a_checkpoint_of_the_same_format_is_one_error(ckpts, fix
 
 
 def test_saver_argument_is_a_type_error():
-    """Passing saver= is refused with the reason."""
+    """Passing saver= is refused with the reason, and a config that is not a RunConfig too."""
     with pytest.raises(TypeError, match="the scaffold's saver is what make_tf2_scaffold provides"):
         est_ckpt.make_tf2_scaffold(saver=object())
     with pytest.raises(TypeError, match="make_tf1_scaffold"):
         est_ckpt.make_tf1_scaffold(saver=object())
+    with pytest.raises(TypeError, match="'config' must be the tf.estimator.RunConfig .* \\(got dict\\)"):
+        est_ckpt.make_tf2_scaffold(config={"keep_checkpoint_max": 1})
+    with pytest.raises(TypeError, match="make_tf1_scaffold\\(\\): 'config'"):
+        est_ckpt.make_tf1_scaffold(config=object())
 
 
 def test_objects_layout_and_unreachable_warning(tmp_path):

@@ -9,6 +9,14 @@ without TensorFlow. Every op it may run is built in `build()`, which
 `Scaffold.finalize` calls before the graph is finalized: TF's own fallback
 builds a new Saver at restore time and fails in a finalized graph.
 
+Retention (`keep_checkpoint_max`, `keep_checkpoint_every_n_hours`) comes from
+the `config=` the scaffold was made with: the `RunConfig` that
+`model_fn(features, labels, mode, config)` receives. Without it the saver
+looks for the Estimator on the call stack when it first saves, a fallback
+kept because nothing else reaches it: Estimator gives its retention only to
+the default Saver it creates when `scaffold.saver` is None, a scaffold's saver
+must exist when `model_fn` returns (`evaluate` and `export_saved_model` use it
+as is), and a `model_fn` without a `config` argument never sees the RunConfig.
 """
 
 from __future__ import annotations
@@ -44,15 +52,15 @@ TF1 = "tf1"
 DEFAULT_TF1_SUBDIR = "tf1"
 
 
-def _estimator_policy() -> Optional[tuple[Optional[int], float]]:
-    """Returns `(keep_checkpoint_max, keep_checkpoint_every_n_hours)` of the calling Estimator.
+def _retention_policy(config: Any) -> Optional[tuple[Optional[int], float]]:
+    """`(keep_checkpoint_max, keep_checkpoint_every_n_hours)` of `config`, else of the Estimator saving.
 
-    Estimator gives its `RunConfig` retention only to the default Saver it
-    creates when `scaffold.saver` is None, and a scaffold's saver must exist
-    already when `model_fn` returns (`export_saved_model` and `evaluate` use
-    it as is). Saves run on the thread that called `Estimator.train`, so the
-    Estimator is found on the call stack.
+    With `config` None this is the fallback the module docstring explains:
+    the `RunConfig` of the Estimator found on the call stack (saves run on
+    the thread that called `Estimator.train`), or None outside an Estimator.
     """
+    if config is not None:
+        return config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours
     try:
         from tensorflow_estimator.python.estimator import estimator as estimator_lib
     except ImportError:  # MonitoredTrainingSession without Estimator installed.
@@ -61,8 +69,7 @@ def _estimator_policy() -> Optional[tuple[Optional[int], float]]:
     while frame is not None:
         owner = frame.f_locals.get("self")
         if isinstance(owner, estimator_lib.Estimator):
-            config = owner.config
-            return config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours
+            return owner.config.keep_checkpoint_max, owner.config.keep_checkpoint_every_n_hours
         frame = frame.f_back
     return None
 
@@ -77,6 +84,8 @@ class ScaffoldSaver(_tf1.train.Saver):
       restore_legacy: restore name-based checkpoints by variable name (`"tf2"` layout).
       also_save_tf1: a directory that also receives a name-based copy of every save.
       warm_start_from: warm-start source, run in the scaffold's `init_fn`.
+      config: the Estimator's `RunConfig`, whose retention applies; None looks
+        for the Estimator on the call stack at the first save.
     """
 
     def __init__(
@@ -87,8 +96,10 @@ class ScaffoldSaver(_tf1.train.Saver):
         restore_legacy: bool = True,
         also_save_tf1: Optional[str] = None,
         warm_start_from: Any = None,
+        config: Any = None,
     ) -> None:
         super().__init__(sharded=True, defer_build=True, save_relative_paths=True)
+        self._config = config
         self._layout = layout
         self._objects = dict(objects) if objects is not None else None
         self._restore_legacy = restore_legacy
@@ -193,7 +204,7 @@ class ScaffoldSaver(_tf1.train.Saver):
         if self._policy_applied:
             return
         self._policy_applied = True
-        policy = _estimator_policy()
+        policy = _retention_policy(self._config)
         if policy is None:
             return
         max_to_keep, every_n_hours = policy
