@@ -48,19 +48,24 @@ def _var_input_fn():
     return tf.data.Dataset.from_tensors(({"x": [1.0]}, [1.0])).repeat(3)
 
 
+def _var_spec(features, mode, make_scaffold):
+    """The guide's model (adds 2 to `var` and 1 to the step), with the scaffold `make_scaffold()` returns."""
+    step = tf1.train.get_or_create_global_step()
+    v = tf1.get_variable("var", shape=[], initializer=tf1.constant_initializer(0))
+    return tf.estimator.EstimatorSpec(
+        mode,
+        predictions={"var": features["x"] * 0 + v},
+        train_op=tf.group(v.assign_add(2), step.assign_add(1)),
+        loss=tf.constant(1.0),
+        scaffold=make_scaffold(),
+    )
+
+
 def _var_model_fn(make_scaffold):
-    """The guide's model_fn (adds 2 to `var` and 1 to the step), with the given scaffold."""
+    """The guide's model_fn, with the given scaffold."""
 
     def model_fn(features, labels, mode):
-        step = tf1.train.get_or_create_global_step()
-        v = tf1.get_variable("var", shape=[], initializer=tf1.constant_initializer(0))
-        return tf.estimator.EstimatorSpec(
-            mode,
-            predictions={"var": features["x"] * 0 + v},
-            train_op=tf.group(v.assign_add(2), step.assign_add(1)),
-            loss=tf.constant(1.0),
-            scaffold=make_scaffold(),
-        )
+        return _var_spec(features, mode, make_scaffold)
 
     return model_fn
 
@@ -225,15 +230,7 @@ def _config_model_fn(make_scaffold):
     """The guide's model_fn, taking Estimator's `config` and handing it to `make_scaffold(config)`."""
 
     def model_fn(features, labels, mode, config):
-        step = tf1.train.get_or_create_global_step()
-        v = tf1.get_variable("var", shape=[], initializer=tf1.constant_initializer(0))
-        return tf.estimator.EstimatorSpec(
-            mode,
-            predictions={"var": features["x"] * 0 + v},
-            train_op=tf.group(v.assign_add(2), step.assign_add(1)),
-            loss=tf.constant(1.0),
-            scaffold=make_scaffold(config),
-        )
+        return _var_spec(features, mode, lambda: make_scaffold(config))
 
     return model_fn
 
@@ -597,18 +594,23 @@ def test_objects_layout_and_unreachable_warning(tmp_path):
     np.testing.assert_array_equal(saved["model/w" + VV], [3.0, 3.0])
 
 
+def _restore_partitioned(path, make_scaffold, partitioner):
+    """Restores `path` into a graph of a partitioned `emb` [10, 4] and `dense/kernel`; returns both values."""
+    with tf.Graph().as_default():
+        emb = tf1.get_variable("emb", shape=[10, 4], partitioner=partitioner)
+        kernel = tf1.get_variable("dense/kernel", shape=[4, 2])
+        whole = emb.as_tensor()
+        creator = tf1.train.ChiefSessionCreator(scaffold=make_scaffold(), checkpoint_filename_with_path=path)
+        with tf1.train.MonitoredSession(session_creator=creator) as sess:
+            return sess.run([whole, kernel])
+
+
 def test_whole_sliced_entry_restores_into_parts_with_both_scaffolds(ckpts, tmp_path):
     """A partitioned variable stored as one sliced entry (est-ckpt convert --to tf2) restores into parts with both scaffolds."""
     converted = est_ckpt.convert_checkpoint(ckpts("partitioned"), str(tmp_path / "tf2" / "ckpt-1"), to="tf2")
     assert est_ckpt.read_checkpoint(converted).format == "tf2"
     for make in (est_ckpt.make_tf2_scaffold, est_ckpt.make_tf1_scaffold):
-        with tf.Graph().as_default():
-            emb = tf1.get_variable("emb", shape=[10, 4], partitioner=tf1.fixed_size_partitioner(2))
-            kernel = tf1.get_variable("dense/kernel", shape=[4, 2])
-            whole = emb.as_tensor()
-            creator = tf1.train.ChiefSessionCreator(scaffold=make(), checkpoint_filename_with_path=converted)
-            with tf1.train.MonitoredSession(session_creator=creator) as sess:
-                got_emb, got_kernel = sess.run([whole, kernel])
+        got_emb, got_kernel = _restore_partitioned(converted, make, tf1.fixed_size_partitioner(2))
         np.testing.assert_array_equal(got_emb, np.arange(40, dtype=np.float32).reshape(10, 4))
         np.testing.assert_array_equal(got_kernel, np.arange(8, dtype=np.float32).reshape(4, 2) + 100)
 
@@ -624,13 +626,7 @@ def test_parts_split_along_axis_1_restore_by_name(ckpts, tmp_path):
         (converted, est_ckpt.make_tf2_scaffold),
     ]
     for path, make in runs:
-        with tf.Graph().as_default():
-            emb = tf1.get_variable("emb", shape=[10, 4], partitioner=tf1.fixed_size_partitioner(3, axis=1))
-            kernel = tf1.get_variable("dense/kernel", shape=[4, 2])
-            whole = emb.as_tensor()
-            creator = tf1.train.ChiefSessionCreator(scaffold=make(), checkpoint_filename_with_path=path)
-            with tf1.train.MonitoredSession(session_creator=creator) as sess:
-                got_emb, got_kernel = sess.run([whole, kernel])
+        got_emb, got_kernel = _restore_partitioned(path, make, tf1.fixed_size_partitioner(3, axis=1))
         np.testing.assert_array_equal(got_emb, np.arange(40, dtype=np.float32).reshape(10, 4))
         np.testing.assert_array_equal(got_kernel, np.arange(8, dtype=np.float32).reshape(4, 2) + 100)
 
