@@ -84,6 +84,7 @@ class NameIndex:
     Attributes:
       info: the checkpoint.
       tensors: every tensor but the object graph, by key.
+      tf1: whether the checkpoint is name-based (its keys are its names).
       by_name: for tf2, every recorded name and the keys recording it.
       by_path: for tf2, every variable's object path and its key.
     """
