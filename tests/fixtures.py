@@ -252,8 +252,8 @@ def build_estimator_tf2_dir(directory: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _partitioned_graph():
-    """Creates emb [10,4] (3 partitions) + dense/kernel [4,2]; deterministic."""
+def _partitioned_graph(axis: int = 0):
+    """Creates emb [10,4] (3 partitions along `axis`) + dense/kernel [4,2]; deterministic."""
     import numpy as np
 
     tf, tf1 = _tf()
@@ -270,7 +270,7 @@ def _partitioned_graph():
         "emb",
         shape=[10, 4],
         dtype=tf.float32,
-        partitioner=tf1.fixed_size_partitioner(3),
+        partitioner=tf1.fixed_size_partitioner(3, axis=axis),
         initializer=emb_init,
     )
     kernel = tf1.get_variable(
@@ -286,23 +286,24 @@ PARTITIONED_VALUES = {
 }
 
 
-def build_partitioned_ckpt(directory: str) -> str:
+def build_partitioned_ckpt(directory: str, axis: int = 0) -> str:
     """Name-based Saver checkpoint of a 3-way partitioned `emb` + dense/kernel.
 
     `emb` = arange(40).reshape(10, 4) (float32), `dense/kernel` =
     arange(8).reshape(4, 2) + 100. The reader shows the full `emb` [10, 4]
-    (stored as slices) and `dense/kernel`. Returns the prefix.
+    (stored as slices) and `dense/kernel`. `emb` is split along `axis`: rows
+    4/3/3 (axis 0) or columns 2/1/1 (axis 1). Returns the prefix.
     """
     tf, tf1 = _tf()
     prefix = os.path.join(_mkdir(directory), "partitioned-ckpt")
     with tf.Graph().as_default():
-        _partitioned_graph()
+        _partitioned_graph(axis)
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
             return tf1.train.Saver().save(sess, prefix)
 
 
-def build_partitioned_tf2_ckpt(directory: str) -> str:
+def build_partitioned_tf2_ckpt(directory: str, axis: int = 0) -> str:
     """Same graph as `build_partitioned_ckpt`, saved object-based.
 
     `tf.train.Checkpoint(var_list={name: part})` with names `emb/part_0..2`
@@ -310,7 +311,7 @@ def build_partitioned_tf2_ckpt(directory: str) -> str:
     """
     tf, tf1 = _tf()
     with tf.Graph().as_default():
-        _partitioned_graph()
+        _partitioned_graph(axis)
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
             ckpt = tf.train.Checkpoint(var_list={v.name.split(":")[0]: v for v in tf1.global_variables()})

@@ -16,6 +16,7 @@ import est_ckpt
 from est_ckpt import fileio
 from est_ckpt.errors import ConversionError, DestinationExistsError
 from est_ckpt.format import bundle, checkpoint, keys
+from est_ckpt.mapping import tf1_names
 from est_ckpt.tools import convert
 from tests import fixtures as fx
 
@@ -195,6 +196,25 @@ def test_partitioned_slices_are_kept(ckpts, tmp_path):
     assert bundle.read_bundle(back).entries["emb"].slices == b.entries[key].slices
 
 
+def test_parts_split_along_axis_1_become_the_sliced_entry_tf_writes(ckpts, tmp_path, tf):
+    """Parts saved one by one along axis 1 convert to the sliced entry TF's own Saver writes, which TF reads whole.
+
+    Convert used to join parts along axis 0 only and refused these as duplicate names.
+    """
+    saver = ckpts.prefix("partitioned", axis=1)  # TF's name-based Saver: one sliced `emb` [10, 4]
+    parts = ckpts.prefix("partitioned_tf2", axis=1)  # emb/part_0..2: [10, 2], [10, 1], [10, 1]
+    back = est_ckpt.convert_checkpoint(parts, str(tmp_path / "b"), to="tf1")
+    assert bundle.read_bundle(back).entries["emb"].slices == bundle.read_bundle(saver).entries["emb"].slices
+    theirs = _reader_values(tf, saver)
+    ours = _reader_values(tf, back)
+    assert set(ours) == set(theirs) == {"emb", "dense/kernel"}
+    for name in theirs:
+        assert _same_bits(ours[name], theirs[name]), name
+    np.testing.assert_array_equal(ours["emb"], np.arange(40, dtype=np.float32).reshape(10, 4))
+    whole = est_ckpt.convert_checkpoint(parts, str(tmp_path / "t"), to="tf2")
+    assert _same_bits(_reader_values(tf, whole)["var_list/emb" + VV], theirs["emb"])
+
+
 def test_data_shards_are_hard_links_and_source_is_untouched(ckpts, tmp_path):
     """Locally the data shards are hard links of the source's; forcing a re-conversion never changes the source."""
     src = ckpts.prefix("adam")
@@ -280,15 +300,18 @@ def test_underivable_slots_are_skipped_only_on_request(ckpts, tmp_path):
     """Slots whose names are duplicates get TF1 slot names derived from their variable; others need the skip flag."""
     info = checkpoint.read_checkpoint(ckpts.prefix("adam_tf2"))
     slot = checkpoint.SlotInfo("model/layer_with_weights-0/kernel", "optimizer", "m")
-    assert convert._derive_slot_name("dense/kernel", slot, "", ["m", "v"]) == "dense/kernel/Adam"
+    assert tf1_names._derive_slot_name("dense/kernel", slot, "", ["m", "v"]) == "dense/kernel/Adam"
     slot_v = checkpoint.SlotInfo("model/layer_with_weights-0/kernel", "optimizer", "v")
-    assert convert._derive_slot_name("w", slot_v, "w/Adam", ["m", "v"]) == "w/Adam_1"
-    assert convert._derive_slot_name("w", checkpoint.SlotInfo("w", "o", "zeta"), "", ["zeta"]) is None
+    assert tf1_names._derive_slot_name("w", slot_v, "w/Adam", ["m", "v"]) == "w/Adam_1"
+    assert tf1_names._derive_slot_name("w", checkpoint.SlotInfo("w", "o", "zeta"), "", ["zeta"]) is None
     # Blank every slot's full_name in a copy of the object graph: Adam's m/v still get TF1 names.
     dst = _with_blank_slot_names(info, str(tmp_path / "blank"))
     out = est_ckpt.convert_checkpoint(dst, str(tmp_path / "o"), to="tf1")
     names = set(checkpoint.read_checkpoint(out).tensors)
-    assert {"dense/kernel/Adam", "dense/kernel/Adam_1", "dense_1/bias/Adam_1"} <= names
+    # Keras numbers layer names per process (dense, dense_1, ...): take them from the checkpoint.
+    kernel = info.tensors[f"model/layer_with_weights-0/kernel{VV}"].name
+    bias = info.tensors[f"model/layer_with_weights-1/bias{VV}"].name
+    assert {f"{kernel}/Adam", f"{kernel}/Adam_1", f"{bias}/Adam_1"} <= names
 
 
 def _with_blank_slot_names(info: checkpoint.CheckpointInfo, prefix: str) -> str:

@@ -72,6 +72,28 @@ def test_partitioned_variable_matches_its_parts(ckpts):
     assert est_ckpt.diff_checkpoints(ckpts.prefix("partitioned"), ckpts.prefix("partitioned_tf2")).equal
 
 
+def test_parts_split_along_axis_1_match_their_variable(ckpts, tmp_path):
+    """Parts saved one by one along axis 1 equal TF's sliced `emb`, and their conversion.
+
+    Diff used to join parts along axis 0 only and reported these as `emb` only in A and three keys only in B.
+    """
+    saver = ckpts.prefix("partitioned", axis=1)
+    parts = ckpts.prefix("partitioned_tf2", axis=1)
+    assert to_json(est_ckpt.diff_checkpoints(saver, parts)) == {
+        "only_in_a": [],
+        "only_in_b": [],
+        "changed": [],
+    }
+    converted = est_ckpt.convert_checkpoint(parts, str(tmp_path / "c"), to="tf1")
+    assert est_ckpt.diff_checkpoints(converted, parts).equal
+    other = _save(
+        str(tmp_path), "other", {"emb": np.zeros((10, 4), np.float32), "dense/kernel": np.zeros((4, 2))}
+    )
+    changed = est_ckpt.diff_checkpoints(other, parts).changed
+    assert [c["name"] for c in changed] == ["dense/kernel", "emb"]
+    assert changed[1] == {"name": "emb", "why": "value", "max_abs_diff": 39.0, "num_different": 39}
+
+
 def test_value_differences_and_atol(ckpts):
     """Values that differ report the max abs difference; `atol` at least that large makes them equal."""
     result = est_ckpt.diff_checkpoints(ckpts.prefix("tf1"), ckpts.prefix("tf2"))  # 1,2,3 vs 5,6,7

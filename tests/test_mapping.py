@@ -31,6 +31,15 @@ def _info(keys_shapes: dict, fmt: str = "tf1") -> checkpoint.CheckpointInfo:
     return checkpoint.CheckpointInfo("/ckpt/prefix", fmt, tensors, None, {}, bundle=None)
 
 
+def _tf2_info(named: dict) -> checkpoint.CheckpointInfo:
+    """An object-based `CheckpointInfo` of `{key: (recorded name, shape)}`, object paths from the keys."""
+    tensors = {
+        k: checkpoint.TensorInfo(key=k, dtype="float32", shape=s, name=n, object_path=k[: -len(VV)])
+        for k, (n, s) in named.items()
+    }
+    return checkpoint.CheckpointInfo("/ckpt/prefix", "tf2", tensors, None, {}, bundle=None)
+
+
 def test_public_names_are_lazy_and_tf_free():
     """`est_ckpt.plan_mapping` and `WarmStartPlan` come from `est_ckpt.mapping`, which never imports TensorFlow."""
     code = (
@@ -193,6 +202,28 @@ def test_parts_saved_one_by_one_form_their_variable(ckpts):
     assert emb.source_shape == (10, 4) and emb.part_axis == 0 and emb.shape_ok
     assert plan.mapping()["p1"] == f"var_list/emb.Spart_1{VV}"
     assert plan.ok
+
+
+def test_parts_along_any_axis_and_parts_of_slots(ckpts):
+    """Parts join along the one axis their shapes differ on; equal parts along axis 0 unless the target's
+    shape says otherwise; a slot of a part (`emb/part_1/Adam`, recorded `emb/Adam`) is that slot's part."""
+    plan = mapping.plan_mapping(ckpts("partitioned_tf2", axis=1), {"emb": ((10, 4), "float32")})
+    assert plan.assignments[0].part_axis == 1 and plan.assignments[0].source_shape == (10, 4) and plan.ok
+    parts = {f"var_list/emb.Spart_{i}{VV}": ("emb", (10, 2)) for i in range(2)}
+    slots = {f"var_list/emb.Spart_{i}.SAdam{VV}": ("emb/Adam", (10, 2)) for i in (1, 0)}
+    info = _tf2_info({**parts, **slots})
+    split = mapping.plan_mapping(info, {"emb": ((10, 4), "float32"), "emb/Adam": ((10, 4), "float32")})
+    assert [(a.part_axis, a.source_shape) for a in split.assignments] == [(1, (10, 4)), (1, (10, 4))]
+    assert split.assignments[1].source_keys == (
+        f"var_list/emb.Spart_0.SAdam{VV}",
+        f"var_list/emb.Spart_1.SAdam{VV}",
+    )
+    unknown = mapping.plan_mapping(info, ["emb"]).assignments[0]
+    assert (unknown.part_axis, unknown.source_shape) == (0, (20, 2))
+    assert mapping.key_for_name(info, "emb/Adam") == split.assignments[1].source_keys
+    gap = _tf2_info({f"var_list/emb.Spart_{i}{VV}": ("emb", (10, 2)) for i in (0, 2)})
+    with pytest.raises(AmbiguousNameError, match="emb.Spart_0"):
+        mapping.key_for_name(gap, "emb")
 
 
 def test_targets_from_checkpoint_skip_bookkeeping(ckpts):

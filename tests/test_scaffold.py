@@ -48,19 +48,24 @@ def _var_input_fn():
     return tf.data.Dataset.from_tensors(({"x": [1.0]}, [1.0])).repeat(3)
 
 
+def _var_spec(features, mode, make_scaffold):
+    """The guide's model (adds 2 to `var` and 1 to the step), with the scaffold `make_scaffold()` returns."""
+    step = tf1.train.get_or_create_global_step()
+    v = tf1.get_variable("var", shape=[], initializer=tf1.constant_initializer(0))
+    return tf.estimator.EstimatorSpec(
+        mode,
+        predictions={"var": features["x"] * 0 + v},
+        train_op=tf.group(v.assign_add(2), step.assign_add(1)),
+        loss=tf.constant(1.0),
+        scaffold=make_scaffold(),
+    )
+
+
 def _var_model_fn(make_scaffold):
-    """The guide's model_fn (adds 2 to `var` and 1 to the step), with the given scaffold."""
+    """The guide's model_fn, with the given scaffold."""
 
     def model_fn(features, labels, mode):
-        step = tf1.train.get_or_create_global_step()
-        v = tf1.get_variable("var", shape=[], initializer=tf1.constant_initializer(0))
-        return tf.estimator.EstimatorSpec(
-            mode,
-            predictions={"var": features["x"] * 0 + v},
-            train_op=tf.group(v.assign_add(2), step.assign_add(1)),
-            loss=tf.constant(1.0),
-            scaffold=make_scaffold(),
-        )
+        return _var_spec(features, mode, make_scaffold)
 
     return model_fn
 
@@ -221,6 +226,75 @@ def test_keep_checkpoint_every_n_hours_is_honoured(tmp_path):
     assert kept[1e-9] == [f"model.ckpt-{step}.index" for step in range(4)]
 
 
+def _config_model_fn(make_scaffold):
+    """The guide's model_fn, taking Estimator's `config` and handing it to `make_scaffold(config)`."""
+
+    def model_fn(features, labels, mode, config):
+        return _var_spec(features, mode, lambda: make_scaffold(config))
+
+    return model_fn
+
+
+def _indexes(directory):
+    return sorted(n for n in os.listdir(directory) if n.endswith(".index"))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        est_ckpt.make_tf2_scaffold,
+        est_ckpt.make_tf1_scaffold,
+        lambda **kwargs: est_ckpt.make_tf2_scaffold(also_save_tf1=True, **kwargs),
+    ],
+    ids=["tf2", "tf1", "tf2+tf1_copy"],
+)
+def test_config_given_to_the_scaffold_sets_retention_and_wins(tmp_path, make):
+    """`config=` (the RunConfig model_fn receives) sets retention; a config other than the Estimator's wins;
+    without `config=` the Estimator's RunConfig is still found (on the call stack)."""
+    scaffolds = {
+        "own": lambda config: make(config=config),
+        "other": lambda config: make(config=config.replace(keep_checkpoint_max=2)),
+        "none": lambda config: make(),
+    }
+    kept = {}
+    for name, make_scaffold in scaffolds.items():
+        model_dir = str(tmp_path / name)
+        run_config = tf.estimator.RunConfig(save_checkpoints_steps=1, keep_checkpoint_max=1, **QUIET)
+        est = tf.estimator.Estimator(_config_model_fn(make_scaffold), model_dir, config=run_config)
+        est.train(_var_input_fn, steps=3)  # saves at steps 0, 1, 2, 3
+        kept[name] = _indexes(model_dir)
+        if os.path.isdir(os.path.join(model_dir, "tf1")):
+            assert _indexes(os.path.join(model_dir, "tf1")) == kept[name]
+    assert kept["own"] == kept["none"] == ["model.ckpt-3.index"]
+    assert kept["other"] == ["model.ckpt-2.index", "model.ckpt-3.index"]
+
+
+def test_config_sets_retention_where_no_estimator_is_found(tmp_path):
+    """Under a bare MonitoredTrainingSession only `config=` sets retention (else TF's Saver keeps 5)."""
+    kept = {}
+    for name, kwargs in {
+        "none": {},
+        "config": {"config": tf.estimator.RunConfig(keep_checkpoint_max=1)},
+    }.items():
+        checkpoint_dir = str(tmp_path / name)
+        with tf.Graph().as_default():
+            v = tf1.get_variable("var", shape=[], initializer=tf1.zeros_initializer())
+            step = tf1.train.get_or_create_global_step()
+            train_op = tf.group(v.assign_add(2), step.assign_add(1))
+            with tf1.train.MonitoredTrainingSession(
+                checkpoint_dir=checkpoint_dir,
+                scaffold=est_ckpt.make_tf2_scaffold(**kwargs),
+                save_checkpoint_steps=1,
+                save_summaries_steps=None,
+                log_step_count_steps=None,
+            ) as sess:
+                for _ in range(3):
+                    sess.run(train_op)
+        kept[name] = _indexes(checkpoint_dir)
+    assert kept["none"] == [f"model.ckpt-{i}.index" for i in range(4)]
+    assert kept["config"] == ["model.ckpt-3.index"]
+
+
 def test_dual_save_to_named_directory(tmp_path):
     """also_save_tf1='<dir>' writes the name-based copies there."""
     model_dir, tf1_dir = str(tmp_path / "m"), str(tmp_path / "serving")
@@ -321,6 +395,16 @@ def test_partitioned_and_adam_round_trip_with_monitored_training_session(tmp_pat
     assert "var_list/emb.Spart_0" + VV in saved and "var_list/emb.Spart_2.SAdam_1" + VV in saved
     assert "var_list/beta1_power" + VV in saved and "var_list/beta2_power" + VV in saved
     assert not any(k.startswith("var_list/emb/") for k in saved)
+    # The parts and their slots (`emb/part_0/Adam_1`, recorded `emb/Adam_1`) join by name: the copy is an
+    # index rewrite sharing the tensor bytes, not a second name-based save.
+    copy_prefix = tf.train.latest_checkpoint(os.path.join(checkpoint_dir, "tf1"))
+    copy_bundle, saved_bundle = (
+        est_ckpt.read_checkpoint(copy_prefix).bundle,
+        est_ckpt.read_checkpoint(latest).bundle,
+    )
+    inodes = {os.stat(saved_bundle.data_path(i)).st_ino for i in range(saved_bundle.header.num_shards)}
+    assert {os.stat(copy_bundle.data_path(i)).st_ino for i in range(copy_bundle.header.num_shards)} <= inodes
+    assert copy_bundle.entries["emb"].slices and copy_bundle.entries["emb/Adam_1"].slices
 
     by_tf2 = _read_all_variables(est_ckpt.make_tf2_scaffold, latest)
     by_tf1 = _read_all_variables(est_ckpt.make_tf1_scaffold, latest)
@@ -477,11 +561,15 @@ def test_shape_change_in_a_checkpoint_of_the_same_format_is_one_error(ckpts, fix
 
 
 def test_saver_argument_is_a_type_error():
-    """Passing saver= is refused with the reason."""
+    """Passing saver= is refused with the reason, and a config that is not a RunConfig too."""
     with pytest.raises(TypeError, match="the scaffold's saver is what make_tf2_scaffold provides"):
         est_ckpt.make_tf2_scaffold(saver=object())
     with pytest.raises(TypeError, match="make_tf1_scaffold"):
         est_ckpt.make_tf1_scaffold(saver=object())
+    with pytest.raises(TypeError, match="'config' must be the tf.estimator.RunConfig .* \\(got dict\\)"):
+        est_ckpt.make_tf2_scaffold(config={"keep_checkpoint_max": 1})
+    with pytest.raises(TypeError, match="make_tf1_scaffold\\(\\): 'config'"):
+        est_ckpt.make_tf1_scaffold(config=object())
 
 
 def test_objects_layout_and_unreachable_warning(tmp_path):
@@ -506,18 +594,39 @@ def test_objects_layout_and_unreachable_warning(tmp_path):
     np.testing.assert_array_equal(saved["model/w" + VV], [3.0, 3.0])
 
 
+def _restore_partitioned(path, make_scaffold, partitioner):
+    """Restores `path` into a graph of a partitioned `emb` [10, 4] and `dense/kernel`; returns both values."""
+    with tf.Graph().as_default():
+        emb = tf1.get_variable("emb", shape=[10, 4], partitioner=partitioner)
+        kernel = tf1.get_variable("dense/kernel", shape=[4, 2])
+        whole = emb.as_tensor()
+        creator = tf1.train.ChiefSessionCreator(scaffold=make_scaffold(), checkpoint_filename_with_path=path)
+        with tf1.train.MonitoredSession(session_creator=creator) as sess:
+            return sess.run([whole, kernel])
+
+
 def test_whole_sliced_entry_restores_into_parts_with_both_scaffolds(ckpts, tmp_path):
     """A partitioned variable stored as one sliced entry (est-ckpt convert --to tf2) restores into parts with both scaffolds."""
     converted = est_ckpt.convert_checkpoint(ckpts("partitioned"), str(tmp_path / "tf2" / "ckpt-1"), to="tf2")
     assert est_ckpt.read_checkpoint(converted).format == "tf2"
     for make in (est_ckpt.make_tf2_scaffold, est_ckpt.make_tf1_scaffold):
-        with tf.Graph().as_default():
-            emb = tf1.get_variable("emb", shape=[10, 4], partitioner=tf1.fixed_size_partitioner(2))
-            kernel = tf1.get_variable("dense/kernel", shape=[4, 2])
-            whole = emb.as_tensor()
-            creator = tf1.train.ChiefSessionCreator(scaffold=make(), checkpoint_filename_with_path=converted)
-            with tf1.train.MonitoredSession(session_creator=creator) as sess:
-                got_emb, got_kernel = sess.run([whole, kernel])
+        got_emb, got_kernel = _restore_partitioned(converted, make, tf1.fixed_size_partitioner(2))
+        np.testing.assert_array_equal(got_emb, np.arange(40, dtype=np.float32).reshape(10, 4))
+        np.testing.assert_array_equal(got_kernel, np.arange(8, dtype=np.float32).reshape(4, 2) + 100)
+
+
+def test_parts_split_along_axis_1_restore_by_name(ckpts, tmp_path):
+    """Parts saved one by one along axis 1, and their conversion to one sliced entry, restore into the same
+    axis-1 partitioned graph by name: each part from the part of its number, or sliced out of the whole."""
+    parts = ckpts("partitioned_tf2", axis=1)
+    converted = est_ckpt.convert_checkpoint(parts, str(tmp_path / "tf1" / "ckpt-1"), to="tf1")
+    runs = [
+        (parts, est_ckpt.make_tf1_scaffold),
+        (converted, est_ckpt.make_tf1_scaffold),
+        (converted, est_ckpt.make_tf2_scaffold),
+    ]
+    for path, make in runs:
+        got_emb, got_kernel = _restore_partitioned(path, make, tf1.fixed_size_partitioner(3, axis=1))
         np.testing.assert_array_equal(got_emb, np.arange(40, dtype=np.float32).reshape(10, 4))
         np.testing.assert_array_equal(got_kernel, np.arange(8, dtype=np.float32).reshape(4, 2) + 100)
 

@@ -8,28 +8,42 @@ either layout, deciding at restore time from the checkpoint's index, read
 without TensorFlow. Every op it may run is built in `build()`, which
 `Scaffold.finalize` calls before the graph is finalized: TF's own fallback
 builds a new Saver at restore time and fails in a finalized graph.
+
+Retention (`keep_checkpoint_max`, `keep_checkpoint_every_n_hours`) comes from
+the `config=` the scaffold was made with: the `RunConfig` that
+`model_fn(features, labels, mode, config)` receives. Without it the saver
+looks for the Estimator on the call stack when it first saves, a fallback
+kept because nothing else reaches it: Estimator gives its retention only to
+the default Saver it creates when `scaffold.saver` is None, a scaffold's saver
+must exist when `model_fn` returns (`evaluate` and `export_saved_model` use it
+as is), and a `model_fn` without a `config` argument never sees the RunConfig.
 """
 
 from __future__ import annotations
 
-import difflib
 import sys
 import time
 import warnings
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import tensorflow as tf
 from tensorflow.python.checkpoint import graph_view
 from tensorflow.python.checkpoint import util as checkpoint_util
-from tensorflow.python.framework import ops
-from tensorflow.python.ops import array_ops, io_ops
 from tensorflow.python.training import checkpoint_management
-from tensorflow.python.training import saver as saver_lib
 
 from est_ckpt import fileio
-from est_ckpt.errors import AmbiguousNameError, MismatchError, UnmappedVariablesError
+from est_ckpt.errors import UnmappedVariablesError
 from est_ckpt.format import keys
-from est_ckpt.format.checkpoint import CheckpointInfo, read_checkpoint
+from est_ckpt.format.checkpoint import read_checkpoint
+from est_ckpt.tf.by_name import (
+    KeyedRestoreBuilder,
+    expected_by_key,
+    keys_by_name,
+    mismatch,
+    missing_message,
+    raise_mismatches,
+    variable_name,
+)
 
 _tf1 = tf.compat.v1
 
@@ -38,74 +52,15 @@ TF1 = "tf1"
 DEFAULT_TF1_SUBDIR = "tf1"
 
 
-def variable_name(var: Any) -> str:
-    """Returns the graph name of a variable without its `:0` output suffix."""
-    name = var.name
-    return name[: name.rindex(":")] if ":" in name else name
+def _retention_policy(config: Any) -> Optional[tuple[Optional[int], float]]:
+    """`(keep_checkpoint_max, keep_checkpoint_every_n_hours)` of `config`, else of the Estimator saving.
 
-
-class _Spec(NamedTuple):
-    """One tensor a name-based Saver reads: its key, slice, variable, dtype and the variable's shape."""
-
-    name: str
-    slice_spec: str
-    owner: str
-    dtype: str
-    shape: Optional[tuple[int, ...]]
-
-
-class _KeyedRestoreBuilder(saver_lib.BulkSaverBuilder):
-    """Builds a restore op whose checkpoint keys and slices can be fed at run time.
-
-    The defaults are the saveables' own names (so the op restores a
-    name-based checkpoint as is); feeding other keys restores the same
-    variables from an object-based checkpoint, with no new op in the graph.
+    With `config` None this is the fallback the module docstring explains:
+    the `RunConfig` of the Estimator found on the call stack (saves run on
+    the thread that called `Estimator.train`), or None outside an Estimator.
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.specs: list[_Spec] = []
-        self.keys_tensor = None
-        self.slices_tensor = None
-
-    def bulk_restore(self, filename_tensor, saveables, preferred_shard, restore_sequentially):
-        del preferred_shard, restore_sequentially
-        names, slices, dtypes = [], [], []
-        for saveable in saveables:
-            # `op` is the variable for a part of a partitioned variable, a read tensor for a whole one.
-            owner = getattr(saveable, "op", None)
-            shape = getattr(owner, "shape", None)
-            shape = tuple(shape.as_list()) if shape is not None and shape.is_fully_defined() else None
-            for spec in saveable.specs:
-                # Only parts need their own name (`emb/part_0`); a whole variable's key is its name.
-                owner_name = (
-                    variable_name(owner) if spec.slice_spec and getattr(owner, "name", None) else spec.name
-                )
-                self.specs.append(
-                    _Spec(spec.name, spec.slice_spec, owner_name, spec.dtype.base_dtype.name, shape)
-                )
-                names.append(spec.name)
-                slices.append(spec.slice_spec)
-                dtypes.append(spec.dtype)
-        with ops.device("cpu:0"):
-            self.keys_tensor = array_ops.placeholder_with_default(
-                tf.constant(names, dtype=tf.string), shape=[len(names)], name="keys"
-            )
-            self.slices_tensor = array_ops.placeholder_with_default(
-                tf.constant(slices, dtype=tf.string), shape=[len(names)], name="slices"
-            )
-            return io_ops.restore_v2(filename_tensor, self.keys_tensor, self.slices_tensor, dtypes)
-
-
-def _estimator_policy() -> Optional[tuple[Optional[int], float]]:
-    """Returns `(keep_checkpoint_max, keep_checkpoint_every_n_hours)` of the calling Estimator.
-
-    Estimator gives its `RunConfig` retention only to the default Saver it
-    creates when `scaffold.saver` is None, and a scaffold's saver must exist
-    already when `model_fn` returns (`export_saved_model` and `evaluate` use
-    it as is). Saves run on the thread that called `Estimator.train`, so the
-    Estimator is found on the call stack.
-    """
+    if config is not None:
+        return config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours
     try:
         from tensorflow_estimator.python.estimator import estimator as estimator_lib
     except ImportError:  # MonitoredTrainingSession without Estimator installed.
@@ -114,8 +69,7 @@ def _estimator_policy() -> Optional[tuple[Optional[int], float]]:
     while frame is not None:
         owner = frame.f_locals.get("self")
         if isinstance(owner, estimator_lib.Estimator):
-            config = owner.config
-            return config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours
+            return owner.config.keep_checkpoint_max, owner.config.keep_checkpoint_every_n_hours
         frame = frame.f_back
     return None
 
@@ -130,6 +84,8 @@ class ScaffoldSaver(_tf1.train.Saver):
       restore_legacy: restore name-based checkpoints by variable name (`"tf2"` layout).
       also_save_tf1: a directory that also receives a name-based copy of every save.
       warm_start_from: warm-start source, run in the scaffold's `init_fn`.
+      config: the Estimator's `RunConfig`, whose retention applies; None looks
+        for the Estimator on the call stack at the first save.
     """
 
     def __init__(
@@ -140,8 +96,10 @@ class ScaffoldSaver(_tf1.train.Saver):
         restore_legacy: bool = True,
         also_save_tf1: Optional[str] = None,
         warm_start_from: Any = None,
+        config: Any = None,
     ) -> None:
         super().__init__(sharded=True, defer_build=True, save_relative_paths=True)
+        self._config = config
         self._layout = layout
         self._objects = dict(objects) if objects is not None else None
         self._restore_legacy = restore_legacy
@@ -149,7 +107,7 @@ class ScaffoldSaver(_tf1.train.Saver):
         self._warm_start_from = warm_start_from
         self._warm_start_op = None
         self._name_saver: Optional[_tf1.train.Saver] = None
-        self._name_builder: Optional[_KeyedRestoreBuilder] = None
+        self._name_builder: Optional[KeyedRestoreBuilder] = None
         self._primary_keys: frozenset[str] = frozenset()
         # key -> (variable name, dtype name, shape) of what the primary saver restores, checked before
         # TF sees the file so that a changed model gets one clear error.
@@ -185,7 +143,7 @@ class ScaffoldSaver(_tf1.train.Saver):
             name_vars = list(_tf1.global_variables()) + list(
                 _tf1.get_collection(_tf1.GraphKeys.SAVEABLE_OBJECTS)
             )
-        self._name_builder = _KeyedRestoreBuilder()
+        self._name_builder = KeyedRestoreBuilder()
         self._name_saver = _tf1.train.Saver(
             var_list=list(name_vars),
             sharded=False,
@@ -196,11 +154,7 @@ class ScaffoldSaver(_tf1.train.Saver):
         )
         if self._layout == TF1:
             self._primary_keys = frozenset(spec.name for spec in self._name_builder.specs)
-            self._expected = {
-                spec.name: (spec.owner, spec.dtype, tuple(spec.shape))
-                for spec in self._name_builder.specs
-                if not spec.slice_spec and spec.shape is not None
-            }
+            self._expected = expected_by_key(self._name_builder.specs)
         if self._warm_start_from is not None:
             from est_ckpt.tf.warm_starting import build_warm_start_op
 
@@ -250,7 +204,7 @@ class ScaffoldSaver(_tf1.train.Saver):
         if self._policy_applied:
             return
         self._policy_applied = True
-        policy = _estimator_policy()
+        policy = _retention_policy(self._config)
         if policy is None:
             return
         max_to_keep, every_n_hours = policy
@@ -355,10 +309,10 @@ class ScaffoldSaver(_tf1.train.Saver):
             self.build()
         info = read_checkpoint(save_path)
         if self._primary_keys and self._primary_keys <= set(info.tensors):
-            _raise_mismatches(
+            raise_mismatches(
                 info,
                 [
-                    _mismatch(owner, key, (dtype, shape), info.tensors[key])
+                    mismatch(owner, key, (dtype, shape), info.tensors[key])
                     for key, (owner, dtype, shape) in self._expected.items()
                     if (info.tensors[key].dtype, tuple(info.tensors[key].shape)) != (dtype, shape)
                 ],
@@ -368,9 +322,9 @@ class ScaffoldSaver(_tf1.train.Saver):
         if info.format == TF1 and self._layout == TF2 and not self._restore_legacy:
             missing = sorted(self._primary_keys - set(info.tensors))
             raise UnmappedVariablesError(
-                _missing_message(info, missing, hint="it is name-based and restore_legacy=False")
+                missing_message(info, missing, hint="it is name-based and restore_legacy=False")
             )
-        feed_keys, feed_slices = self._keys_by_name(info)
+        feed_keys, feed_slices = keys_by_name(info, self._name_builder.specs)
         builder = self._name_builder
         sess.run(
             self._name_saver.saver_def.restore_op_name,
@@ -380,92 +334,3 @@ class ScaffoldSaver(_tf1.train.Saver):
                 builder.slices_tensor: feed_slices,
             },
         )
-
-    def _keys_by_name(self, info: CheckpointInfo) -> tuple[list[str], list[str]]:
-        """Finds the checkpoint key and slice of every name-based spec; raises on missing or mismatched ones."""
-        feed_keys, feed_slices, missing, mismatched = [], [], [], []
-        for spec in self._name_builder.specs:
-            found = _find_key(info, spec.name, spec.slice_spec, spec.owner)
-            if found is None:
-                missing.append(spec.owner if spec.slice_spec else spec.name)
-                continue
-            key, slice_spec = found
-            stored = info.tensors[key]
-            # A slice is read out of the whole stored tensor; otherwise the stored tensor is the variable.
-            expected = _full_shape(slice_spec) if slice_spec else spec.shape
-            if stored.dtype != spec.dtype or (expected is not None and tuple(stored.shape) != expected):
-                mismatched.append(_mismatch(spec.owner, key, (spec.dtype, expected), stored))
-            feed_keys.append(key)
-            feed_slices.append(slice_spec)
-        if missing:
-            raise UnmappedVariablesError(_missing_message(info, sorted(set(missing))))
-        _raise_mismatches(info, mismatched)
-        return feed_keys, feed_slices
-
-
-def _mismatch(owner: str, key: str, expected: tuple, stored) -> str:
-    dtype, shape = expected
-    return (
-        f"'{owner}' is {dtype} {list(shape) if shape is not None else '?'} in the model, "
-        f"'{key}' is {stored.dtype} {list(stored.shape)} in the checkpoint"
-    )
-
-
-def _raise_mismatches(info: CheckpointInfo, mismatched: Sequence[str]) -> None:
-    if mismatched:
-        raise MismatchError(
-            f"Checkpoint '{info.prefix}' does not fit the model: {'; '.join(mismatched)}. Restore a checkpoint "
-            "of this model, or warm-start the variables whose shape or dtype changed from a fresh model_dir."
-        )
-
-
-def _full_shape(slice_spec: str) -> tuple[int, ...]:
-    """The full shape a TF slice spec (`"10 4 0,4:0,4"`) refers to."""
-    return tuple(int(d) for d in slice_spec.split(" ")[:-1])
-
-
-def _find_key(info: CheckpointInfo, name: str, slice_spec: str, owner: str) -> Optional[tuple[str, str]]:
-    """Returns `(key, slice_spec)` holding variable `name` (part `owner` if sliced), or None."""
-    if info.format == TF1:
-        return (name, slice_spec) if name in info.tensors else None
-    candidates = info.keys_for_name(name)
-    if not candidates:
-        return None
-    if slice_spec:
-        # Parts saved one by one (the default tf2 layout) hold their own values under their own edge.
-        for key in candidates:
-            path = info.tensors[key].object_path or ""
-            if keys.unescape(path.rsplit("/", 1)[-1]) == owner:
-                return key, ""
-        whole = [k for k in candidates if tuple(info.tensors[k].shape) == _full_shape(slice_spec)]
-        if len(whole) == 1:
-            return whole[0], slice_spec
-        return None
-    if len(candidates) == 1:
-        return candidates[0], ""
-    raise AmbiguousNameError(
-        f"Checkpoint '{info.prefix}' holds variable name '{name}' under {len(candidates)} keys "
-        f"({', '.join(repr(k) for k in candidates)}), so it cannot be restored by name. Restore it with "
-        "tf.train.Checkpoint, or convert it with est-ckpt convert and an explicit mapping."
-    )
-
-
-def _missing_message(info: CheckpointInfo, missing: Sequence[str], *, hint: str = "") -> str:
-    if info.format == TF1:
-        have = sorted(info.variables)
-    else:
-        have = sorted({t.name for t in info.tensors.values() if t.name} | set(info.variables))
-    parts = []
-    for name in missing:
-        close = difflib.get_close_matches(name, have, n=3, cutoff=0.6)
-        if close:
-            parts.append(f"'{name}' (closest in the checkpoint: {', '.join(repr(c) for c in close)})")
-        else:
-            parts.append(f"'{name}' (no close name in the checkpoint)")
-    kind = "object-based" if info.format == TF2 else "name-based"
-    reason = f"; {hint}" if hint else ""
-    return (
-        f"Checkpoint '{info.prefix}' ({kind}{reason}) has no value for {len(missing)} variable(s) of the "
-        f"model: {'; '.join(parts)}. Restore a checkpoint of this model, or start from a fresh model_dir "
-        "and warm-start from this checkpoint with a var_name_to_prev_var_name mapping."
-    )

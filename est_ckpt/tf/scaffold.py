@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from est_ckpt.tf.runtime import v1
+from est_ckpt.tf.runtime import estimator, v1
 
 __all__ = ["make_tf2_scaffold", "make_tf1_scaffold"]
 
@@ -23,6 +23,14 @@ def _check_kwargs(function: str, scaffold_kwargs: dict) -> None:
             f"{function}() got 'saver': the scaffold's saver is what {function} provides (it saves and "
             "restores both checkpoint formats). Drop 'saver=', or use a plain tf.compat.v1.train.Scaffold "
             "if you need your own Saver."
+        )
+
+
+def _check_config(function: str, config: Any) -> None:
+    if config is not None and not isinstance(config, estimator().RunConfig):
+        raise TypeError(
+            f"{function}(): 'config' must be the tf.estimator.RunConfig that model_fn receives as its "
+            f"`config` argument, or None (got {type(config).__name__})."
         )
 
 
@@ -44,6 +52,7 @@ def make_tf2_scaffold(
     also_save_tf1: Union[bool, str] = False,
     restore_legacy: bool = True,
     warm_start_from: Any = None,
+    config: Any = None,
     **scaffold_kwargs: Any,
 ):
     """Returns a `Scaffold` whose checkpoints are object-based (TF2).
@@ -68,6 +77,11 @@ def make_tf2_scaffold(
         global step included; the next save is object-based.
       warm_start_from: a checkpoint path or `est_ckpt.warm_start_settings(...)`;
         applied in one batched restore when the session starts with no checkpoint.
+      config: the `tf.estimator.RunConfig` that `model_fn(features, labels,
+        mode, config)` receives: its `keep_checkpoint_max` and
+        `keep_checkpoint_every_n_hours` apply to every save. None: those of the
+        Estimator found on the call stack when the first save runs (see
+        `est_ckpt.tf.savers`), or TF's Saver defaults outside an Estimator.
       **scaffold_kwargs: passed to `tf.compat.v1.train.Scaffold` (`init_op`,
         `local_init_op`, `summary_op`, `init_fn`, ...).
 
@@ -75,9 +89,11 @@ def make_tf2_scaffold(
       A `tf.compat.v1.train.Scaffold`.
 
     Raises:
-      TypeError: `saver` is given in `scaffold_kwargs`, or `objects` is not a dict.
+      TypeError: `saver` is given in `scaffold_kwargs`, `objects` is not a
+        dict, or `config` is not a `RunConfig`.
     """
     _check_kwargs("make_tf2_scaffold", scaffold_kwargs)
+    _check_config("make_tf2_scaffold", config)
     if objects is not None and not isinstance(objects, dict):
         raise TypeError(
             f"make_tf2_scaffold(): 'objects' must be a dict of name -> trackable (got {objects!r})."
@@ -100,11 +116,12 @@ def make_tf2_scaffold(
         restore_legacy=restore_legacy,
         also_save_tf1=tf1_dir,
         warm_start_from=warm_start_from,
+        config=config,
     )
     return _scaffold(saver, scaffold_kwargs)
 
 
-def make_tf1_scaffold(*, warm_start_from: Any = None, **scaffold_kwargs: Any):
+def make_tf1_scaffold(*, warm_start_from: Any = None, config: Any = None, **scaffold_kwargs: Any):
     """Returns a `Scaffold` whose checkpoints are name-based (TF1) and that restores object-based ones.
 
     The way back from `make_tf2_scaffold`: an object-based checkpoint is
@@ -114,16 +131,19 @@ def make_tf1_scaffold(*, warm_start_from: Any = None, **scaffold_kwargs: Any):
     Args:
       warm_start_from: a checkpoint path or `est_ckpt.warm_start_settings(...)`;
         applied in one batched restore when the session starts with no checkpoint.
+      config: the `tf.estimator.RunConfig` `model_fn` receives, whose retention
+        applies (as for `make_tf2_scaffold`).
       **scaffold_kwargs: passed to `tf.compat.v1.train.Scaffold`.
 
     Returns:
       A `tf.compat.v1.train.Scaffold`.
 
     Raises:
-      TypeError: `saver` is given in `scaffold_kwargs`.
+      TypeError: `saver` is given in `scaffold_kwargs`, or `config` is not a `RunConfig`.
     """
     _check_kwargs("make_tf1_scaffold", scaffold_kwargs)
+    _check_config("make_tf1_scaffold", config)
     from est_ckpt.tf.savers import TF1, ScaffoldSaver
 
-    saver = ScaffoldSaver(layout=TF1, warm_start_from=warm_start_from)
+    saver = ScaffoldSaver(layout=TF1, warm_start_from=warm_start_from, config=config)
     return _scaffold(saver, scaffold_kwargs)

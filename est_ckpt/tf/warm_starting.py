@@ -1,45 +1,41 @@
 """Warm-starting graph-mode models from any checkpoint, in one batched restore.
 
 `warm_start` is the drop-in for `tf.compat.v1.train.warm_start`;
-`warm_start_settings` returns the `tf.estimator.WarmStartSettings` to pass as
-`Estimator(warm_start_from=...)`; `build_warm_start_op` is the engine both use,
-and the one `make_tf2_scaffold` runs in its `Scaffold.init_fn`.
-
-How the Estimator hook works, without patching TensorFlow: Estimator calls
-`tf.compat.v1.train.warm_start(*settings)` after `model_fn` has built the
-graph. `WarmStartSettings` is a namedtuple, so our subclass's `__iter__` runs at
-that moment: it plans the mapping against the graph's variables, installs one
-batched `RestoreV2` as their initializers, and yields arguments
-(`vars_to_warm_start=[]`) that leave TF's own `warm_start` nothing to do (it
-then logs "Warm-started 0 variables."; ours logs the real count just before).
-Estimator only calls it when the model_dir has no checkpoint yet; our
-`__bool__`, which Estimator evaluates first, logs a WARNING when it will skip.
+`build_warm_start_op` returns the op `make_tf2_scaffold` runs in its
+`Scaffold.init_fn`; `build_warm_start` is the engine both use, and the one
+`est_ckpt.tf.settings.WarmStartSettings` (what `warm_start_settings` returns,
+for `Estimator(warm_start_from=...)`) runs when Estimator applies it. The
+engine plans the mapping with `est_ckpt.mapping` against the graph's
+variables and builds ONE `RestoreV2` of every source key plus the assigns.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import weakref
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import tensorflow as tf
 from tensorflow.python.ops import resource_variable_ops
 from tensorflow.python.ops import variables as variables_lib
 from tensorflow.python.training import warm_starting_util
-from tensorflow.python.util import deprecation
 
 from est_ckpt import fileio, mapping
 from est_ckpt.errors import MappingError, UnusedMappingError
 from est_ckpt.format import checkpoint
 from est_ckpt.mapping import WarmStartPlan
-from est_ckpt.tf import runtime
+from est_ckpt.tf.settings import WarmStartRequest, WarmStartSettings, warm_start_settings
 
-_estimator_lib = runtime.estimator()
 _logger = tf.get_logger()
-_TFWarmStartSettings = _estimator_lib.WarmStartSettings
 
-__all__ = ["WarmStartSettings", "build_warm_start_op", "warm_start", "warm_start_settings"]
+# `WarmStartSettings` and `warm_start_settings` live in `est_ckpt.tf.settings`; they stay importable from here.
+__all__ = [
+    "WarmStartRequest",
+    "WarmStartSettings",
+    "build_warm_start",
+    "build_warm_start_op",
+    "warm_start",
+    "warm_start_settings",
+]
 
 
 # -- reading the checkpoint once --------------------------------------------------------
@@ -147,32 +143,25 @@ def _target(name: str, parts: list, vocab: bool) -> mapping.Target:
 # -- the engine ---------------------------------------------------------------------------
 
 
-class _Config:
-    """The warm-start request, from a path or either kind of `WarmStartSettings`."""
+def build_warm_start(
+    config: WarmStartRequest, *, var_list, install: bool, note: str = ""
+) -> tuple[Any, WarmStartPlan]:
+    """Plans `config` against the default graph's variables and builds the restore and its assigns.
 
-    def __init__(self, warm_start_from):
-        if isinstance(warm_start_from, (str, bytes, os.PathLike)):
-            path = (
-                warm_start_from.decode() if isinstance(warm_start_from, bytes) else os.fspath(warm_start_from)
-            )
-            self.ckpt, self.vars, self.vocab, self.prev, self.amap, self.rules = path, ".*", {}, {}, {}, ()
-        elif isinstance(warm_start_from, WarmStartSettings):
-            self.ckpt, self.vars, self.vocab, _ = tuple.__iter__(warm_start_from)
-            self.prev = dict(warm_start_from.prev_var_names)
-            self.amap = dict(warm_start_from.assignment_map)
-            self.rules = tuple(warm_start_from.rename_rules)
-        elif isinstance(warm_start_from, _TFWarmStartSettings):
-            self.ckpt, self.vars, self.vocab, prev = tuple.__iter__(warm_start_from)
-            self.prev, self.amap, self.rules = dict(prev or {}), {}, ()
-        else:
-            raise TypeError(
-                "warm_start_from must be a checkpoint path or a WarmStartSettings "
-                f"(got {type(warm_start_from).__name__})."
-            )
-        self.vocab = dict(self.vocab or {})
+    Args:
+      config: what to warm-start from, and how names map.
+      var_list: the variables to warm-start; None selects them as TF does.
+      install: make the assigns the variables' initializers (`warm_start`)
+        instead of returning one op of them (`build_warm_start_op`).
+      note: appended to the log line.
 
+    Returns:
+      `(op or None when installed, plan)`.
 
-def _build(config: _Config, *, var_list, install: bool, note: str = "") -> tuple[Any, WarmStartPlan]:
+    Raises:
+      MappingError: see `build_warm_start_op`.
+      RuntimeError: called in eager mode.
+    """
     if tf.executing_eagerly():
         raise RuntimeError(
             "est_ckpt warm-starting builds graph ops: call it inside `with tf.Graph().as_default():` "
@@ -327,7 +316,7 @@ def build_warm_start_op(warm_start_from, *, var_list=None) -> tuple[tf.Operation
       CheckpointNotFoundError: nothing is at the checkpoint path.
       RuntimeError: called in eager mode.
     """
-    return _build(_Config(warm_start_from), var_list=var_list, install=False)
+    return build_warm_start(WarmStartRequest(warm_start_from), var_list=var_list, install=False)
 
 
 def warm_start(
@@ -368,143 +357,9 @@ def warm_start(
     Raises:
       MappingError: see `build_warm_start_op`.
     """
-    config = _Config(ckpt_to_initialize_from)
+    config = WarmStartRequest(ckpt_to_initialize_from)
     config.vars = vars_to_warm_start
     config.vocab = dict(var_name_to_vocab_info or {})
     config.amap = dict(assignment_map or {})
     config.rules = tuple(rename_rules or ())
-    return _build(config, var_list=None, install=True)[1]
-
-
-# -- Estimator ------------------------------------------------------------------------------
-
-
-_ESTIMATOR_NOTE = " (TF's own warm_start, which Estimator runs next, is left nothing to do and logs 0)"
-
-
-class WarmStartSettings(_TFWarmStartSettings):
-    """A `tf.estimator.WarmStartSettings` that warm-starts with `est_ckpt`'s engine.
-
-    Build it with `warm_start_settings`. Its four tuple fields are TF's; the
-    fourth, `var_name_to_prev_var_name`, stays empty: renames live in the
-    attributes `assignment_map`, `rename_rules` and `prev_var_names` (what the
-    constructor got as `var_name_to_prev_var_name`). Iterating it in graph mode, as
-    Estimator's `tf.compat.v1.train.warm_start(*settings)` does, applies the
-    warm start to the default graph once and yields arguments for which TF's
-    own warm-start does nothing. `plans` holds the plan applied to each graph.
-    """
-
-    def __new__(
-        cls,
-        ckpt_to_initialize_from,
-        vars_to_warm_start=".*",
-        var_name_to_vocab_info=None,
-        var_name_to_prev_var_name=None,
-        *,
-        assignment_map=None,
-        rename_rules=None,
-    ):
-        # TF marks the class deprecated (Estimator is); the warning would name our module, not the user's.
-        with deprecation.silence():
-            self = super().__new__(
-                cls, ckpt_to_initialize_from, vars_to_warm_start, var_name_to_vocab_info, None
-            )
-        self.assignment_map = dict(assignment_map or {})
-        # Kept out of the tuple so that TF's own warm_start never sees renames it would misapply.
-        self.prev_var_names = dict(var_name_to_prev_var_name or {})
-        self.rename_rules = tuple(tuple(r) for r in (rename_rules or ()))
-        self.plans = weakref.WeakKeyDictionary()
-        return self
-
-    def __iter__(self):
-        if tf.executing_eagerly():
-            return tuple.__iter__(self)
-        graph = tf.compat.v1.get_default_graph()
-        plan = self.plans.get(graph)
-        if plan is None:
-            plan = _build(_Config(self), var_list=None, install=True, note=_ESTIMATOR_NOTE)[1]
-            self.plans[graph] = plan
-        # TF's warm_start with no variables to warm-start only logs.
-        return iter((plan.checkpoint, [], {}, {}))
-
-    def __bool__(self):
-        # Estimator's train() evaluates `settings and not latest_checkpoint(model_dir)`:
-        # say so when it is about to skip warm-starting (TF itself is silent).
-        caller = sys._getframe(1)
-        if caller.f_code.co_name == "_train_with_estimator_spec":
-            model_dir = getattr(caller.f_locals.get("self"), "_model_dir", None)
-            latest = tf.train.latest_checkpoint(model_dir) if model_dir else None
-            if latest:
-                _logger.warning(
-                    "est_ckpt: NOT warm-starting from %s: model_dir %s already holds checkpoint %s, which "
-                    "Estimator restores instead. Use a new model_dir to warm-start.",
-                    self.ckpt_to_initialize_from,
-                    model_dir,
-                    latest,
-                )
-        return True
-
-    def __repr__(self):
-        # Estimator logs the settings it warm-starts with: show the renames too.
-        extra = [
-            f"{name}={value!r}"
-            for name, value in (
-                ("assignment_map", self.assignment_map),
-                ("rename_rules", self.rename_rules),
-                ("prev_var_names", self.prev_var_names),
-            )
-            if value
-        ]
-        base = super().__repr__()
-        return base[:-1] + "".join(f", {e}" for e in extra) + ")"
-
-    def __getnewargs__(self):
-        return tuple(tuple.__iter__(self))
-
-    def __getstate__(self):
-        return {
-            "assignment_map": self.assignment_map,
-            "rename_rules": self.rename_rules,
-            "prev_var_names": self.prev_var_names,
-        }
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self.plans = weakref.WeakKeyDictionary()
-
-    def _asdict(self):
-        return dict(zip(self._fields, tuple.__iter__(self)))
-
-    def _replace(self, **kwargs):
-        fields = dict(self._asdict(), var_name_to_prev_var_name=self.prev_var_names)
-        fields.update(assignment_map=self.assignment_map, rename_rules=self.rename_rules)
-        fields.update(kwargs)
-        return WarmStartSettings(**fields)
-
-
-def warm_start_settings(
-    ckpt_to_initialize_from,
-    vars_to_warm_start=".*",
-    *,
-    assignment_map: Optional[Mapping[str, str]] = None,
-    var_name_to_vocab_info: Optional[Mapping[str, Any]] = None,
-    rename_rules: Optional[Sequence[tuple[str, Optional[str]]]] = None,
-) -> WarmStartSettings:
-    """Returns the `tf.estimator.WarmStartSettings` to pass as `Estimator(warm_start_from=...)`.
-
-    Arguments are those of `warm_start`. The maps and rules are checked now;
-    the checkpoint is read when Estimator builds its graph.
-
-    Raises:
-      MappingError: `assignment_map` or `rename_rules` is malformed.
-      ValueError: `ckpt_to_initialize_from` is empty.
-    """
-    mapping._AssignmentMap(assignment_map, set())
-    mapping._Rules(list(rename_rules or ()))
-    return WarmStartSettings(
-        ckpt_to_initialize_from,
-        vars_to_warm_start,
-        var_name_to_vocab_info,
-        assignment_map=assignment_map,
-        rename_rules=rename_rules,
-    )
+    return build_warm_start(config, var_list=None, install=True)[1]

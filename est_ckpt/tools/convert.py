@@ -1,4 +1,4 @@
-"""Checkpoint conversion TF1 <-> TF2 and checkpoint diff, without copying tensor bytes.
+"""Checkpoint conversion TF1 <-> TF2, without copying tensor bytes.
 
 A conversion only renames keys and adds or drops the object graph, so it
 rewrites the index (reusing every `BundleEntryProto` verbatim) and shares the
@@ -23,7 +23,10 @@ Layouts:
     the object graph (or its object path with `names="path"`). `step` becomes
     `global_step`; `save_counter` (bookkeeping of `tf.train.Checkpoint`) is
     dropped. Parts of a partitioned variable saved one by one (`emb/part_0`...,
-    all with `full_name` `emb`) become one sliced entry again.
+    all with `full_name` `emb`, split along any one axis) become one sliced
+    entry again.
+
+Naming is `est_ckpt.mapping.tf1_names`, the same naming `diff` matches by.
 """
 
 from __future__ import annotations
@@ -36,42 +39,12 @@ from typing import Callable, Optional, Sequence
 
 from est_ckpt import fileio
 from est_ckpt.errors import ConversionError, DestinationExistsError
-from est_ckpt.format import bundle, checkpoint, keys, wire
+from est_ckpt.format import bundle, checkpoint, keys
+from est_ckpt.mapping.tf1_names import GLOBAL_STEP, STEP, Variable, tf1_variables
 
 FORMATS = ("tf1", "tf2")
 NAMINGS = ("full_name", "path")
-GLOBAL_STEP = "global_step"
-SAVE_COUNTER = "save_counter"
-STEP = "step"
 VAR_LIST = "var_list"
-
-# Slot names of TF1 optimizers in the order they create them: the first slot of
-# `<var>` is `<var>/<Op>`, the k-th `<var>/<Op>_k` (TF uniquifies the op name).
-_TF1_SLOTS = {
-    "Adam": ("m", "v"),
-    "RMSProp": ("rms", "momentum"),
-    "Ftrl": ("accum", "linear"),
-    "Adadelta": ("accum", "accum_update"),
-    "Adagrad": ("accumulator",),
-    "ProximalAdagrad": ("accumulator",),
-    "Momentum": ("momentum",),
-}
-_PART = re.compile(r"(?:^|/)part_(\d+)$")
-_UNIQUIFIED = re.compile(r"_\d+$")
-
-
-@dataclasses.dataclass(frozen=True)
-class _Var:
-    """One variable of the source under its TF1 name.
-
-    `entry` is reused verbatim; for a partitioned variable `parts` holds each
-    slice's extents and entry (and `entry` has no data of its own).
-    """
-
-    name: str
-    entry: bundle.Entry
-    parts: tuple[tuple[tuple[tuple[int, int], ...], bundle.Entry], ...] = ()
-    source_keys: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,208 +58,16 @@ class ConversionReport:
     copied_bytes: int
 
 
-# -- naming -------------------------------------------------------------------------
-
-
-def _slices_by_name(b: bundle.Bundle) -> dict[str, tuple]:
-    """Every partitioned variable's `(extents, entry)` parts, by variable key."""
-    out: dict[str, list] = {}
-    for s in b.slice_entries:
-        out.setdefault(s.name, []).append((s.extents, s.entry))
-    return {k: tuple(v) for k, v in out.items()}
-
-
-def _root_child_keys(info: checkpoint.CheckpointInfo) -> dict[str, str]:
-    """Maps the keys of the root's `step` and `save_counter` variables to those names."""
-    out = {}
-    graph = info.object_graph
-    if graph is None or not graph.nodes:
-        return out
-    for node_id, local_name in graph.nodes[0].children:
-        if local_name in (STEP, SAVE_COUNTER):
-            for attr in graph.nodes[node_id].attributes:
-                if attr.checkpoint_key:
-                    out[attr.checkpoint_key] = local_name
-    return out
-
-
-def _derive_slot_name(
-    var_name: str, slot: checkpoint.SlotInfo, full_name: str, all_slots: Sequence[str]
-) -> Optional[str]:
-    """Derives TF1's `<var>/<Op>[_k]` name of a slot, or None if it cannot be told."""
-    op = None
-    if full_name and "/" in full_name:
-        candidate = _UNIQUIFIED.sub("", full_name.rsplit("/", 1)[1])
-        if candidate in _TF1_SLOTS:
-            op = candidate
-    if op is None:
-        fits = [
-            o for o, names in _TF1_SLOTS.items() if set(all_slots) <= set(names) and slot.slot_name in names
-        ]
-        if len({_TF1_SLOTS[o] for o in fits}) == 1:
-            op = fits[0]
-    if op is None or slot.slot_name not in _TF1_SLOTS[op]:
-        return None
-    k = _TF1_SLOTS[op].index(slot.slot_name)
-    return f"{var_name}/{op}" + (f"_{k}" if k else "")
-
-
-def _group_parts(
-    info: checkpoint.CheckpointInfo, name: str, ks: list[str]
-) -> Optional[tuple[bundle.Entry, tuple]]:
-    """Rebuilds a partitioned variable from parts saved one by one (`.../part_<i>`).
-
-    TF's partitioners split along axis 0 and name the parts `part_0`... in
-    order; anything else is left to the duplicate-name error.
-    """
-    indexed = {}
-    for key in ks:
-        t = info.tensors[key]
-        entry = info.bundle.entries[key]
-        if entry.slices or t.slot is not None or not entry.shape:
-            return None
-        path = t.object_path or keys.strip_value_suffix(key)
-        try:
-            m = _PART.search(keys.split_path(path)[-1]) if path else None
-        except keys.KeyGrammarError:
-            return None
-        if m is None:
-            return None
-        indexed[int(m.group(1))] = entry
-    if sorted(indexed) != list(range(len(ks))):
-        return None
-    entries = [indexed[i] for i in range(len(ks))]
-    first = entries[0]
-    if any(e.dtype != first.dtype or e.shape[1:] != first.shape[1:] for e in entries):
-        return None
-    parts, start = [], 0
-    for e in entries:
-        extents = ((start, e.shape[0]),) + tuple((0, d) for d in e.shape[1:])
-        parts.append((extents, e))
-        start += e.shape[0]
-    shape = (start,) + first.shape[1:]
-    return _sliced_entry(name, first.dtype, shape, [p[0] for p in parts]), tuple(parts)
-
-
-def _sliced_entry(key: str, dtype: int, shape: Sequence[int], slices: Sequence) -> bundle.Entry:
-    """The entry of a partitioned variable as TF writes it: dtype, shape, slices, no data."""
-    shape_proto = b"".join(wire.field_bytes(2, wire.field_varint(1, d) if d else b"") for d in shape)
-    raw = wire.field_varint(1, dtype) + wire.field_bytes(2, shape_proto)
-    for extents in slices:
-        proto = b""
-        for start, length in extents:
-            ext = (wire.field_varint(1, start) if start else b"") + wire.field_varint(2, length)
-            proto += wire.field_bytes(1, ext)
-        raw += wire.field_bytes(7, proto)
-    return bundle.parse_entry(key, raw)
-
-
-def _resolve_names(
-    info: checkpoint.CheckpointInfo,
-    *,
-    names: str = "full_name",
-    skip_underivable_slots: bool = False,
-    strict: bool = True,
-) -> tuple[list[_Var], list[str], list[str]]:
-    """Gives every tensor of `info` its TF1 name.
-
-    Returns `(variables, dropped keys, skipped slot keys)`. With `strict=False`
-    (diff), an empty or duplicate name falls back to the key instead of raising.
-
-    Raises:
-      ConversionError: names are empty or duplicate, or a slot's TF1 name
-        cannot be derived and `skip_underivable_slots` is false.
-    """
-    b = info.bundle
-    slices = _slices_by_name(b)
-    if info.format == "tf1":
-        return [_Var(k, e, slices.get(k, ()), (k,)) for k, e in b.entries.items()], [], []
-    special = _root_child_keys(info)
-    dropped, chosen = [], {}
-    for key, t in info.variables.items():
-        role = special.get(key)
-        if role == SAVE_COUNTER:
-            dropped.append(key)
-        elif role == STEP:
-            chosen[key] = GLOBAL_STEP
-        elif names == "path":
-            chosen[key] = keys.strip_value_suffix(key)
-        else:
-            chosen[key] = t.name or ""
-    by_name: dict[str, list[str]] = {}
-    for key, name in chosen.items():
-        by_name.setdefault(name, []).append(key)
-    # Slots without a usable name of their own are named after their variable, as TF1 optimizers do.
-    skipped, underivable = [], []
-    siblings_of: dict[tuple[str, str], list[str]] = {}
-    for t in info.tensors.values():
-        if t.slot is not None:
-            siblings_of.setdefault((t.slot.variable_path, t.slot.optimizer_path), []).append(t.slot.slot_name)
-    for key, name in list(chosen.items()):
-        slot = info.tensors[key].slot
-        if slot is None or (name and len(by_name[name]) == 1):
-            continue
-        var_name = chosen.get(keys.attribute_key(slot.variable_path))
-        siblings = siblings_of[(slot.variable_path, slot.optimizer_path)]
-        derived = None
-        if var_name and len(by_name.get(var_name, ())) == 1:
-            derived = _derive_slot_name(var_name, slot, info.tensors[key].name or "", siblings)
-        if derived is not None:
-            by_name[name].remove(key)
-            by_name.setdefault(derived, []).append(key)
-            chosen[key] = derived
-        elif skip_underivable_slots:
-            by_name[name].remove(key)
-            del chosen[key]
-            skipped.append(key)
-        elif strict:
-            underivable.append(key)
-    if underivable:
-        raise ConversionError(
-            f"{info.prefix}: the TF1 name of {len(underivable)} slot variable(s) cannot be derived: "
-            f"{', '.join(underivable)}. Pass skip_underivable_slots=True (--skip_underivable_slots) to leave "
-            "them out, or names='path' (--names=path) to name every variable by its object path."
-        )
-    out: list[_Var] = []
-    problems = []
-    for name, ks in sorted(by_name.items()):
-        if not ks:
-            continue
-        if len(ks) > 1 and name:
-            grouped = _group_parts(info, name, ks)
-            if grouped is not None:
-                out.append(_Var(name, grouped[0], grouped[1], tuple(sorted(ks))))
-                continue
-        if not name or len(ks) > 1:
-            if strict:
-                problems.append((name, ks))
-                continue
-            for k in ks:
-                out.append(_Var(k, b.entries[k], slices.get(k, ()), (k,)))
-            continue
-        k = ks[0]
-        out.append(_Var(name, b.entries[k], slices.get(k, ()), (k,)))
-    if problems:
-        listed = "; ".join(
-            f"'{n}' held by {', '.join(ks)}" if n else f"no name: {', '.join(ks)}" for n, ks in problems
-        )
-        raise ConversionError(
-            f"{info.prefix}: variables cannot be keyed by their TF1 names (full_name), which are empty or "
-            f"duplicate: {listed}. Pass names='path' (--names=path) to key them by object path instead."
-        )
-    return out, dropped, skipped
-
-
 # -- writing -------------------------------------------------------------------------
 
 
-def _tf2_key(var: _Var) -> str:
+def _tf2_key(var: Variable) -> str:
     if var.name == GLOBAL_STEP:
         return keys.attribute_key(STEP)
     return keys.variable_key([VAR_LIST, var.name])
 
 
-def _object_graph(variables: Sequence[_Var]) -> bytes:
+def _object_graph(variables: Sequence[Variable]) -> bytes:
     """The object graph TF writes for `Checkpoint(var_list={name: var}, step=global_step)`.
 
     Nodes are numbered breadth first, root children sorted (as `Checkpoint`
@@ -296,7 +77,7 @@ def _object_graph(variables: Sequence[_Var]) -> bytes:
     listed = sorted((v for v in variables if v.name != GLOBAL_STEP), key=lambda v: v.name)
     root_children, nodes = [], [None]
 
-    def leaf(var: _Var) -> checkpoint.ObjectNode:
+    def leaf(var: Variable) -> checkpoint.ObjectNode:
         attr = checkpoint.SerializedTensor(keys.VARIABLE_VALUE, var.name, _tf2_key(var))
         return checkpoint.ObjectNode((), (attr,), ())
 
@@ -400,7 +181,8 @@ def _holds_checkpoints(directory: str, exclude: str) -> bool:
     )
 
 
-def _same_file(a: str, b: str) -> bool:
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name the same file (the same string, for remote paths)."""
     if fileio.is_remote(a) or fileio.is_remote(b):
         return a.rstrip("/") == b.rstrip("/")
     try:
@@ -455,9 +237,9 @@ def convert(
     src_prefix = info.prefix
     prefix, model_dir = _resolve_destination(src_prefix, dst_prefix)
     directory = fileio.dirname(prefix) or "."
-    if _same_file(prefix, src_prefix) or (
+    if same_file(prefix, src_prefix) or (
         fileio.exists(bundle.index_path(prefix))
-        and _same_file(bundle.index_path(prefix), bundle.index_path(src_prefix))
+        and same_file(bundle.index_path(prefix), bundle.index_path(src_prefix))
     ):
         raise ConversionError(f"{prefix}: the destination is the source checkpoint; choose another prefix.")
     existing = _data_files(prefix)
@@ -468,7 +250,7 @@ def convert(
             f"Destination {prefix} already exists ({fileio.basename(existing[0])}); pass force=True (--force) to replace it."
         )
 
-    variables, dropped, skipped = _resolve_names(
+    variables, dropped, skipped = tf1_variables(
         info, names=names, skip_underivable_slots=skip_underivable_slots, strict=True
     )
     rename = _tf2_key if to == "tf2" else (lambda v: v.name)

@@ -13,7 +13,8 @@ from typing import Optional
 from est_ckpt import fileio
 from est_ckpt.errors import ConversionError
 from est_ckpt.format import bundle, checkpoint
-from est_ckpt.tools.convert import _resolve_names, _same_file, _Var
+from est_ckpt.mapping.tf1_names import Variable, tf1_variables
+from est_ckpt.tools.convert import same_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,24 +42,28 @@ class DiffResult:
         return not (self.only_in_a or self.only_in_b or self.changed)
 
 
-def _diff_names(info: checkpoint.CheckpointInfo) -> dict[str, _Var]:
-    variables, _, _ = _resolve_names(info, strict=False)
-    return {v.name: v for v in variables}
+def _diff_names(info: checkpoint.CheckpointInfo) -> dict[str, Variable]:
+    return {v.name: v for v in tf1_variables(info, strict=False).variables}
 
 
-def _value(info: checkpoint.CheckpointInfo, var: _Var):
+def _value(info: checkpoint.CheckpointInfo, var: Variable):
     import numpy as np
 
     if len(var.source_keys) == 1:
         return info.read_tensor(var.source_keys[0])
-    full = np.empty(var.entry.shape, dtype=bundle._numpy_dtype(var.entry.dtype) or np.dtype(object))
+    # Parts saved one by one: each placed at its extents in the whole, which takes the parts' numpy dtype.
+    full = None
     for extents, part in var.parts:
-        index = tuple(slice(s, s + n) for s, n in extents)
-        full[index] = bundle.decode_tensor(part, bundle.read_entry_bytes(info.bundle, part))
+        value = bundle.decode_tensor(part, bundle.read_entry_bytes(info.bundle, part))
+        if full is None:
+            full = np.empty(var.entry.shape, dtype=value.dtype)
+        full[tuple(slice(s, s + n) for s, n in extents)] = value
     return full
 
 
-def _shares_bytes(ia: checkpoint.CheckpointInfo, va: _Var, ib: checkpoint.CheckpointInfo, vb: _Var) -> bool:
+def _shares_bytes(
+    ia: checkpoint.CheckpointInfo, va: Variable, ib: checkpoint.CheckpointInfo, vb: Variable
+) -> bool:
     """Whether both variables are the very same stored bytes (a hard-linked conversion)."""
     ea = [p for _, p in va.parts] if va.parts else [va.entry]
     eb = [p for _, p in vb.parts] if vb.parts else [vb.entry]
@@ -68,7 +73,7 @@ def _shares_bytes(ia: checkpoint.CheckpointInfo, va: _Var, ib: checkpoint.Checkp
         if (x.offset, x.size, x.crc32c, x.dtype, x.shape) != (y.offset, y.size, y.crc32c, y.dtype, y.shape):
             return False
         pa, pb = ia.bundle.data_path(x.shard_id), ib.bundle.data_path(y.shard_id)
-        if fileio.is_remote(pa) or fileio.is_remote(pb) or not _same_file(pa, pb):
+        if fileio.is_remote(pa) or fileio.is_remote(pb) or not same_file(pa, pb):
             return False
     return True
 
