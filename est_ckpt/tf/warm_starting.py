@@ -333,9 +333,10 @@ def build_warm_start_op(warm_start_from, *, var_list=None) -> tuple[tf.Operation
 def warm_start(
     ckpt_to_initialize_from,
     vars_to_warm_start=".*",
+    var_name_to_vocab_info: Optional[Mapping[str, Any]] = None,
+    var_name_to_prev_var_name: Optional[Mapping[str, str]] = None,
     *,
     assignment_map: Optional[Mapping[str, str]] = None,
-    var_name_to_vocab_info: Optional[Mapping[str, Any]] = None,
     rename_rules: Optional[Sequence[tuple[str, Optional[str]]]] = None,
 ) -> WarmStartPlan:
     """Makes the default graph's variables initialise from a checkpoint (`tf.compat.v1.train.warm_start`).
@@ -349,12 +350,15 @@ def warm_start(
       vars_to_warm_start: TF's semantics: a regex over trainable variables, a
         list of regex scopes over global variables, a list of variables, or
         None (only the variables of `var_name_to_vocab_info`).
+      var_name_to_vocab_info: `{variable name: tf.estimator.VocabInfo}`: these
+        variables are remapped by TF's own vocabulary warm-start.
+      var_name_to_prev_var_name: TF's `{variable name: name in the checkpoint}`
+        renames (the full name for a partitioned variable); a checkpoint name
+        may also be a recorded `full_name` or an object path.
       assignment_map: `{source: target}` in `init_from_checkpoint`'s grammar
         (`'old/': 'new/'`, `'/': 'new/'`, exact names); a source may be a TF1
         name, a recorded `full_name` or an object path (`'vars/0'`). Every entry
         must match a variable.
-      var_name_to_vocab_info: `{variable name: tf.estimator.VocabInfo}`: these
-        variables are remapped by TF's own vocabulary warm-start.
       rename_rules: ordered `(regex, replacement)` pairs over variable names,
         for variables no `assignment_map` entry covers: the first regex
         matching a whole name gives its source name, the replacement with its
@@ -371,6 +375,7 @@ def warm_start(
     config = _Config(ckpt_to_initialize_from)
     config.vars = vars_to_warm_start
     config.vocab = dict(var_name_to_vocab_info or {})
+    config.prev = dict(var_name_to_prev_var_name or {})
     config.amap = dict(assignment_map or {})
     config.rules = tuple(rename_rules or ())
     return _build(config, var_list=None, install=True)[1]
@@ -485,26 +490,29 @@ class WarmStartSettings(_TFWarmStartSettings):
 def warm_start_settings(
     ckpt_to_initialize_from,
     vars_to_warm_start=".*",
+    var_name_to_vocab_info: Optional[Mapping[str, Any]] = None,
+    var_name_to_prev_var_name: Optional[Mapping[str, str]] = None,
     *,
     assignment_map: Optional[Mapping[str, str]] = None,
-    var_name_to_vocab_info: Optional[Mapping[str, Any]] = None,
     rename_rules: Optional[Sequence[tuple[str, Optional[str]]]] = None,
 ) -> WarmStartSettings:
     """Returns the `tf.estimator.WarmStartSettings` to pass as `Estimator(warm_start_from=...)`.
 
-    Arguments are those of `warm_start`. The maps and rules are checked now;
-    the checkpoint is read when Estimator builds its graph.
+    Arguments are those of `warm_start`: the first four are
+    `tf.estimator.WarmStartSettings`'s, positional as there. The maps and rules
+    are checked now; the checkpoint is read when Estimator builds its graph.
 
     Raises:
       MappingError: `assignment_map` or `rename_rules` is malformed.
       ValueError: `ckpt_to_initialize_from` is empty.
     """
-    mapping._AssignmentMap(assignment_map, set())
+    mapping._AssignmentMap(assignment_map, set(), var_name_to_prev_var_name)
     mapping._Rules(list(rename_rules or ()))
     return WarmStartSettings(
         ckpt_to_initialize_from,
         vars_to_warm_start,
         var_name_to_vocab_info,
+        var_name_to_prev_var_name,
         assignment_map=assignment_map,
         rename_rules=rename_rules,
     )
