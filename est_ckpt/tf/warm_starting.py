@@ -75,29 +75,30 @@ def _is_variable(x) -> bool:
     return isinstance(x, variables_lib.Variable) or resource_variable_ops.is_resource_variable(x)
 
 
-def _select(vars_to_warm_start, var_list, vocab_names) -> list:
-    """The variables to warm-start, with TF's `vars_to_warm_start` semantics."""
+def _select(vars_to_warm_start, var_list) -> list:
+    """The variables `vars_to_warm_start` selects, as TF's `warm_start` collects them.
+
+    None selects every trainable variable, as in TF; only those of
+    `var_name_to_vocab_info` are then warm-started (see `_build`).
+    """
     if var_list is not None:
         return list(var_list)
     v1 = tf.compat.v1
-    if vars_to_warm_start is None:
-        # TF: only trainable variables named in `var_name_to_vocab_info`.
-        return [v for v in v1.get_collection(v1.GraphKeys.TRAINABLE_VARIABLES) if _name_of(v) in vocab_names]
-    if isinstance(vars_to_warm_start, str):
+    if vars_to_warm_start is None or isinstance(vars_to_warm_start, str):
         return v1.get_collection(v1.GraphKeys.TRAINABLE_VARIABLES, scope=vars_to_warm_start)
-    if isinstance(vars_to_warm_start, (list, tuple)):
+    # A list, as TF: it refuses tuples (and PartitionedVariables in the list) with a ValueError too.
+    if isinstance(vars_to_warm_start, list):
         if all(isinstance(v, str) for v in vars_to_warm_start):
             out = []
             for scope in vars_to_warm_start:
                 out += v1.get_collection(v1.GraphKeys.GLOBAL_VARIABLES, scope=scope)
             return out
-        if all(
-            _is_variable(v) or isinstance(v, variables_lib.PartitionedVariable) for v in vars_to_warm_start
-        ):
+        if all(_is_variable(v) for v in vars_to_warm_start):
             return list(vars_to_warm_start)
         raise ValueError(
             "`vars_to_warm_start` as a list must hold only variable names (regex scopes) or only "
-            f"Variables (got {[type(v).__name__ for v in vars_to_warm_start]})."
+            f"Variables (got {[type(v).__name__ for v in vars_to_warm_start]}); for a PartitionedVariable "
+            "list its parts (`list(partitioned_variable)`)."
         )
     raise ValueError(
         f"`vars_to_warm_start` must be a regex string, a list of strings, a list of Variables or None "
@@ -178,10 +179,18 @@ def _build(config: _Config, *, var_list, install: bool, note: str = "") -> tuple
             "est_ckpt warm-starting builds graph ops: call it inside `with tf.Graph().as_default():` "
             "(Estimator's model_fn and Scaffold already are)."
         )
+    selected = _group(_select(config.vars, var_list))
+    groups = selected
+    prev = config.prev
+    if var_list is None and not config.vars:
+        # TF: a falsy `vars_to_warm_start` (None, '', []) warm-starts only the vocabulary variables
+        # among those selected, yet counts a rename of any selected variable as used.
+        groups = {name: parts for name, parts in selected.items() if config.vocab.get(name)}
+        prev = {t: s for t, s in prev.items() if t in groups or t not in selected or not s}
     prefix = _resolve(config.ckpt)
     info = _read_info(prefix)
-    groups = _group(_select(config.vars, var_list, set(config.vocab)))
-    unused_vocab = sorted(set(config.vocab) - set(groups))
+    # TF counts an entry without a VocabInfo (None) as unused, like one naming no selected variable.
+    unused_vocab = sorted(name for name, vocab in config.vocab.items() if not vocab or name not in groups)
     if unused_vocab:
         raise UnusedMappingError(
             f"var_name_to_vocab_info names variables that are not warm-started: {', '.join(unused_vocab)}. "
@@ -193,7 +202,7 @@ def _build(config: _Config, *, var_list, install: bool, note: str = "") -> tuple
         targets,
         assignment_map=config.amap,
         rename_rules=config.rules,
-        var_name_to_prev_var_name=config.prev,
+        var_name_to_prev_var_name=prev,
     )
     plan.raise_for_errors()
 
