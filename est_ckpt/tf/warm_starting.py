@@ -174,11 +174,8 @@ class _Config:
 
 
 def _build(config: _Config, *, var_list, install: bool, note: str = "") -> tuple[Any, WarmStartPlan]:
-    if tf.executing_eagerly():
-        raise RuntimeError(
-            "est_ckpt warm-starting builds graph ops: call it inside `with tf.Graph().as_default():` "
-            "(Estimator's model_fn and Scaffold already are)."
-        )
+    # Eager, as TF's warm_start: the ops run now, so there are no initializers to install.
+    install = install and not tf.executing_eagerly()
     selected = _group(_select(config.vars, var_list))
     groups = selected
     prev = config.prev
@@ -336,6 +333,11 @@ def build_warm_start_op(warm_start_from, *, var_list=None) -> tuple[tf.Operation
       CheckpointNotFoundError: nothing is at the checkpoint path.
       RuntimeError: called in eager mode.
     """
+    if tf.executing_eagerly():
+        raise RuntimeError(
+            "est_ckpt.build_warm_start_op builds graph ops: call it inside `with tf.Graph().as_default():` "
+            "(Estimator's model_fn and Scaffold already are), or use `est_ckpt.warm_start` in eager mode."
+        )
     return _build(_Config(warm_start_from), var_list=var_list, install=False)
 
 
@@ -350,9 +352,11 @@ def warm_start(
 ) -> WarmStartPlan:
     """Makes the default graph's variables initialise from a checkpoint (`tf.compat.v1.train.warm_start`).
 
-    Graph mode only. Every selected variable's initializer becomes an assign
+    In graph mode every selected variable's initializer becomes an assign
     from one batched `RestoreV2`, so `global_variables_initializer()` (or a
-    Scaffold's init op) loads the checkpoint values.
+    Scaffold's init op) loads the checkpoint values. In eager mode, as TF's,
+    the variables listed in `vars_to_warm_start` get their values at once (a
+    regex selects from the graph collections, which eager variables are not in).
 
     Args:
       ckpt_to_initialize_from: a model dir or a prefix, name-based or object-based.
