@@ -30,7 +30,7 @@ from tensorflow.python.training import warm_starting_util
 from tensorflow.python.util import deprecation
 
 from est_ckpt import fileio, mapping
-from est_ckpt.errors import MappingError, UnusedMappingError
+from est_ckpt.errors import MappingError, NotAMappingError, UnusedMappingError
 from est_ckpt.format import checkpoint
 from est_ckpt.mapping import WarmStartPlan
 from est_ckpt.tf import runtime
@@ -148,6 +148,18 @@ def _target(name: str, parts: list, vocab: bool) -> mapping.Target:
 # -- the engine ---------------------------------------------------------------------------
 
 
+def _mapping_arg(value, argument: str, *, none_only: bool = False) -> dict:
+    """`value` as a dict: None (with `none_only` False, anything empty) is `{}`, a non-mapping is refused."""
+    if value is None or (not none_only and not value):
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    # TF's warm_start calls `.get` on it: AttributeError (ours is a TypeError too).
+    raise NotAMappingError(
+        f"`{argument}` must be a dict keyed by variable name (got {type(value).__name__}: {value!r:.80})."
+    )
+
+
 class _Config:
     """The warm-start request, from a path or either kind of `WarmStartSettings`."""
 
@@ -164,13 +176,14 @@ class _Config:
             self.rules = tuple(warm_start_from.rename_rules)
         elif isinstance(warm_start_from, _TFWarmStartSettings):
             self.ckpt, self.vars, self.vocab, prev = tuple.__iter__(warm_start_from)
-            self.prev, self.amap, self.rules = dict(prev or {}), {}, ()
+            self.prev = _mapping_arg(prev, "var_name_to_prev_var_name")
+            self.amap, self.rules = {}, ()
         else:
             raise TypeError(
                 "warm_start_from must be a checkpoint path or a WarmStartSettings "
                 f"(got {type(warm_start_from).__name__})."
             )
-        self.vocab = dict(self.vocab or {})
+        self.vocab = _mapping_arg(self.vocab, "var_name_to_vocab_info")
 
 
 def _build(config: _Config, *, var_list, install: bool, note: str = "") -> tuple[Any, WarmStartPlan]:
@@ -383,12 +396,15 @@ def warm_start(
       The `WarmStartPlan` applied.
 
     Raises:
-      MappingError: see `build_warm_start_op`.
+      MappingError: see `build_warm_start_op` (a `ValueError`, as TF raises).
+      ValueError: `vars_to_warm_start` is not one of the forms above.
+      NotAMappingError: `var_name_to_vocab_info` or `var_name_to_prev_var_name`
+        is not a dict (an `AttributeError`, as TF raises).
     """
     config = _Config(ckpt_to_initialize_from)
     config.vars = vars_to_warm_start
-    config.vocab = dict(var_name_to_vocab_info or {})
-    config.prev = dict(var_name_to_prev_var_name or {})
+    config.vocab = _mapping_arg(var_name_to_vocab_info, "var_name_to_vocab_info", none_only=True)
+    config.prev = _mapping_arg(var_name_to_prev_var_name, "var_name_to_prev_var_name")
     config.amap = dict(assignment_map or {})
     config.rules = tuple(rename_rules or ())
     return _build(config, var_list=None, install=True)[1]
@@ -425,11 +441,15 @@ class WarmStartSettings(_TFWarmStartSettings):
         # TF marks the class deprecated (Estimator is); the warning would name our module, not the user's.
         with deprecation.silence():
             self = super().__new__(
-                cls, ckpt_to_initialize_from, vars_to_warm_start, var_name_to_vocab_info, None
+                cls,
+                ckpt_to_initialize_from,
+                vars_to_warm_start,
+                _mapping_arg(var_name_to_vocab_info, "var_name_to_vocab_info"),
+                None,
             )
         self.assignment_map = dict(assignment_map or {})
         # Kept out of the tuple so that TF's own warm_start never sees renames it would misapply.
-        self.prev_var_names = dict(var_name_to_prev_var_name or {})
+        self.prev_var_names = _mapping_arg(var_name_to_prev_var_name, "var_name_to_prev_var_name")
         self.rename_rules = tuple(tuple(r) for r in (rename_rules or ()))
         self.plans = weakref.WeakKeyDictionary()
         return self
@@ -516,16 +536,18 @@ def warm_start_settings(
     are checked now; the checkpoint is read when Estimator builds its graph.
 
     Raises:
-      MappingError: `assignment_map` or `rename_rules` is malformed.
+      MappingError: `assignment_map`, `rename_rules` or `var_name_to_prev_var_name` is malformed.
+      NotAMappingError: `var_name_to_vocab_info` or `var_name_to_prev_var_name` is not a dict.
       ValueError: `ckpt_to_initialize_from` is empty.
     """
-    mapping._AssignmentMap(assignment_map, set(), var_name_to_prev_var_name)
+    prev = _mapping_arg(var_name_to_prev_var_name, "var_name_to_prev_var_name")
+    mapping._AssignmentMap(assignment_map, set(), prev)
     mapping._Rules(list(rename_rules or ()))
     return WarmStartSettings(
         ckpt_to_initialize_from,
         vars_to_warm_start,
         var_name_to_vocab_info,
-        var_name_to_prev_var_name,
+        prev,
         assignment_map=assignment_map,
         rename_rules=rename_rules,
     )
