@@ -33,7 +33,7 @@ from est_ckpt import fileio, mapping
 from est_ckpt.errors import MappingError, NotAMappingError, UnusedMappingError
 from est_ckpt.format import checkpoint
 from est_ckpt.mapping import WarmStartPlan
-from est_ckpt.tf import runtime
+from est_ckpt.tf import runtime, vocab_remap
 
 _estimator_lib = runtime.estimator()
 _logger = tf.get_logger()
@@ -232,12 +232,10 @@ def _build(config: _Config, *, var_list, install: bool, note: str = "") -> tuple
     work = []
     for a in plan.assignments:
         parts = groups[a.target]
-        if a.target in config.vocab:
-            if len(a.source_keys) > 1:
-                raise MappingError(
-                    f"'{a.target}': vocabulary remapping needs one source tensor, but {a.source_name} was saved "
-                    f"in parts ({a.source_key}); convert the checkpoint first (est-ckpt convert)."
-                )
+        if a.target in config.vocab and len(a.source_keys) > 1:
+            # TF's kernel reads one tensor: remap the parts saved one by one after concatenating them.
+            work.append(("vocab_parts", a, parts, [request(k, "", a.source_dtype) for k in a.source_keys]))
+        elif a.target in config.vocab:
             work.append(("vocab", a, parts, None))
         elif len(a.source_keys) > 1:
             work.append(("concat", a, parts, [request(k, "", a.source_dtype) for k in a.source_keys]))
@@ -261,7 +259,10 @@ def _build(config: _Config, *, var_list, install: bool, note: str = "") -> tuple
             if kind == "vocab":
                 ops += _vocab(a, parts, config.vocab[a.target], prefix, install)
                 continue
-            if kind == "concat":
+            if kind == "vocab_parts":
+                whole = tf.concat([restored[i] for i in slots], axis=a.part_axis)
+                values = vocab_remap.remap_initial_values(parts, whole, config.vocab[a.target])
+            elif kind == "concat":
                 whole = tf.concat([restored[i] for i in slots], axis=a.part_axis)
                 values = [_slice_of(whole, p) for p in parts]
             else:
