@@ -36,6 +36,7 @@ from est_ckpt.errors import (  # noqa: E402
     AmbiguousNameError,
     CheckpointNotFoundError,
     MismatchError,
+    NotAMappingError,
     UnmappedVariablesError,
 )
 
@@ -464,6 +465,20 @@ def vocab_info_without_vocabularies(s, vocab):
 
 
 @case({"x": (_ones([4, 1]), None)})
+def prev_var_name_empty(s, vocab):
+    # TF counts an empty old name as not given, so the entry is unused.
+    _zeros("x", [4, 1])
+    return ".*", None, {s("x"): ""}
+
+
+@case({"x": (FW, None), "w": (_ones([2]), None)})
+def vars_to_warm_start_is_none_prev_for_non_trainable(s, vocab):
+    _zeros("x", [5, 1])
+    _zeros("w", [2], trainable=False)
+    return None, {s("x"): _rows()(vocab)}, {s("w"): s("w")}
+
+
+@case({"x": (_ones([4, 1]), None)})
 def missing_variable(s, vocab):
     _zeros("x", [4, 1])
     _zeros("not_in_checkpoint", [2])
@@ -859,3 +874,20 @@ def test_difference_vocabulary_source_missing(sources):
         build()
         with pytest.raises(UnmappedVariablesError, match="'absent'"):
             est_ckpt.warm_start(sources["tf1"][0], ".*", {"absent": info})
+
+
+def test_difference_not_a_dict_names_the_argument(ckpts):
+    """A list where TF wants a dict: TF's AttributeError, which est_ckpt's NotAMappingError is, naming the argument."""
+    for args, argument in (
+        ((".*", []), "var_name_to_vocab_info"),
+        ((".*", None, [("a", "a")]), "var_name_to_prev_var_name"),
+    ):
+        with tf.Graph().as_default():
+            _scalar_named("a")()
+            with pytest.raises(AttributeError):
+                tf1.train.warm_start(ckpts("tf1"), *args)
+            with pytest.raises(NotAMappingError, match=f"`{argument}` must be a dict") as e:
+                est_ckpt.warm_start(ckpts("tf1"), *args)
+            assert isinstance(e.value, AttributeError) and isinstance(e.value, TypeError)
+    with pytest.raises(NotAMappingError, match="`var_name_to_prev_var_name` must be a dict"):
+        est_ckpt.warm_start_settings(ckpts("tf1"), ".*", None, [("a", "a")])
