@@ -48,5 +48,9 @@ class UnusedMappingError(MappingError):
     """An `assignment_map` entry matches nothing."""
 
 
+class NotAMappingError(EstCkptError, TypeError, AttributeError):
+    """An argument that must be a dict is not one (TF's `warm_start` raises `AttributeError` for it)."""
+
+
 class ConversionError(EstCkptError, ValueError):
     """A checkpoint cannot be converted as asked."""

@@ -274,10 +274,13 @@ def test_saved_model_dir_is_accepted_like_estimator_does(tmp_path):
         assert _init_and_read(v) == [3.0]
 
 
-def test_eager_mode_is_refused(ckpts):
-    """Warm-starting builds graph ops, so eager mode raises a RuntimeError saying so."""
+def test_eager_mode_is_refused_by_the_op_builder(ckpts):
+    """`build_warm_start_op` builds an op to run later, so eager mode raises a RuntimeError saying so.
+
+    (`warm_start` itself works in eager mode as TF's does: tests/test_warm_start_compat.py.)
+    """
     with pytest.raises(RuntimeError, match="graph"):
-        est_ckpt.warm_start(ckpts("tf1"))
+        build_warm_start_op(ckpts("tf1"))
 
 
 def _model_fn(features, labels, mode):

@@ -27,13 +27,30 @@ import tensorflow as tf
 from tensorflow.python.util import deprecation
 
 from est_ckpt import mapping
+from est_ckpt.errors import NotAMappingError
 from est_ckpt.tf import runtime
 
 _estimator_lib = runtime.estimator()
 _logger = tf.get_logger()
 _TFWarmStartSettings = _estimator_lib.WarmStartSettings
 
-__all__ = ["WarmStartRequest", "WarmStartSettings", "warm_start_settings"]
+__all__ = ["WarmStartRequest", "WarmStartSettings", "mapping_arg", "warm_start_settings"]
+
+
+def mapping_arg(value, argument: str, *, none_only: bool = False) -> dict:
+    """`value` as a dict: None (with `none_only` False, anything empty) is `{}`, a non-mapping is refused.
+
+    Raises:
+      NotAMappingError: `value` is not a mapping (TF's warm_start calls `.get` on
+        it: an AttributeError; ours is a TypeError too).
+    """
+    if value is None or (not none_only and not value):
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise NotAMappingError(
+        f"`{argument}` must be a dict keyed by variable name (got {type(value).__name__}: {value!r:.80})."
+    )
 
 
 class WarmStartRequest:
@@ -64,13 +81,14 @@ class WarmStartRequest:
             self.rules = tuple(warm_start_from.rename_rules)
         elif isinstance(warm_start_from, _TFWarmStartSettings):
             self.ckpt, self.vars, self.vocab, prev = tuple.__iter__(warm_start_from)
-            self.prev, self.amap, self.rules = dict(prev or {}), {}, ()
+            self.prev = mapping_arg(prev, "var_name_to_prev_var_name")
+            self.amap, self.rules = {}, ()
         else:
             raise TypeError(
                 "warm_start_from must be a checkpoint path or a WarmStartSettings "
                 f"(got {type(warm_start_from).__name__})."
             )
-        self.vocab = dict(self.vocab or {})
+        self.vocab = mapping_arg(self.vocab, "var_name_to_vocab_info")
 
 
 _ESTIMATOR_NOTE = " (TF's own warm_start, which Estimator runs next, is left nothing to do and logs 0)"
@@ -101,11 +119,15 @@ class WarmStartSettings(_TFWarmStartSettings):
         # TF marks the class deprecated (Estimator is); the warning would name our module, not the user's.
         with deprecation.silence():
             self = super().__new__(
-                cls, ckpt_to_initialize_from, vars_to_warm_start, var_name_to_vocab_info, None
+                cls,
+                ckpt_to_initialize_from,
+                vars_to_warm_start,
+                mapping_arg(var_name_to_vocab_info, "var_name_to_vocab_info"),
+                None,
             )
         self.assignment_map = dict(assignment_map or {})
         # Kept out of the tuple so that TF's own warm_start never sees renames it would misapply.
-        self.prev_var_names = dict(var_name_to_prev_var_name or {})
+        self.prev_var_names = mapping_arg(var_name_to_prev_var_name, "var_name_to_prev_var_name")
         self.rename_rules = tuple(tuple(r) for r in (rename_rules or ()))
         self.plans = weakref.WeakKeyDictionary()
         return self
@@ -194,26 +216,31 @@ class WarmStartSettings(_TFWarmStartSettings):
 def warm_start_settings(
     ckpt_to_initialize_from,
     vars_to_warm_start=".*",
+    var_name_to_vocab_info: Optional[Mapping[str, Any]] = None,
+    var_name_to_prev_var_name: Optional[Mapping[str, str]] = None,
     *,
     assignment_map: Optional[Mapping[str, str]] = None,
-    var_name_to_vocab_info: Optional[Mapping[str, Any]] = None,
     rename_rules: Optional[Sequence[tuple[str, Optional[str]]]] = None,
 ) -> WarmStartSettings:
     """Returns the `tf.estimator.WarmStartSettings` to pass as `Estimator(warm_start_from=...)`.
 
-    Arguments are those of `warm_start`. The maps and rules are checked now;
-    the checkpoint is read when Estimator builds its graph.
+    Arguments are those of `warm_start`: the first four are
+    `tf.estimator.WarmStartSettings`'s, positional as there. The maps and rules
+    are checked now; the checkpoint is read when Estimator builds its graph.
 
     Raises:
-      MappingError: `assignment_map` or `rename_rules` is malformed.
+      MappingError: `assignment_map`, `rename_rules` or `var_name_to_prev_var_name` is malformed.
+      NotAMappingError: `var_name_to_vocab_info` or `var_name_to_prev_var_name` is not a dict.
       ValueError: `ckpt_to_initialize_from` is empty.
     """
-    mapping.AssignmentMap(assignment_map, set())
+    prev = mapping_arg(var_name_to_prev_var_name, "var_name_to_prev_var_name")
+    mapping.AssignmentMap(assignment_map, set(), prev)
     mapping.RenameRules(list(rename_rules or ()))
     return WarmStartSettings(
         ckpt_to_initialize_from,
         vars_to_warm_start,
         var_name_to_vocab_info,
+        prev,
         assignment_map=assignment_map,
         rename_rules=rename_rules,
     )

@@ -23,7 +23,8 @@ from est_ckpt import fileio, mapping
 from est_ckpt.errors import MappingError, UnusedMappingError
 from est_ckpt.format import checkpoint
 from est_ckpt.mapping import WarmStartPlan
-from est_ckpt.tf.settings import WarmStartRequest, WarmStartSettings, warm_start_settings
+from est_ckpt.tf import vocab_remap
+from est_ckpt.tf.settings import WarmStartRequest, WarmStartSettings, mapping_arg, warm_start_settings
 
 _logger = tf.get_logger()
 
@@ -71,29 +72,30 @@ def _is_variable(x) -> bool:
     return isinstance(x, variables_lib.Variable) or resource_variable_ops.is_resource_variable(x)
 
 
-def _select(vars_to_warm_start, var_list, vocab_names) -> list:
-    """The variables to warm-start, with TF's `vars_to_warm_start` semantics."""
+def _select(vars_to_warm_start, var_list) -> list:
+    """The variables `vars_to_warm_start` selects, as TF's `warm_start` collects them.
+
+    None selects every trainable variable, as in TF; only those of
+    `var_name_to_vocab_info` are then warm-started (see `build_warm_start`).
+    """
     if var_list is not None:
         return list(var_list)
     v1 = tf.compat.v1
-    if vars_to_warm_start is None:
-        # TF: only trainable variables named in `var_name_to_vocab_info`.
-        return [v for v in v1.get_collection(v1.GraphKeys.TRAINABLE_VARIABLES) if _name_of(v) in vocab_names]
-    if isinstance(vars_to_warm_start, str):
+    if vars_to_warm_start is None or isinstance(vars_to_warm_start, str):
         return v1.get_collection(v1.GraphKeys.TRAINABLE_VARIABLES, scope=vars_to_warm_start)
-    if isinstance(vars_to_warm_start, (list, tuple)):
+    # A list, as TF: it refuses tuples (and PartitionedVariables in the list) with a ValueError too.
+    if isinstance(vars_to_warm_start, list):
         if all(isinstance(v, str) for v in vars_to_warm_start):
             out = []
             for scope in vars_to_warm_start:
                 out += v1.get_collection(v1.GraphKeys.GLOBAL_VARIABLES, scope=scope)
             return out
-        if all(
-            _is_variable(v) or isinstance(v, variables_lib.PartitionedVariable) for v in vars_to_warm_start
-        ):
+        if all(_is_variable(v) for v in vars_to_warm_start):
             return list(vars_to_warm_start)
         raise ValueError(
             "`vars_to_warm_start` as a list must hold only variable names (regex scopes) or only "
-            f"Variables (got {[type(v).__name__ for v in vars_to_warm_start]})."
+            f"Variables (got {[type(v).__name__ for v in vars_to_warm_start]}); for a PartitionedVariable "
+            "list its parts (`list(partitioned_variable)`)."
         )
     raise ValueError(
         f"`vars_to_warm_start` must be a regex string, a list of strings, a list of Variables or None "
@@ -160,17 +162,21 @@ def build_warm_start(
 
     Raises:
       MappingError: see `build_warm_start_op`.
-      RuntimeError: called in eager mode.
     """
-    if tf.executing_eagerly():
-        raise RuntimeError(
-            "est_ckpt warm-starting builds graph ops: call it inside `with tf.Graph().as_default():` "
-            "(Estimator's model_fn and Scaffold already are)."
-        )
+    # Eager, as TF's warm_start: the ops run now, so there are no initializers to install.
+    install = install and not tf.executing_eagerly()
+    selected = _group(_select(config.vars, var_list))
+    groups = selected
+    prev = config.prev
+    if var_list is None and not config.vars:
+        # TF: a falsy `vars_to_warm_start` (None, '', []) warm-starts only the vocabulary variables
+        # among those selected, yet counts a rename of any selected variable as used.
+        groups = {name: parts for name, parts in selected.items() if config.vocab.get(name)}
+        prev = {t: s for t, s in prev.items() if t in groups or t not in selected or not s}
     prefix = _resolve(config.ckpt)
     info = _read_info(prefix)
-    groups = _group(_select(config.vars, var_list, set(config.vocab)))
-    unused_vocab = sorted(set(config.vocab) - set(groups))
+    # TF counts an entry without a VocabInfo (None) as unused, like one naming no selected variable.
+    unused_vocab = sorted(name for name, vocab in config.vocab.items() if not vocab or name not in groups)
     if unused_vocab:
         raise UnusedMappingError(
             f"var_name_to_vocab_info names variables that are not warm-started: {', '.join(unused_vocab)}. "
@@ -182,7 +188,7 @@ def build_warm_start(
         targets,
         assignment_map=config.amap,
         rename_rules=config.rules,
-        var_name_to_prev_var_name=config.prev,
+        var_name_to_prev_var_name=prev,
     )
     plan.raise_for_errors()
 
@@ -202,12 +208,10 @@ def build_warm_start(
     work = []
     for a in plan.assignments:
         parts = groups[a.target]
-        if a.target in config.vocab:
-            if len(a.source_keys) > 1:
-                raise MappingError(
-                    f"'{a.target}': vocabulary remapping needs one source tensor, but {a.source_name} was saved "
-                    f"in parts ({a.source_key}); convert the checkpoint first (est-ckpt convert)."
-                )
+        if a.target in config.vocab and len(a.source_keys) > 1:
+            # TF's kernel reads one tensor: remap the parts saved one by one after concatenating them.
+            work.append(("vocab_parts", a, parts, [request(k, "", a.source_dtype) for k in a.source_keys]))
+        elif a.target in config.vocab:
             work.append(("vocab", a, parts, None))
         elif len(a.source_keys) > 1:
             work.append(("concat", a, parts, [request(k, "", a.source_dtype) for k in a.source_keys]))
@@ -231,7 +235,10 @@ def build_warm_start(
             if kind == "vocab":
                 ops += _vocab(a, parts, config.vocab[a.target], prefix, install)
                 continue
-            if kind == "concat":
+            if kind == "vocab_parts":
+                whole = tf.concat([restored[i] for i in slots], axis=a.part_axis)
+                values = vocab_remap.remap_initial_values(parts, whole, config.vocab[a.target])
+            elif kind == "concat":
                 whole = tf.concat([restored[i] for i in slots], axis=a.part_axis)
                 values = [_slice_of(whole, p) for p in parts]
             else:
@@ -316,34 +323,45 @@ def build_warm_start_op(warm_start_from, *, var_list=None) -> tuple[tf.Operation
       CheckpointNotFoundError: nothing is at the checkpoint path.
       RuntimeError: called in eager mode.
     """
+    if tf.executing_eagerly():
+        raise RuntimeError(
+            "est_ckpt.build_warm_start_op builds graph ops: call it inside `with tf.Graph().as_default():` "
+            "(Estimator's model_fn and Scaffold already are), or use `est_ckpt.warm_start` in eager mode."
+        )
     return build_warm_start(WarmStartRequest(warm_start_from), var_list=var_list, install=False)
 
 
 def warm_start(
     ckpt_to_initialize_from,
     vars_to_warm_start=".*",
+    var_name_to_vocab_info: Optional[Mapping[str, Any]] = None,
+    var_name_to_prev_var_name: Optional[Mapping[str, str]] = None,
     *,
     assignment_map: Optional[Mapping[str, str]] = None,
-    var_name_to_vocab_info: Optional[Mapping[str, Any]] = None,
     rename_rules: Optional[Sequence[tuple[str, Optional[str]]]] = None,
 ) -> WarmStartPlan:
     """Makes the default graph's variables initialise from a checkpoint (`tf.compat.v1.train.warm_start`).
 
-    Graph mode only. Every selected variable's initializer becomes an assign
+    In graph mode every selected variable's initializer becomes an assign
     from one batched `RestoreV2`, so `global_variables_initializer()` (or a
-    Scaffold's init op) loads the checkpoint values.
+    Scaffold's init op) loads the checkpoint values. In eager mode, as TF's,
+    the variables listed in `vars_to_warm_start` get their values at once (a
+    regex selects from the graph collections, which eager variables are not in).
 
     Args:
       ckpt_to_initialize_from: a model dir or a prefix, name-based or object-based.
       vars_to_warm_start: TF's semantics: a regex over trainable variables, a
         list of regex scopes over global variables, a list of variables, or
         None (only the variables of `var_name_to_vocab_info`).
+      var_name_to_vocab_info: `{variable name: tf.estimator.VocabInfo}`: these
+        variables are remapped by TF's own vocabulary warm-start.
+      var_name_to_prev_var_name: TF's `{variable name: name in the checkpoint}`
+        renames (the full name for a partitioned variable); a checkpoint name
+        may also be a recorded `full_name` or an object path.
       assignment_map: `{source: target}` in `init_from_checkpoint`'s grammar
         (`'old/': 'new/'`, `'/': 'new/'`, exact names); a source may be a TF1
         name, a recorded `full_name` or an object path (`'vars/0'`). Every entry
         must match a variable.
-      var_name_to_vocab_info: `{variable name: tf.estimator.VocabInfo}`: these
-        variables are remapped by TF's own vocabulary warm-start.
       rename_rules: ordered `(regex, replacement)` pairs over variable names,
         for variables no `assignment_map` entry covers: the first regex
         matching a whole name gives its source name, the replacement with its
@@ -355,11 +373,15 @@ def warm_start(
       The `WarmStartPlan` applied.
 
     Raises:
-      MappingError: see `build_warm_start_op`.
+      MappingError: see `build_warm_start_op` (a `ValueError`, as TF raises).
+      ValueError: `vars_to_warm_start` is not one of the forms above.
+      NotAMappingError: `var_name_to_vocab_info` or `var_name_to_prev_var_name`
+        is not a dict (an `AttributeError`, as TF raises).
     """
     config = WarmStartRequest(ckpt_to_initialize_from)
     config.vars = vars_to_warm_start
-    config.vocab = dict(var_name_to_vocab_info or {})
+    config.vocab = mapping_arg(var_name_to_vocab_info, "var_name_to_vocab_info", none_only=True)
+    config.prev = mapping_arg(var_name_to_prev_var_name, "var_name_to_prev_var_name")
     config.amap = dict(assignment_map or {})
     config.rules = tuple(rename_rules or ())
     return build_warm_start(config, var_list=None, install=True)[1]
