@@ -37,7 +37,8 @@ from typing import Optional, Sequence
 
 from est_ckpt import fileio
 from est_ckpt.errors import ConversionError, DestinationExistsError
-from est_ckpt.format import bundle, checkpoint, keys, wire
+from est_ckpt.format import bundle, checkpoint, dtypes, keys, object_graph, tensors, wire
+from est_ckpt.format.table import read_table
 
 FORMATS = ("tf1", "tf2")
 NAMINGS = ("full_name", "path")
@@ -172,14 +173,17 @@ def _group_parts(
 
 def _sliced_entry(key: str, dtype: int, shape: Sequence[int], slices: Sequence) -> bundle.Entry:
     """The entry of a partitioned variable as TF writes it: dtype, shape, slices, no data."""
-    shape_proto = b"".join(wire.field_bytes(2, wire.field_varint(1, d) if d else b"") for d in shape)
-    raw = wire.field_varint(1, dtype) + wire.field_bytes(2, shape_proto)
+    shape_proto = b"".join(
+        wire.field_bytes(bundle.SHAPE_DIM, wire.field_varint(bundle.DIM_SIZE, d) if d else b"") for d in shape
+    )
+    raw = wire.field_varint(bundle.ENTRY_DTYPE, dtype) + wire.field_bytes(bundle.ENTRY_SHAPE, shape_proto)
     for extents in slices:
         proto = b""
         for start, length in extents:
-            ext = (wire.field_varint(1, start) if start else b"") + wire.field_varint(2, length)
-            proto += wire.field_bytes(1, ext)
-        raw += wire.field_bytes(7, proto)
+            ext = wire.field_varint(bundle.EXTENT_START, start) if start else b""
+            ext += wire.field_varint(bundle.EXTENT_LENGTH, length)
+            proto += wire.field_bytes(bundle.SLICE_EXTENT, ext)
+        raw += wire.field_bytes(bundle.ENTRY_SLICES, proto)
     return bundle.parse_entry(key, raw)
 
 
@@ -298,9 +302,9 @@ def _object_graph(variables: Sequence[_Var]) -> bytes:
     listed = sorted((v for v in variables if v.name != GLOBAL_STEP), key=lambda v: v.name)
     root_children, nodes = [], [None]
 
-    def leaf(var: _Var) -> checkpoint.ObjectNode:
-        attr = checkpoint.SerializedTensor(keys.VARIABLE_VALUE, var.name, _tf2_key(var))
-        return checkpoint.ObjectNode((), (attr,), ())
+    def leaf(var: _Var) -> object_graph.ObjectNode:
+        attr = object_graph.SerializedTensor(keys.VARIABLE_VALUE, var.name, _tf2_key(var))
+        return object_graph.ObjectNode((), (attr,), ())
 
     if step:
         root_children.append((len(nodes), STEP))
@@ -313,9 +317,9 @@ def _object_graph(variables: Sequence[_Var]) -> bytes:
         for var in listed:
             children.append((len(nodes), var.name))
             nodes.append(leaf(var))
-        nodes[var_list_id] = checkpoint.ObjectNode(tuple(children), (), ())
-    nodes[0] = checkpoint.ObjectNode(tuple(root_children), (), ())
-    return checkpoint.encode_object_graph(checkpoint.ObjectGraph(tuple(nodes)))
+        nodes[var_list_id] = object_graph.ObjectNode(tuple(children), (), ())
+    nodes[0] = object_graph.ObjectNode(tuple(root_children), (), ())
+    return object_graph.encode_object_graph(object_graph.ObjectGraph(tuple(nodes)))
 
 
 def _data_files(prefix: str) -> list[str]:
@@ -440,7 +444,7 @@ def _verify(prefix: str, header: bytes, rows: dict[bytes, bytes], shard_sizes: S
     """
     path = bundle.index_path(prefix)
     try:
-        table = bundle.read_table(fileio.read_bytes(path))
+        table = read_table(fileio.read_bytes(path))
     except Exception as e:  # the table reader's own errors are private to bundle.
         raise ConversionError(f"{path}: the index written does not read back ({e}).") from None
     if len(table) != len(rows) + 1 or dict(table) != {b"": header, **rows}:
@@ -510,8 +514,10 @@ def convert(
     shard_sizes = [info.bundle.shard_sizes[old] for old in used]
     graph_data = None
     if to == "tf2":
-        graph_data = bundle.encode_string_tensor([_object_graph(variables)])
-        rows[keys.OBJECT_GRAPH_KEY.encode()] = bundle.new_entry(7, (), num_shards, 0, graph_data)
+        graph_data = tensors.encode_string_tensor([_object_graph(variables)])
+        rows[keys.OBJECT_GRAPH_KEY.encode()] = tensors.new_entry(
+            dtypes.DT_STRING, (), num_shards, 0, graph_data
+        )
         shard_sizes.append(len(graph_data))
         num_shards += 1
     header = bundle.encode_header(num_shards, template=info.bundle.header)

@@ -12,7 +12,7 @@ from typing import Optional
 
 from est_ckpt import fileio
 from est_ckpt.errors import ConversionError
-from est_ckpt.format import bundle, checkpoint
+from est_ckpt.format import checkpoint, dtypes, tensors
 from est_ckpt.tools.convert import _resolve_names, _same_file, _Var
 
 
@@ -58,10 +58,10 @@ def _value(info: checkpoint.CheckpointInfo, var: _Var):
 
     if len(var.source_keys) == 1:
         return info.read_tensor(var.source_keys[0])
-    full = np.empty(var.entry.shape, dtype=bundle._numpy_dtype(var.entry.dtype) or np.dtype(object))
+    full = np.empty(var.entry.shape, dtype=dtypes.numpy_dtype(var.entry.dtype) or np.dtype(object))
     for extents, part in var.parts:
         index = tuple(slice(s, s + n) for s, n in extents)
-        full[index] = bundle.decode_tensor(part, bundle.read_entry_bytes(info.bundle, part))
+        full[index] = tensors.decode_tensor(part, tensors.read_entry_bytes(info.bundle, part))
     return full
 
 
