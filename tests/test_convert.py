@@ -203,7 +203,7 @@ def test_data_shards_are_hard_links_and_source_is_untouched(ckpts, tmp_path):
     dst = est_ckpt.convert_checkpoint(src, str(tmp_path / "x"), to="tf2")
     assert os.stat(bundle.data_path(dst, 0, 2)).st_ino == os.stat(bundle.data_path(src, 0, 1)).st_ino
     est_ckpt.convert_checkpoint(src, dst, to="tf1", force=True)
-    assert sorted(os.listdir(tmp_path)) == ["x.data-00000-of-00001", "x.index"]
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint", "x.data-00000-of-00001", "x.index"]
     assert _files(src_dir) == before
     with open(bundle.data_path(src, 0, 1), "rb") as f:
         assert f.read() == src_bytes
@@ -253,7 +253,24 @@ def test_state_file_makes_destination_the_latest(ckpts, tf, tmp_path):
     assert state.model_checkpoint_path == second
     assert list(state.all_model_checkpoint_paths) == [first, second]
     lonely = est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), str(tmp_path / "new" / "only"), to="tf2")
-    assert not os.path.exists(os.path.join(os.path.dirname(lonely), "checkpoint"))
+    state = tf.train.get_checkpoint_state(str(tmp_path / "new"))
+    assert state.model_checkpoint_path == lonely and list(state.all_model_checkpoint_paths) == [lonely]
+
+
+def test_conversion_into_a_new_directory_writes_its_state_file(ckpts, tf, tmp_path, monkeypatch):
+    """DST in a directory that does not exist yet gets a `checkpoint` state file: TF finds it, Estimator continues."""
+    monkeypatch.chdir(tmp_path)
+    dst = est_ckpt.convert_checkpoint(ckpts("estimator_tf1"), "new/model.ckpt-1", to="tf2")
+    assert dst == "new/model.ckpt-1"
+    with open("new/checkpoint") as f:  # what `Saver.save` writes: paths relative to the directory
+        assert (
+            f.read() == 'model_checkpoint_path: "model.ckpt-1"\nall_model_checkpoint_paths: "model.ckpt-1"\n'
+        )
+    assert tf.train.latest_checkpoint("new") == dst
+    est = tf.estimator.Estimator(fx._model_fn_tf2_ckpt, "new")
+    est.train(fx._estimator_train_fn, steps=1)
+    assert est.get_variable_value("step" + VV) == 2  # the global step continues from 1, not from scratch
+    assert tf.train.latest_checkpoint("new") == "new/model.ckpt-2"
 
 
 def test_destination_equal_to_source_is_refused(ckpts, tmp_path):
@@ -369,7 +386,7 @@ def test_cli_convert(ckpts, tmp_path):
         "prefix": dst,
         "dropped": ["save_counter" + VV],
         "skipped_slots": [],
-        "state_file_updated": False,
+        "state_file_updated": True,
     }
     again = run(src, dst, "--to=tf1")
     assert again.returncode == 1 and "already exists" in again.stderr

@@ -37,7 +37,7 @@ from typing import Optional, Sequence
 
 from est_ckpt import fileio
 from est_ckpt.errors import ConversionError, DestinationExistsError
-from est_ckpt.format import bundle, checkpoint, dtypes, keys, object_graph, tensors, wire
+from est_ckpt.format import bundle, checkpoint, dtypes, keys, object_graph, state_file, tensors, wire
 from est_ckpt.format.table import read_table
 
 FORMATS = ("tf1", "tf2")
@@ -353,72 +353,6 @@ def _progress_printer(label: str):
     return progress
 
 
-def _quote(text: str) -> str:
-    """Quotes a string as protobuf text format does (C escapes, octal for the rest)."""
-    out = []
-    for byte in text.encode("utf-8"):
-        ch = chr(byte)
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif 0x20 <= byte < 0x7F:
-            out.append(ch)
-        else:
-            out.append(f"\\{byte:03o}")
-    return '"' + "".join(out) + '"'
-
-
-_STATE_FIELD = re.compile(r"^\s*(\w+)\s*:\s*(.*?)\s*$")
-
-
-def _update_state_file(directory: str, prefix: str) -> None:
-    """Makes `prefix` the latest entry of `directory`'s `checkpoint` state file, atomically.
-
-    Other entries and their timestamps are kept; paths are written relative to
-    `directory` when `prefix` is inside it, as TF writes them.
-    """
-    path = fileio.join(directory, checkpoint.STATE_FILENAME)
-    entry = fileio.basename(prefix) if fileio.dirname(prefix) == directory else prefix
-    quoted = _quote(entry)
-    paths, stamps, preserved = [], [], None
-    if fileio.exists(path):
-        for line in fileio.read_bytes(path).decode("utf-8", "replace").splitlines():
-            m = _STATE_FIELD.match(line)
-            if not m:
-                continue
-            field, value = m.groups()
-            if field == "all_model_checkpoint_paths":
-                paths.append(value)
-            elif field == "all_model_checkpoint_timestamps":
-                stamps.append(value)
-            elif field == "last_preserved_timestamp":
-                preserved = value
-    if len(stamps) != len(paths):
-        stamps = []
-    keep = [i for i, p in enumerate(paths) if p != quoted]
-    paths = [paths[i] for i in keep] + [quoted]
-    if stamps:
-        stamps = [stamps[i] for i in keep] + [repr(time.time())]
-    lines = [f"model_checkpoint_path: {quoted}"]
-    lines += [f"all_model_checkpoint_paths: {p}" for p in paths]
-    lines += [f"all_model_checkpoint_timestamps: {s}" for s in stamps]
-    if preserved is not None:
-        lines.append(f"last_preserved_timestamp: {preserved}")
-    fileio.write_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"))
-
-
-def _holds_checkpoints(directory: str, exclude: str) -> bool:
-    if fileio.exists(fileio.join(directory, checkpoint.STATE_FILENAME)):
-        return True
-    try:
-        listing = fileio.listdir(directory)
-    except (OSError, Exception):  # gfile raises its own NotFoundError.
-        return False
-    own = fileio.basename(exclude) + ".index"
-    return any(
-        n.endswith(".index") and n != own and ".tmp" not in n and not n.startswith(".") for n in listing
-    )
-
-
 def _same_file(a: str, b: str) -> bool:
     if fileio.is_remote(a) or fileio.is_remote(b):
         return a.rstrip("/") == b.rstrip("/")
@@ -428,12 +362,12 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
-def _resolve_destination(src_prefix: str, dst: str) -> tuple[str, bool]:
-    """Returns `(dst prefix, whether dst named a model directory)`."""
+def _resolve_destination(src_prefix: str, dst: str) -> str:
+    """Returns the prefix `dst` names: in a model directory, the source's base name."""
     dst = str(dst)
     if dst.endswith(("/", os.sep)) or fileio.isdir(dst):
-        return fileio.join(dst.rstrip("/").rstrip(os.sep) or dst, fileio.basename(src_prefix)), True
-    return dst, False
+        return fileio.join(dst.rstrip("/").rstrip(os.sep) or dst, fileio.basename(src_prefix))
+    return dst
 
 
 def _verify(prefix: str, header: bytes, rows: dict[bytes, bytes], shard_sizes: Sequence[int]) -> None:
@@ -471,7 +405,7 @@ def convert(
         raise ConversionError(f"`names` must be one of {NAMINGS} (got {names!r}).")
     info = checkpoint.read_checkpoint(src)
     src_prefix = info.prefix
-    prefix, model_dir = _resolve_destination(src_prefix, dst_prefix)
+    prefix = _resolve_destination(src_prefix, dst_prefix)
     directory = fileio.dirname(prefix) or "."
     if _same_file(prefix, src_prefix) or (
         fileio.exists(bundle.index_path(prefix))
@@ -561,11 +495,9 @@ def convert(
     for stale in existing:
         if stale not in finals and stale != bundle.index_path(prefix):
             fileio.remove(stale)
-    updated = False
-    if model_dir or _holds_checkpoints(directory, prefix):
-        _update_state_file(directory, prefix)
-        updated = True
-    return ConversionReport(prefix, tuple(dropped), tuple(skipped), updated, copied)
+    # As `Saver.save` does, even in a new directory: so `tf.train.latest_checkpoint` and Estimator find DST.
+    state_file.record_latest(directory, prefix)
+    return ConversionReport(prefix, tuple(dropped), tuple(skipped), True, copied)
 
 
 def convert_checkpoint(
@@ -588,9 +520,9 @@ def convert_checkpoint(
       src: a checkpoint prefix, its `.index` / `.data-*` file, or a model directory.
       dst_prefix: the prefix to write. An existing directory (or a path ending
         in `/`) is a model directory: the checkpoint is written there under the
-        source's base name. When the destination's directory is a model
-        directory or holds checkpoints, its `checkpoint` state file is updated
-        so that the new checkpoint is the latest.
+        source's base name. The destination directory's `checkpoint` state
+        file is written (created if there is none, as `Saver.save` does) so
+        that the new checkpoint is the latest.
       to: `"tf2"` for the `make_tf2_scaffold()` layout, `"tf1"` for name-based keys.
       force: replace an existing checkpoint at `dst_prefix`.
       names: for `to="tf1"` (and TF2 sources), `"full_name"` keys variables by
