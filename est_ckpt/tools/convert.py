@@ -36,7 +36,7 @@ import time
 from typing import Optional, Sequence
 
 from est_ckpt import fileio
-from est_ckpt.errors import ConversionError, DestinationExistsError
+from est_ckpt.errors import ConversionError, DestinationExistsError, FormatError
 from est_ckpt.format import bundle, checkpoint, dtypes, keys, object_graph, state_file, tensors, wire
 from est_ckpt.format.table import read_table
 
@@ -379,7 +379,7 @@ def _verify(prefix: str, header: bytes, rows: dict[bytes, bytes], shard_sizes: S
     path = bundle.index_path(prefix)
     try:
         table = read_table(fileio.read_bytes(path))
-    except Exception as e:  # the table reader's own errors are private to bundle.
+    except (OSError, FormatError) as e:
         raise ConversionError(f"{path}: the index written does not read back ({e}).") from None
     if len(table) != len(rows) + 1 or dict(table) != {b"": header, **rows}:
         raise ConversionError(f"{path}: the index written does not read back as written.")
