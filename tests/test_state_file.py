@@ -196,11 +196,15 @@ def test_unusable_files_are_no_state(tmp_path):
     assert state_file.read_state(str(tmp_path)) is None
 
 
-def test_record_latest_creates_and_appends(tmp_path):
+@pytest.mark.parametrize("where", ["absolute", "cwd"])
+def test_record_latest_creates_and_appends(tmp_path, monkeypatch, where):
     """`record_latest` starts a state file, then moves a prefix named again to the end; paths stay relative."""
     d = str(tmp_path)
+    if where == "cwd":  # `convert_checkpoint(src, "model")`: the directory is "."
+        monkeypatch.chdir(tmp_path)
+        d = "."
     for name in ("a", "b", "a"):
-        state_file.record_latest(d, os.path.join(d, name))
+        state_file.record_latest(d, name if d == "." else os.path.join(d, name))
     assert _read(os.path.join(d, "checkpoint")) == (
         b'model_checkpoint_path: "a"\nall_model_checkpoint_paths: "b"\nall_model_checkpoint_paths: "a"\n'
     )

@@ -232,6 +232,15 @@ def read_state_file(directory: str) -> list[str]:
     return [p for p in state.all_model_checkpoint_paths if p != latest] + [latest]
 
 
+def _relative(path: str, directory: str) -> str:
+    # As TF: absolute paths become relative to `directory`, and so do relative
+    # ones (which include `directory`) when `directory` is relative. (TF makes
+    # an absolute path relative twice in that case; once is right.)
+    if os.path.isabs(path) or not os.path.isabs(directory):
+        return os.path.relpath(path, directory)
+    return path
+
+
 def write_state(
     directory: str,
     model_checkpoint_path: str,
@@ -258,17 +267,9 @@ def write_state(
             f"{len(all_model_checkpoint_timestamps)} timestamps given for {len(paths)} checkpoint paths."
         )
 
-    # As TF: absolute paths become relative to `directory`, and so do relative
-    # ones (which include `directory`) when `directory` is relative. (TF makes
-    # an absolute path relative twice in that case; once is right.)
-    def relative(p: str) -> str:
-        if os.path.isabs(p) or not os.path.isabs(directory):
-            return os.path.relpath(p, directory)
-        return p
-
     state = CheckpointState(
-        relative(model_checkpoint_path),
-        tuple(relative(p) for p in paths),
+        _relative(model_checkpoint_path, directory),
+        tuple(_relative(p, directory) for p in paths),
         tuple(all_model_checkpoint_timestamps),
         last_preserved_timestamp,
     )
@@ -286,7 +287,8 @@ def record_latest(directory: str, prefix: str) -> None:
     if state is None:
         write_state(directory, prefix, [prefix])
         return
-    kept = [i for i, p in enumerate(state.all_model_checkpoint_paths) if p != prefix]
+    written = _relative(prefix, directory)
+    kept = [i for i, p in enumerate(state.all_model_checkpoint_paths) if _relative(p, directory) != written]
     paths = [state.all_model_checkpoint_paths[i] for i in kept] + [prefix]
     stamps: list[float] = []
     if len(state.all_model_checkpoint_timestamps) == len(state.all_model_checkpoint_paths) > 0:
