@@ -54,3 +54,19 @@ class NotAMappingError(EstCkptError, TypeError, AttributeError):
 
 class ConversionError(EstCkptError, ValueError):
     """A checkpoint cannot be converted as asked."""
+
+
+class FormatError(CorruptCheckpointError):
+    """Bytes or text do not follow a checkpoint format; readers re-raise it naming the file."""
+
+
+class WireError(FormatError):
+    """Protocol-buffer, varint or `OrderedCode` bytes do not decode."""
+
+
+class TableError(FormatError):
+    """A LevelDB-format table (a checkpoint's `.index`) is malformed."""
+
+
+class KeyGrammarError(EstCkptError, ValueError):
+    """A string does not follow TF's object-path key grammar."""

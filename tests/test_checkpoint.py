@@ -228,9 +228,10 @@ def test_rewritten_index_reads_identically_in_tensorflow(ckpts, tmp_path):
     import tensorflow as tf
 
     from est_ckpt.format import bundle
+    from est_ckpt.format.reader import read_bundle
 
     src = ckpts.prefix("partitioned")
-    b = bundle.read_bundle(src)
+    b = read_bundle(src)
     rows = [(k.encode(), e.raw) for k, e in b.entries.items()]
     rows += [(s.raw_key, s.entry.raw) for s in b.slice_entries]
     dst = str(tmp_path / "copy")
@@ -247,17 +248,18 @@ def test_multi_block_index_written_by_us_reads_in_tensorflow(ckpts, tmp_path):
     """An index split over many small blocks (with separator keys) reads in TF and back in est_ckpt."""
     import tensorflow as tf
 
-    from est_ckpt.format import bundle
+    from est_ckpt.format import bundle, table
+    from est_ckpt.format.reader import read_bundle
 
     src = ckpts.prefix("many_vars", n=300)
-    b = bundle.read_bundle(src)
+    b = read_bundle(src)
     rows = [(k.encode(), e.raw) for k, e in b.entries.items()]
-    data = bundle.build_table([(b"", b.header.raw), *sorted(rows)], block_size=512)
+    data = table.build_table([(b"", b.header.raw), *sorted(rows)], block_size=512)
     dst = str(tmp_path / "blocks")
     with open(dst + ".index", "wb") as f:
         f.write(data)
     shutil.copy(b.data_path(0), bundle.data_path(dst, 0, 1))
-    assert len(bundle.read_table(data)) == 301
+    assert len(table.read_table(data)) == 301
     reader = tf.train.load_checkpoint(dst)
     assert len(reader.get_variable_to_shape_map()) == 300
     assert reader.get_tensor("layer_29/var_299").tolist() == [299.0] * 4

@@ -15,7 +15,7 @@ import pytest
 import est_ckpt
 from est_ckpt import fileio
 from est_ckpt.errors import ConversionError, DestinationExistsError
-from est_ckpt.format import bundle, checkpoint, keys
+from est_ckpt.format import bundle, checkpoint, keys, object_graph, reader, tensors
 from est_ckpt.mapping import tf1_names
 from est_ckpt.tools import convert
 from tests import fixtures as fx
@@ -177,23 +177,23 @@ def test_round_trip_keeps_every_dtype_and_key(ckpts, tf, tmp_path):
     assert set(before) == set(after) == set(fx.dtype_values())
     for key in before:
         assert _same_bits(before[key], after[key]), key
-    assert bundle.read_bundle(back).header.num_shards == 1  # the object graph shard is gone again
+    assert reader.read_bundle(back).header.num_shards == 1  # the object graph shard is gone again
 
 
 def test_partitioned_slices_are_kept(ckpts, tmp_path):
     """A partitioned variable keeps its slices under the new key, both ways, with the source's stored bytes."""
     src = ckpts.prefix("partitioned")
     dst = est_ckpt.convert_checkpoint(src, str(tmp_path / "p"), to="tf2")
-    b = bundle.read_bundle(dst)
+    b = reader.read_bundle(dst)
     key = "var_list/emb" + VV
-    assert b.entries[key].slices == bundle.read_bundle(src).entries["emb"].slices
+    assert b.entries[key].slices == reader.read_bundle(src).entries["emb"].slices
     assert sorted(s.extents for s in b.slice_entries if s.name == key) == [
         ((0, 4), (0, 4)),
         ((4, 3), (0, 4)),
         ((7, 3), (0, 4)),
     ]
     back = est_ckpt.convert_checkpoint(ckpts.prefix("partitioned_tf2"), str(tmp_path / "b"), to="tf1")
-    assert bundle.read_bundle(back).entries["emb"].slices == b.entries[key].slices
+    assert reader.read_bundle(back).entries["emb"].slices == b.entries[key].slices
 
 
 def test_parts_split_along_axis_1_become_the_sliced_entry_tf_writes(ckpts, tmp_path, tf):
@@ -204,7 +204,7 @@ def test_parts_split_along_axis_1_become_the_sliced_entry_tf_writes(ckpts, tmp_p
     saver = ckpts.prefix("partitioned", axis=1)  # TF's name-based Saver: one sliced `emb` [10, 4]
     parts = ckpts.prefix("partitioned_tf2", axis=1)  # emb/part_0..2: [10, 2], [10, 1], [10, 1]
     back = est_ckpt.convert_checkpoint(parts, str(tmp_path / "b"), to="tf1")
-    assert bundle.read_bundle(back).entries["emb"].slices == bundle.read_bundle(saver).entries["emb"].slices
+    assert reader.read_bundle(back).entries["emb"].slices == reader.read_bundle(saver).entries["emb"].slices
     theirs = _reader_values(tf, saver)
     ours = _reader_values(tf, back)
     assert set(ours) == set(theirs) == {"emb", "dense/kernel"}
@@ -225,7 +225,7 @@ def test_data_shards_are_hard_links_and_source_is_untouched(ckpts, tmp_path):
     dst = est_ckpt.convert_checkpoint(src, str(tmp_path / "x"), to="tf2")
     assert os.stat(bundle.data_path(dst, 0, 2)).st_ino == os.stat(bundle.data_path(src, 0, 1)).st_ino
     est_ckpt.convert_checkpoint(src, dst, to="tf1", force=True)
-    assert sorted(os.listdir(tmp_path)) == ["x.data-00000-of-00001", "x.index"]
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint", "x.data-00000-of-00001", "x.index"]
     assert _files(src_dir) == before
     with open(bundle.data_path(src, 0, 1), "rb") as f:
         assert f.read() == src_bytes
@@ -275,7 +275,24 @@ def test_state_file_makes_destination_the_latest(ckpts, tf, tmp_path):
     assert state.model_checkpoint_path == second
     assert list(state.all_model_checkpoint_paths) == [first, second]
     lonely = est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), str(tmp_path / "new" / "only"), to="tf2")
-    assert not os.path.exists(os.path.join(os.path.dirname(lonely), "checkpoint"))
+    state = tf.train.get_checkpoint_state(str(tmp_path / "new"))
+    assert state.model_checkpoint_path == lonely and list(state.all_model_checkpoint_paths) == [lonely]
+
+
+def test_conversion_into_a_new_directory_writes_its_state_file(ckpts, tf, tmp_path, monkeypatch):
+    """DST in a directory that does not exist yet gets a `checkpoint` state file: TF finds it, Estimator continues."""
+    monkeypatch.chdir(tmp_path)
+    dst = est_ckpt.convert_checkpoint(ckpts("estimator_tf1"), "new/model.ckpt-1", to="tf2")
+    assert dst == "new/model.ckpt-1"
+    with open("new/checkpoint") as f:  # what `Saver.save` writes: paths relative to the directory
+        assert (
+            f.read() == 'model_checkpoint_path: "model.ckpt-1"\nall_model_checkpoint_paths: "model.ckpt-1"\n'
+        )
+    assert tf.train.latest_checkpoint("new") == dst
+    est = tf.estimator.Estimator(fx._model_fn_tf2_ckpt, "new")
+    est.train(fx._estimator_train_fn, steps=1)
+    assert est.get_variable_value("step" + VV) == 2  # the global step continues from 1, not from scratch
+    assert tf.train.latest_checkpoint("new") == "new/model.ckpt-2"
 
 
 def test_destination_equal_to_source_is_refused(ckpts, tmp_path):
@@ -321,17 +338,19 @@ def _with_blank_slot_names(info: checkpoint.CheckpointInfo, prefix: str) -> str:
     nodes = []
     for i, node in enumerate(graph.nodes):
         if i in slot_nodes:
-            node = checkpoint.ObjectNode(
+            node = object_graph.ObjectNode(
                 node.children,
-                tuple(checkpoint.SerializedTensor(a.name, "", a.checkpoint_key) for a in node.attributes),
+                tuple(object_graph.SerializedTensor(a.name, "", a.checkpoint_key) for a in node.attributes),
                 node.slot_variables,
             )
         nodes.append(node)
-    data = bundle.encode_string_tensor([checkpoint.encode_object_graph(checkpoint.ObjectGraph(tuple(nodes)))])
+    data = tensors.encode_string_tensor(
+        [object_graph.encode_object_graph(object_graph.ObjectGraph(tuple(nodes)))]
+    )
     b = info.bundle
     rows = {k.encode(): e.raw for k, e in b.entries.items() if k != keys.OBJECT_GRAPH_KEY}
     n = b.header.num_shards
-    rows[keys.OBJECT_GRAPH_KEY.encode()] = bundle.new_entry(7, (), n, 0, data)
+    rows[keys.OBJECT_GRAPH_KEY.encode()] = tensors.new_entry(7, (), n, 0, data)
     for shard in range(n):
         fileio.link_or_copy(b.data_path(shard), bundle.data_path(prefix, shard, n + 1))
     fileio.write_new(bundle.data_path(prefix, n, n + 1), data)
@@ -383,7 +402,7 @@ def test_cli_convert(ckpts, tmp_path):
         "prefix": dst,
         "dropped": ["save_counter" + VV],
         "skipped_slots": [],
-        "state_file_updated": False,
+        "state_file_updated": True,
     }
     again = run(src, dst, "--to=tf1")
     assert again.returncode == 1 and "already exists" in again.stderr
@@ -488,29 +507,29 @@ def test_kill_at_any_point_leaves_old_new_or_no_destination(ckpts, tf, tmp_path,
 
 def test_unused_shards_are_dropped_and_the_rest_renumbered(tf, tmp_path):
     """A shard left holding nothing kept (here only `save_counter`) is dropped and later shards renumbered."""
-    graph = checkpoint.ObjectGraph(
+    graph = object_graph.ObjectGraph(
         (
-            checkpoint.ObjectNode(((1, "save_counter"), (2, "var_list")), (), ()),
-            checkpoint.ObjectNode(
+            object_graph.ObjectNode(((1, "save_counter"), (2, "var_list")), (), ()),
+            object_graph.ObjectNode(
                 (),
-                (checkpoint.SerializedTensor(keys.VARIABLE_VALUE, "save_counter", "save_counter" + VV),),
+                (object_graph.SerializedTensor(keys.VARIABLE_VALUE, "save_counter", "save_counter" + VV),),
                 (),
             ),
-            checkpoint.ObjectNode(((3, "x"),), (), ()),
-            checkpoint.ObjectNode(
-                (), (checkpoint.SerializedTensor(keys.VARIABLE_VALUE, "x", "var_list/x" + VV),), ()
+            object_graph.ObjectNode(((3, "x"),), (), ()),
+            object_graph.ObjectNode(
+                (), (object_graph.SerializedTensor(keys.VARIABLE_VALUE, "x", "var_list/x" + VV),), ()
             ),
         )
     )
     shards = [
         np.int64(1).tobytes(),
         np.array([1.5, -2.5], np.float32).tobytes(),
-        bundle.encode_string_tensor([checkpoint.encode_object_graph(graph)]),
+        tensors.encode_string_tensor([object_graph.encode_object_graph(graph)]),
     ]
     rows = {
-        ("save_counter" + VV).encode(): bundle.new_entry(9, (), 0, 0, shards[0]),
-        ("var_list/x" + VV).encode(): bundle.new_entry(1, (2,), 1, 0, shards[1]),
-        keys.OBJECT_GRAPH_KEY.encode(): bundle.new_entry(7, (), 2, 0, shards[2]),
+        ("save_counter" + VV).encode(): tensors.new_entry(9, (), 0, 0, shards[0]),
+        ("var_list/x" + VV).encode(): tensors.new_entry(1, (2,), 1, 0, shards[1]),
+        keys.OBJECT_GRAPH_KEY.encode(): tensors.new_entry(7, (), 2, 0, shards[2]),
     }
     src = str(tmp_path / "src")
     for i, data in enumerate(shards):
@@ -519,11 +538,11 @@ def test_unused_shards_are_dropped_and_the_rest_renumbered(tf, tmp_path):
     assert _reader_values(tf, src)["var_list/x" + VV].tolist() == [1.5, -2.5]
 
     tf1 = est_ckpt.convert_checkpoint(src, str(tmp_path / "one"), to="tf1")
-    assert bundle.read_bundle(tf1).header.num_shards == 1
+    assert reader.read_bundle(tf1).header.num_shards == 1
     assert os.stat(bundle.data_path(tf1, 0, 1)).st_ino == os.stat(bundle.data_path(src, 1, 3)).st_ino
     assert {k: v.tolist() for k, v in _reader_values(tf, tf1).items()} == {"x": [1.5, -2.5]}
     tf2 = est_ckpt.convert_checkpoint(src, str(tmp_path / "two"), to="tf2")
-    assert bundle.read_bundle(tf2).header.num_shards == 2
+    assert reader.read_bundle(tf2).header.num_shards == 2
     assert _reader_values(tf, tf2)["var_list/x" + VV].tolist() == [1.5, -2.5]
 
 

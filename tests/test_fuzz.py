@@ -55,7 +55,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from est_ckpt.format import bundle, checkpoint, keys, wire  # noqa: E402
+from est_ckpt.format import bundle, checkpoint, keys, reader, table, tensors, wire  # noqa: E402
 
 MUTANTS = int(os.environ.get("EST_CKPT_FUZZ_MUTANTS", "900"))
 SEED = int(os.environ.get("EST_CKPT_FUZZ_SEED", "20261126"))
@@ -110,17 +110,17 @@ def _make_base(source: str, directory: str) -> str:
 def _boundaries(data: bytes) -> list[int]:
     """Every structural offset of a table: blocks, trailers, restart arrays, entries, footer."""
     size = len(data)
-    footer = data[-bundle.FOOTER_SIZE :]
-    _, _, pos = bundle._parse_handle(footer, 0)
-    index_off, index_size, _ = bundle._parse_handle(footer, pos)
-    out = {0, size - bundle.FOOTER_SIZE, size - 8, size - 1, index_off, index_off + index_size}
+    footer = data[-table.FOOTER_SIZE :]
+    _, _, pos = table.parse_handle(footer, 0)
+    index_off, index_size, _ = table.parse_handle(footer, pos)
+    out = {0, size - table.FOOTER_SIZE, size - 8, size - 1, index_off, index_off + index_size}
     block = data[index_off : index_off + index_size]
     blocks = [(index_off, index_size)]
-    for _, handle in bundle._block_entries(block, "index"):
-        off, length, _ = bundle._parse_handle(handle, 0)
+    for _, handle in table.block_entries(block, "index"):
+        off, length, _ = table.parse_handle(handle, 0)
         blocks.append((off, length))
     for off, length in blocks:
-        out |= {off, off + length, off + length + 1, off + length + bundle.BLOCK_TRAILER_SIZE}
+        out |= {off, off + length, off + length + 1, off + length + table.BLOCK_TRAILER_SIZE}
         (num_restarts,) = struct.unpack_from("<I", data, off + length - 4)
         limit = length - 4 - 4 * num_restarts
         out |= {off + limit, off + length - 4}
@@ -154,7 +154,7 @@ def _entry_proto(dtype, shape, shard_id=0, offset=0, size=0, crc=0, slices=()) -
 
 def _rows(prefix: str) -> list[tuple[bytes, bytes]]:
     with open(prefix + ".index", "rb") as f:
-        return bundle.read_table(f.read())
+        return table.read_table(f.read())
 
 
 def _write_rows(prefix: str, rows) -> None:
@@ -169,14 +169,14 @@ def _replace_entry(prefix: str, key: bytes, proto: bytes) -> None:
 
 
 def _string_data(value: bytes) -> tuple[bytes, int]:
-    data = bundle.encode_string_tensor([value])
-    crc = bundle.tensor_crc32c(bundle.Entry("", 7, ()), data)
+    data = tensors.encode_string_tensor([value])
+    crc = tensors.tensor_crc32c(bundle.Entry("", 7, ()), data)
     return data, wire.mask_crc(crc)
 
 
 def _set_object_graph(prefix: str, graph: bytes) -> None:
     """Stores `graph` as the object graph, appended to its shard, with valid CRCs."""
-    b = bundle.read_bundle(prefix)
+    b = reader.read_bundle(prefix)
     entry = b.entries[keys.OBJECT_GRAPH_KEY]
     path = b.data_path(entry.shard_id)
     data, crc = _string_data(graph)
@@ -267,7 +267,7 @@ def _systematic(name: str, base: str) -> list[Mutant]:
             )
         )
     shards = [os.path.basename(s) for s in _shards(at(base))]
-    b0 = bundle.read_bundle(at(base))
+    b0 = reader.read_bundle(at(base))
     for shard in shards:
         out.append(
             Mutant(
@@ -1026,9 +1026,9 @@ def bases(ckpts, tmp_path_factory):
             base = _make_base(ckpts("many_vars", n=60), str(root / name))
             prefix = _prefixes_in(base)[0]
             with open(prefix + ".index", "rb") as f:
-                rows = bundle.read_table(f.read())
+                rows = table.read_table(f.read())
             with open(prefix + ".index", "wb") as f:
-                f.write(bundle.build_table(rows, block_size=1024))
+                f.write(table.build_table(rows, block_size=1024))
             out[name] = base
         else:
             out[name] = _make_base(ckpts(name), str(root / name))

@@ -12,7 +12,7 @@ import pytest
 
 import est_ckpt
 from est_ckpt import verify_checkpoint
-from est_ckpt.format import bundle, keys, wire
+from est_ckpt.format import bundle, keys, reader, table, wire
 from est_ckpt.tools import verify
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +57,7 @@ def flip(path: str, offset: int) -> None:
 
 def rewrite_index(prefix: str, edit) -> None:
     """Rebuilds `<prefix>.index` (valid CRCs) from `edit(rows)` where rows exclude the header."""
-    rows = bundle.read_table(open(prefix + ".index", "rb").read())
+    rows = table.read_table(open(prefix + ".index", "rb").read())
     header = rows[0][1]
     open(prefix + ".index", "wb").write(bundle.build_index(header, edit(rows[1:])))
 
@@ -69,7 +69,7 @@ def test_sound_checkpoints_verify(ckpts, name):
     report = verify_checkpoint(ckpts(name))
     assert report.ok, report.problems
     assert report.prefix == prefix and report.problems == []
-    b = bundle.read_bundle(prefix)
+    b = reader.read_bundle(prefix)
     stored = [e for e in b.entries.values() if not e.slices] + [p.entry for p in b.slice_entries]
     assert report.tensors_checked == len(stored)
     # TF's writer leaves no gaps: the tensors account for every byte of every shard.
@@ -110,7 +110,7 @@ def test_usage_errors():
 def test_reports_every_damaged_tensor(ckpts, tmp_path):
     """Two damaged tensors give two lines, each naming its shard and key; the sound one still counts."""
     prefix = copy_prefix(ckpts("tf1"), tmp_path / "c")
-    b = bundle.read_bundle(prefix)
+    b = reader.read_bundle(prefix)
     shard = b.data_path(0)
     for key in ("a", "scoped/c"):
         flip(shard, b.entries[key].offset)
@@ -127,7 +127,7 @@ def test_tensorflow_agrees_a_flipped_tensor_is_damaged(ckpts, tmp_path):
     import tensorflow as tf
 
     prefix = copy_prefix(ckpts("dtypes_tf2"), tmp_path / "c")
-    b = bundle.read_bundle(prefix)
+    b = reader.read_bundle(prefix)
     key = next(k for k, e in b.entries.items() if e.dtype == 7 and e.shape and k != keys.OBJECT_GRAPH_KEY)
     entry = b.entries[key]
     flip(b.data_path(entry.shard_id), entry.offset + entry.size - 1)
@@ -140,7 +140,7 @@ def test_tensorflow_agrees_a_flipped_tensor_is_damaged(ckpts, tmp_path):
 def test_partition_slice_is_named(ckpts, tmp_path):
     """A damaged part of a partitioned variable is reported by its slice, and the other parts are checked."""
     prefix = copy_prefix(ckpts("partitioned"), tmp_path / "c")
-    b = bundle.read_bundle(prefix)
+    b = reader.read_bundle(prefix)
     part = b.slice_entries[1]
     flip(b.data_path(part.entry.shard_id), part.entry.offset)
     report = verify_checkpoint(prefix)
@@ -155,7 +155,7 @@ def test_partition_slice_is_named(ckpts, tmp_path):
 def test_partition_geometry(ckpts, tmp_path):
     """A partitioned variable whose stored parts no longer tile it is reported, and reading it is refused."""
     prefix = copy_prefix(ckpts("partitioned"), tmp_path / "c")
-    dropped = bundle.read_bundle(prefix).slice_entries[0]
+    dropped = reader.read_bundle(prefix).slice_entries[0]
     rewrite_index(prefix, lambda rows: [r for r in rows if r[0] != dropped.raw_key])
     report = verify_checkpoint(prefix)
     assert report.problems == [
@@ -169,16 +169,16 @@ def test_partition_geometry(ckpts, tmp_path):
 def test_lost_index_block_does_not_hide_the_rest(ckpts, tmp_path):
     """With one index data block damaged, verify says so and still checks the entries of every other block."""
     prefix = copy_prefix(ckpts("many_vars", n=50), tmp_path / "c")
-    rows = bundle.read_table(open(prefix + ".index", "rb").read())
-    open(prefix + ".index", "wb").write(bundle.build_table(rows, block_size=256))
+    rows = table.read_table(open(prefix + ".index", "rb").read())
+    open(prefix + ".index", "wb").write(table.build_table(rows, block_size=256))
     assert verify_checkpoint(prefix).ok
     data = open(prefix + ".index", "rb").read()
-    footer = data[-bundle.FOOTER_SIZE :]
-    _, _, pos = bundle._parse_handle(footer, 0)
-    index_off, index_size, _ = bundle._parse_handle(footer, pos)
-    handles = bundle._block_entries(data[index_off : index_off + index_size], "index")
+    footer = data[-table.FOOTER_SIZE :]
+    _, _, pos = table.parse_handle(footer, 0)
+    index_off, index_size, _ = table.parse_handle(footer, pos)
+    handles = table.block_entries(data[index_off : index_off + index_size], "index")
     assert len(handles) > 4
-    second, _, _ = bundle._parse_handle(handles[2][1], 0)
+    second, _, _ = table.parse_handle(handles[2][1], 0)
     flip(prefix + ".index", second + 3)
     report = verify_checkpoint(prefix)
     assert report.problems == [
@@ -231,7 +231,7 @@ def test_object_graph_naming_a_missing_key(ckpts, tmp_path):
 def test_problem_lines_are_capped(ckpts, tmp_path):
     """A header declaring a thousand missing shards gives a bounded report ending in a count."""
     prefix = copy_prefix(ckpts("tf1"), tmp_path / "c")
-    rows = bundle.read_table(open(prefix + ".index", "rb").read())
+    rows = table.read_table(open(prefix + ".index", "rb").read())
     header = bundle.encode_header(1000)
     open(prefix + ".index", "wb").write(bundle.build_index(header, rows[1:]))
     report = verify_checkpoint(prefix)
@@ -266,7 +266,7 @@ def test_object_graph_entry_with_hostile_size_is_not_read(ckpts, tmp_path):
 def test_streamed_check_of_large_tensors_reports_the_same(ckpts, tmp_path, monkeypatch):
     """Tensors checksummed in chunks (above STREAM_THRESHOLD) give exactly the problems of a whole read."""
     prefix = copy_prefix(ckpts("dtypes"), tmp_path / "c")
-    b = bundle.read_bundle(prefix)
+    b = reader.read_bundle(prefix)
     numeric = [e for _, e in sorted(b.entries.items()) if e.dtype != 7 and e.size]
     flip(b.data_path(0), numeric[0].offset)
     rank40 = numeric[1]

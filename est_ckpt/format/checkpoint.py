@@ -7,152 +7,20 @@ TensorFlow and returns a `CheckpointInfo`.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import re
 from typing import Optional
 
 from est_ckpt import fileio
-from est_ckpt.errors import CheckpointNotFoundError, CorruptCheckpointError
-from est_ckpt.format import bundle, keys, wire
+from est_ckpt.errors import CheckpointNotFoundError, CorruptCheckpointError, WireError
+from est_ckpt.format import bundle, dtypes, keys, reader
+from est_ckpt.format.object_graph import ObjectGraph, parse_object_graph
+from est_ckpt.format.problems import Problems, report
+from est_ckpt.format.state_file import STATE_FILENAME, read_state_file
+from est_ckpt.format.tensors import decode_tensor, read_entry_bytes, read_tensor
 
-STATE_FILENAME = "checkpoint"
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
-_STATE_LINE = re.compile(r'^\s*(model_checkpoint_path|all_model_checkpoint_paths)\s*:\s*(".*")\s*$')
 _STEP = re.compile(r"-(\d+)$")
-
-
-# -- object graph ------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class SerializedTensor:
-    name: str
-    full_name: str
-    checkpoint_key: str
-
-
-@dataclasses.dataclass(frozen=True)
-class SlotReference:
-    original_variable_node_id: int
-    slot_name: str
-    slot_variable_node_id: int
-
-
-@dataclasses.dataclass(frozen=True)
-class ObjectNode:
-    children: tuple[tuple[int, str], ...]
-    attributes: tuple[SerializedTensor, ...]
-    slot_variables: tuple[SlotReference, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class ObjectGraph:
-    """A `TrackableObjectGraph`: node 0 is the root."""
-
-    nodes: tuple[ObjectNode, ...]
-
-    def paths(self) -> dict[int, str]:
-        """Returns the escaped object path of every node, root `''`, slot variables included."""
-        paths: dict[int, str] = {0: ""} if self.nodes else {}
-        queue = [0] if self.nodes else []
-        while queue:
-            node_id = queue.pop(0)
-            base = paths[node_id]
-            for child, local_name in self.nodes[node_id].children:
-                if child not in paths:
-                    esc = keys.escape(local_name)
-                    paths[child] = f"{base}/{esc}" if base else esc
-                    queue.append(child)
-        # Slot variables hang off their optimizer, named after the variable they serve.
-        changed = True
-        while changed:
-            changed = False
-            for node_id, node in enumerate(self.nodes):
-                if node_id not in paths:
-                    continue
-                for slot in node.slot_variables:
-                    var_path = paths.get(slot.original_variable_node_id)
-                    if var_path is None or slot.slot_variable_node_id in paths:
-                        continue
-                    paths[slot.slot_variable_node_id] = keys.slot_path(
-                        var_path, paths[node_id], slot.slot_name
-                    )
-                    changed = True
-        return paths
-
-
-def parse_object_graph(data: bytes) -> ObjectGraph:
-    """Decodes a serialized `TrackableObjectGraph` (raises `wire.WireError`)."""
-    nodes = []
-    for field, _, value in wire.iter_fields(data):
-        if field != 1:
-            continue
-        children, attributes, slots = [], [], []
-        for f, _, v in wire.iter_fields(wire.expect_bytes(value, "node")):
-            if f == 1:
-                node_id, name = 0, ""
-                for f2, _, v2 in wire.iter_fields(wire.expect_bytes(v, "child")):
-                    if f2 == 1:
-                        node_id = wire.expect_int(v2, "child.node_id")
-                    elif f2 == 2:
-                        name = wire.decode_str(v2, "child.local_name")
-                children.append((node_id, name))
-            elif f == 2:
-                vals = {1: "", 2: "", 3: ""}
-                for f2, _, v2 in wire.iter_fields(wire.expect_bytes(v, "attribute")):
-                    if f2 in vals:
-                        vals[f2] = wire.decode_str(v2, "attribute field")
-                attributes.append(SerializedTensor(vals[1], vals[2], vals[3]))
-            elif f == 3:
-                orig = slot_node = 0
-                slot_name = ""
-                for f2, _, v2 in wire.iter_fields(wire.expect_bytes(v, "slot")):
-                    if f2 == 1:
-                        orig = wire.expect_int(v2, "slot.original_variable_node_id")
-                    elif f2 == 2:
-                        slot_name = wire.decode_str(v2, "slot.slot_name")
-                    elif f2 == 3:
-                        slot_node = wire.expect_int(v2, "slot.slot_variable_node_id")
-                slots.append(SlotReference(orig, slot_name, slot_node))
-        nodes.append(ObjectNode(tuple(children), tuple(attributes), tuple(slots)))
-    count = len(nodes)
-    for node in nodes:
-        refs = [c for c, _ in node.children]
-        refs += [
-            r for s in node.slot_variables for r in (s.original_variable_node_id, s.slot_variable_node_id)
-        ]
-        if any(not 0 <= r < count for r in refs):
-            raise wire.WireError("object graph references a node that does not exist")
-    return ObjectGraph(tuple(nodes))
-
-
-def encode_object_graph(graph: ObjectGraph) -> bytes:
-    """Serializes a `TrackableObjectGraph` (the inverse of `parse_object_graph`)."""
-    out = bytearray()
-    for node in graph.nodes:
-        body = bytearray()
-        for node_id, name in node.children:
-            ref = (wire.field_varint(1, node_id) if node_id else b"") + wire.field_bytes(2, name.encode())
-            body += wire.field_bytes(1, ref)
-        for attr in node.attributes:
-            st = b"".join(
-                wire.field_bytes(i, s.encode())
-                for i, s in ((1, attr.name), (2, attr.full_name), (3, attr.checkpoint_key))
-                if s
-            )
-            body += wire.field_bytes(2, st)
-        for slot in node.slot_variables:
-            ref = (
-                wire.field_varint(1, slot.original_variable_node_id)
-                + wire.field_bytes(2, slot.slot_name.encode())
-                + wire.field_varint(3, slot.slot_variable_node_id)
-            )
-            body += wire.field_bytes(3, ref)
-        if node.attributes or node.children:
-            body += wire.field_bytes(5, wire.field_varint(1, 1))  # has_checkpoint_values
-        out += wire.field_bytes(1, bytes(body))
-    return bytes(out)
 
 
 # -- what a checkpoint holds -----------------------------------------------------------
@@ -225,7 +93,7 @@ class CheckpointInfo:
         """Returns the value of `key` as a numpy array, read without TensorFlow."""
         if key not in self.bundle.entries:
             raise KeyError(f"'{key}' is not a key of checkpoint '{self.prefix}'.")
-        return bundle.read_tensor(self.bundle, key)
+        return read_tensor(self.bundle, key)
 
 
 def read_checkpoint(path: str) -> CheckpointInfo:
@@ -242,26 +110,45 @@ def read_checkpoint(path: str) -> CheckpointInfo:
       CorruptCheckpointError: the index, a shard's size or the object graph is damaged.
     """
     prefix = resolve_checkpoint(path)
-    return info_from_bundle(bundle.read_bundle(prefix))
+    return info_from_bundle(reader.read_bundle(prefix))
+
+
+def read_object_graph(b: bundle.Bundle, *, problems: Optional[Problems] = None) -> Optional[ObjectGraph]:
+    """Reads and decodes the object graph of `b`; None if it has none.
+
+    With `problems` (a checked read), a bad graph is reported and None
+    returned; its entry's data is read only if the index did not mark it
+    damaged, and a failure to read it is left to the check of that data.
+
+    Raises:
+      CorruptCheckpointError: the graph is not a scalar string, or does not
+        decode (only without `problems`).
+    """
+    entry = b.entries.get(keys.OBJECT_GRAPH_KEY)
+    if entry is None:
+        return None
+    index = bundle.index_path(b.prefix)
+    if entry.dtype != dtypes.DT_STRING or entry.shape != () or entry.slices:
+        return report(problems, f"{index}: '{keys.OBJECT_GRAPH_KEY}' is not a scalar string")
+    if problems is None:
+        raw = decode_tensor(entry, read_entry_bytes(b, entry), f"{b.prefix}: ")
+    elif keys.OBJECT_GRAPH_KEY.encode() in b.damaged:
+        return None  # Its entry is bad, and reported: never read what it declares.
+    else:
+        try:
+            raw = decode_tensor(entry, read_entry_bytes(b, entry))
+        except (CorruptCheckpointError, OSError):
+            return None
+    try:
+        return parse_object_graph(raw.item())
+    except WireError as e:
+        return report(problems, f"{index}: the object graph ('{keys.OBJECT_GRAPH_KEY}') does not decode: {e}")
 
 
 def info_from_bundle(b: bundle.Bundle) -> CheckpointInfo:
-    graph = None
-    attrs: dict[str, tuple[str, str, Optional[SlotInfo]]] = {}
-    if keys.OBJECT_GRAPH_KEY in b.entries:
-        entry = b.entries[keys.OBJECT_GRAPH_KEY]
-        if entry.dtype != 7 or entry.shape != ():
-            raise CorruptCheckpointError(
-                f"{bundle.index_path(b.prefix)}: '{keys.OBJECT_GRAPH_KEY}' is not a scalar string."
-            )
-        raw = bundle.decode_tensor(entry, bundle.read_entry_bytes(b, entry), f"{b.prefix}: ")
-        try:
-            graph = parse_object_graph(raw.item())
-        except wire.WireError as e:
-            raise CorruptCheckpointError(
-                f"{b.prefix}: the object graph ('{keys.OBJECT_GRAPH_KEY}') does not decode: {e}."
-            ) from None
-        attrs = _attributes_by_key(graph)
+    """What the checked bundle `b` holds, its object graph decoded."""
+    graph = read_object_graph(b)
+    attrs = _attributes_by_key(graph) if graph is not None else {}
     tensors: dict[str, TensorInfo] = {}
     for key, entry in b.entries.items():
         if graph is None:
@@ -313,37 +200,9 @@ def _attributes_by_key(graph: ObjectGraph) -> dict[str, tuple[str, str, Optional
 # -- resolving a path -------------------------------------------------------------------
 
 
-def read_state_file(directory: str) -> list[str]:
-    """Returns the prefixes a `checkpoint` state file names, latest last (empty if none)."""
-    path = fileio.join(directory, STATE_FILENAME)
-    try:
-        fileio.require_regular(path)
-        text = fileio.read_bytes(path).decode("utf-8", errors="replace")
-    except (OSError, Exception):  # missing or unreadable: fall back to scanning.
-        return []
-    latest, everything = None, []
-    for line in text.splitlines():
-        m = _STATE_LINE.match(line)
-        if not m:
-            continue
-        try:
-            value = ast.literal_eval("b" + m.group(2)).decode("utf-8")
-        except (ValueError, SyntaxError, AttributeError, MemoryError, RecursionError):
-            continue  # `"a", "b"` evaluates to a tuple: not a path either.
-        if not fileio.is_remote(value) and not value.startswith("/"):
-            value = fileio.join(directory, value)
-        if m.group(1) == "model_checkpoint_path":
-            latest = value
-        else:
-            everything.append(value)
-    if latest is not None:
-        everything = [p for p in everything if p != latest] + [latest]
-    return everything
-
-
 def _is_complete(prefix: str) -> bool:
     try:
-        bundle.read_bundle(prefix)
+        reader.read_bundle(prefix)
         return True
     except (CheckpointNotFoundError, CorruptCheckpointError, OSError):
         return False
@@ -354,19 +213,26 @@ def _step_of(prefix: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def latest_in_directory(directory: str) -> Optional[str]:
-    """The latest prefix of the state file if complete, else the newest complete one on disk."""
-    for prefix in reversed(read_state_file(directory)):
-        if fileio.exists(bundle.index_path(prefix)):
-            return prefix
-        break
+def prefixes_on_disk(directory: str) -> list[str]:
+    """Every prefix with an `.index` in `directory` (temporary ones aside), newest first.
+
+    Newest is the highest `-<step>` suffix, then the latest `.index` mtime.
+    """
     candidates = [
         fileio.join(directory, name[: -len(".index")])
         for name in fileio.listdir(directory)
         if name.endswith(".index") and ".tmp" not in name
     ]
     candidates.sort(key=lambda p: (_step_of(p), fileio.mtime(bundle.index_path(p))), reverse=True)
-    for prefix in candidates:
+    return candidates
+
+
+def latest_in_directory(directory: str) -> Optional[str]:
+    """The latest prefix of the state file if complete, else the newest complete one on disk."""
+    named = read_state_file(directory)
+    if named and fileio.exists(bundle.index_path(named[-1])):
+        return named[-1]
+    for prefix in prefixes_on_disk(directory):
         if _is_complete(prefix):
             return prefix
     return None

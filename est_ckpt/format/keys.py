@@ -15,15 +15,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Sequence
 
+from est_ckpt.errors import KeyGrammarError
+
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 ATTRIBUTES = ".ATTRIBUTES"
 OPTIMIZER_SLOT = ".OPTIMIZER_SLOT"
 VARIABLE_VALUE = "VARIABLE_VALUE"
 _VALUE_SUFFIX = f"/{ATTRIBUTES}/{VARIABLE_VALUE}"
-
-
-class KeyGrammarError(ValueError):
-    """A string does not follow TF's object-path key grammar."""
 
 
 def escape(name: str) -> str:

@@ -2,8 +2,8 @@
 
 Protocol-buffer wire format (just what TensorBundle and the object graph use),
 CRC32C with LevelDB's masking, and TensorFlow's `OrderedCode` for the keys of
-tensor slices. Every decoder checks bounds and raises `WireError`; callers turn
-that into an error naming the file.
+tensor slices. Every decoder checks bounds and raises `errors.WireError`; callers
+turn that into an error naming the file.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Iterator
 
-
-class WireError(ValueError):
-    """Bytes do not decode as expected."""
-
+from est_ckpt.errors import WireError
 
 # -- CRC32C -------------------------------------------------------------------
 
@@ -55,6 +52,14 @@ def unmask_crc(masked: int) -> int:
 
 # -- varints and protobuf ------------------------------------------------------
 
+# Wire types: the low 3 bits of a field's tag.
+VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
+
+
+def tag(field: int, wire_type: int) -> int:
+    """The tag of a field: its number and wire type, as one varint value."""
+    return (field << 3) | wire_type
+
 
 def read_varint(buf: bytes, pos: int, end: int | None = None) -> tuple[int, int]:
     """Decodes a varint at `pos`; returns `(value, new_pos)`."""
@@ -94,24 +99,24 @@ def iter_fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
     """
     pos, end = 0, len(buf)
     while pos < end:
-        tag, pos = read_varint(buf, pos, end)
-        field, wire = tag >> 3, tag & 7
+        key, pos = read_varint(buf, pos, end)
+        field, wire = key >> 3, key & 7
         if field == 0:
             raise WireError("field number 0")
-        if wire == 0:
+        if wire == VARINT:
             value, pos = read_varint(buf, pos, end)
-        elif wire == 1:
+        elif wire == FIXED64:
             if pos + 8 > end:
                 raise WireError("truncated fixed64")
             (value,) = struct.unpack_from("<Q", buf, pos)
             pos += 8
-        elif wire == 2:
+        elif wire == LENGTH_DELIMITED:
             length, pos = read_varint(buf, pos, end)
             if pos + length > end:
                 raise WireError(f"length-delimited field {field} runs past the end")
             value = bytes(buf[pos : pos + length])
             pos += length
-        elif wire == 5:
+        elif wire == FIXED32:
             if pos + 4 > end:
                 raise WireError("truncated fixed32")
             (value,) = struct.unpack_from("<I", buf, pos)
@@ -126,15 +131,15 @@ def to_signed64(value: int) -> int:
 
 
 def field_varint(field: int, value: int) -> bytes:
-    return encode_varint(field << 3) + encode_varint(value)
+    return encode_varint(tag(field, VARINT)) + encode_varint(value)
 
 
 def field_bytes(field: int, value: bytes) -> bytes:
-    return encode_varint((field << 3) | 2) + encode_varint(len(value)) + value
+    return encode_varint(tag(field, LENGTH_DELIMITED)) + encode_varint(len(value)) + value
 
 
 def field_fixed32(field: int, value: int) -> bytes:
-    return encode_varint((field << 3) | 5) + struct.pack("<I", value)
+    return encode_varint(tag(field, FIXED32)) + struct.pack("<I", value)
 
 
 def expect_bytes(value: object, what: str) -> bytes:

@@ -120,14 +120,17 @@ def _joined(info: checkpoint.CheckpointInfo, name: str, source: Source) -> Varia
 
 def _sliced_entry(key: str, dtype: int, shape: Sequence[int], slices: Sequence) -> bundle.Entry:
     """The entry of a partitioned variable as TF writes it: dtype, shape, slices, no data."""
-    shape_proto = b"".join(wire.field_bytes(2, wire.field_varint(1, d) if d else b"") for d in shape)
-    raw = wire.field_varint(1, dtype) + wire.field_bytes(2, shape_proto)
+    shape_proto = b"".join(
+        wire.field_bytes(bundle.SHAPE_DIM, wire.field_varint(bundle.DIM_SIZE, d) if d else b"") for d in shape
+    )
+    raw = wire.field_varint(bundle.ENTRY_DTYPE, dtype) + wire.field_bytes(bundle.ENTRY_SHAPE, shape_proto)
     for extents in slices:
         proto = b""
         for start, length in extents:
-            ext = (wire.field_varint(1, start) if start else b"") + wire.field_varint(2, length)
-            proto += wire.field_bytes(1, ext)
-        raw += wire.field_bytes(7, proto)
+            ext = wire.field_varint(bundle.EXTENT_START, start) if start else b""
+            ext += wire.field_varint(bundle.EXTENT_LENGTH, length)
+            proto += wire.field_bytes(bundle.SLICE_EXTENT, ext)
+        raw += wire.field_bytes(bundle.ENTRY_SLICES, proto)
     return bundle.parse_entry(key, raw)
 
 

@@ -29,11 +29,10 @@ from typing import Any, Optional, Sequence
 import tensorflow as tf
 from tensorflow.python.checkpoint import graph_view
 from tensorflow.python.checkpoint import util as checkpoint_util
-from tensorflow.python.training import checkpoint_management
 
 from est_ckpt import fileio
 from est_ckpt.errors import UnmappedVariablesError
-from est_ckpt.format import keys
+from est_ckpt.format import keys, state_file
 from est_ckpt.format.checkpoint import read_checkpoint
 from est_ckpt.tf.by_name import (
     KeyedRestoreBuilder,
@@ -266,7 +265,7 @@ class ScaffoldSaver(_tf1.train.Saver):
         if not self._tf1_recovered:
             # A new Saver per train() call: pick up the copies earlier runs kept, so retention spans runs.
             self._tf1_recovered = True
-            state = checkpoint_management.get_checkpoint_state(directory)
+            state = state_file.read_state(directory)
             if state is not None:
                 name_saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
         try:
@@ -283,13 +282,7 @@ class ScaffoldSaver(_tf1.train.Saver):
             return
         # The same bookkeeping as Saver.save: the state file lists the kept copies, the oldest go.
         name_saver._RecordLastCheckpoint(copy)
-        checkpoint_management.update_checkpoint_state_internal(
-            save_dir=directory,
-            model_checkpoint_path=copy,
-            all_model_checkpoint_paths=name_saver.last_checkpoints,
-            latest_filename="checkpoint",
-            save_relative_paths=True,
-        )
+        state_file.write_state(directory, copy, name_saver.last_checkpoints)
         name_saver._MaybeDeleteOldCheckpoints()
 
     # -- restoring -----------------------------------------------------------------------

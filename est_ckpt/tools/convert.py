@@ -34,12 +34,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import time
 from typing import Callable, Optional, Sequence
 
 from est_ckpt import fileio
-from est_ckpt.errors import ConversionError, DestinationExistsError
-from est_ckpt.format import bundle, checkpoint, keys
+from est_ckpt.errors import ConversionError, DestinationExistsError, FormatError
+from est_ckpt.format import bundle, checkpoint, dtypes, keys, object_graph, state_file, tensors
+from est_ckpt.format.table import read_table
 from est_ckpt.mapping.tf1_names import GLOBAL_STEP, STEP, Variable, tf1_variables
 
 FORMATS = ("tf1", "tf2")
@@ -77,9 +77,9 @@ def _object_graph(variables: Sequence[Variable]) -> bytes:
     listed = sorted((v for v in variables if v.name != GLOBAL_STEP), key=lambda v: v.name)
     root_children, nodes = [], [None]
 
-    def leaf(var: Variable) -> checkpoint.ObjectNode:
-        attr = checkpoint.SerializedTensor(keys.VARIABLE_VALUE, var.name, _tf2_key(var))
-        return checkpoint.ObjectNode((), (attr,), ())
+    def leaf(var: Variable) -> object_graph.ObjectNode:
+        attr = object_graph.SerializedTensor(keys.VARIABLE_VALUE, var.name, _tf2_key(var))
+        return object_graph.ObjectNode((), (attr,), ())
 
     if step:
         root_children.append((len(nodes), STEP))
@@ -92,9 +92,9 @@ def _object_graph(variables: Sequence[Variable]) -> bytes:
         for var in listed:
             children.append((len(nodes), var.name))
             nodes.append(leaf(var))
-        nodes[var_list_id] = checkpoint.ObjectNode(tuple(children), (), ())
-    nodes[0] = checkpoint.ObjectNode(tuple(root_children), (), ())
-    return checkpoint.encode_object_graph(checkpoint.ObjectGraph(tuple(nodes)))
+        nodes[var_list_id] = object_graph.ObjectNode(tuple(children), (), ())
+    nodes[0] = object_graph.ObjectNode(tuple(root_children), (), ())
+    return object_graph.encode_object_graph(object_graph.ObjectGraph(tuple(nodes)))
 
 
 def _data_files(prefix: str) -> list[str]:
@@ -107,80 +107,6 @@ def _data_files(prefix: str) -> list[str]:
     return [fileio.join(directory, n) for n in listing if pattern.match(n)]
 
 
-def _quote(text: str) -> str:
-    """Quotes a string as protobuf text format does (C escapes, octal for the rest)."""
-    out = []
-    for byte in text.encode("utf-8"):
-        ch = chr(byte)
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif 0x20 <= byte < 0x7F:
-            out.append(ch)
-        else:
-            out.append(f"\\{byte:03o}")
-    return '"' + "".join(out) + '"'
-
-
-_STATE_FIELD = re.compile(r"^\s*(\w+)\s*:\s*(.*?)\s*$")
-
-
-def _update_state_file(directory: str, prefix: str, *, drop: bool = False) -> bool:
-    """Makes `prefix` the latest entry of `directory`'s `checkpoint` state file, atomically.
-
-    Other entries and their timestamps are kept; paths are written relative to
-    `directory` when `prefix` is inside it, as TF writes them. With `drop`, the
-    entry of `prefix` is removed instead, and a state file left with none is
-    removed (TF raises on one that names no checkpoint). Returns whether the file changed.
-    """
-    path = fileio.join(directory, checkpoint.STATE_FILENAME)
-    entry = fileio.basename(prefix) if fileio.dirname(prefix) == directory else prefix
-    quoted = _quote(entry)
-    paths, stamps, preserved = [], [], None
-    if fileio.exists(path):
-        for line in fileio.read_bytes(path).decode("utf-8", "replace").splitlines():
-            m = _STATE_FIELD.match(line)
-            if not m:
-                continue
-            field, value = m.groups()
-            if field == "all_model_checkpoint_paths":
-                paths.append(value)
-            elif field == "all_model_checkpoint_timestamps":
-                stamps.append(value)
-            elif field == "last_preserved_timestamp":
-                preserved = value
-    if len(stamps) != len(paths):
-        stamps = []
-    keep = [i for i, p in enumerate(paths) if p != quoted]
-    if drop and len(keep) == len(paths):
-        return False
-    if drop and not keep:
-        fileio.remove(path)
-        return True
-    paths = [paths[i] for i in keep] + ([] if drop else [quoted])
-    if stamps:
-        stamps = [stamps[i] for i in keep] + ([] if drop else [repr(time.time())])
-    lines = [f"model_checkpoint_path: {paths[-1]}"]
-    lines += [f"all_model_checkpoint_paths: {p}" for p in paths]
-    lines += [f"all_model_checkpoint_timestamps: {s}" for s in stamps]
-    if preserved is not None:
-        lines.append(f"last_preserved_timestamp: {preserved}")
-    fileio.write_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"))
-    return True
-
-
-def _holds_checkpoints(directory: str, exclude: str) -> bool:
-    if fileio.exists(fileio.join(directory, checkpoint.STATE_FILENAME)):
-        return True
-    try:
-        listing = fileio.listdir(directory)
-    except (OSError, Exception):  # gfile raises its own NotFoundError.
-        return False
-    own = fileio.basename(exclude) + ".index"
-    return any(
-        n.endswith(".index") and n != own and ".tmp" not in n and not n.startswith(".") for n in listing
-    )
-
-
 def same_file(a: str, b: str) -> bool:
     """Whether two paths name the same file (the same string, for remote paths)."""
     if fileio.is_remote(a) or fileio.is_remote(b):
@@ -191,12 +117,12 @@ def same_file(a: str, b: str) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
-def _resolve_destination(src_prefix: str, dst: str) -> tuple[str, bool]:
-    """Returns `(dst prefix, whether dst named a model directory)`."""
+def _resolve_destination(src_prefix: str, dst: str) -> str:
+    """Returns the prefix `dst` names: in a model directory, the source's base name."""
     dst = str(dst)
     if dst.endswith(("/", os.sep)) or fileio.isdir(dst):
-        return fileio.join(dst.rstrip("/").rstrip(os.sep) or dst, fileio.basename(src_prefix)), True
-    return dst, False
+        return fileio.join(dst.rstrip("/").rstrip(os.sep) or dst, fileio.basename(src_prefix))
+    return dst
 
 
 def _verify(prefix: str, header: bytes, rows: dict[bytes, bytes], shard_sizes: Sequence[int]) -> None:
@@ -207,8 +133,8 @@ def _verify(prefix: str, header: bytes, rows: dict[bytes, bytes], shard_sizes: S
     """
     path = bundle.index_path(prefix)
     try:
-        table = bundle.read_table(fileio.read_bytes(path))
-    except Exception as e:  # the table reader's own errors are private to bundle.
+        table = read_table(fileio.read_bytes(path))
+    except (OSError, FormatError) as e:
         raise ConversionError(f"{path}: the index written does not read back ({e}).") from None
     if len(table) != len(rows) + 1 or dict(table) != {b"": header, **rows}:
         raise ConversionError(f"{path}: the index written does not read back as written.")
@@ -235,7 +161,7 @@ def convert(
         raise ConversionError(f"`names` must be one of {NAMINGS} (got {names!r}).")
     info = checkpoint.read_checkpoint(src)
     src_prefix = info.prefix
-    prefix, model_dir = _resolve_destination(src_prefix, dst_prefix)
+    prefix = _resolve_destination(src_prefix, dst_prefix)
     directory = fileio.dirname(prefix) or "."
     if same_file(prefix, src_prefix) or (
         fileio.exists(bundle.index_path(prefix))
@@ -278,8 +204,10 @@ def convert(
     shard_sizes = [info.bundle.shard_sizes[old] for old in used]
     graph_data = None
     if to == "tf2":
-        graph_data = bundle.encode_string_tensor([_object_graph(variables)])
-        rows[keys.OBJECT_GRAPH_KEY.encode()] = bundle.new_entry(7, (), num_shards, 0, graph_data)
+        graph_data = tensors.encode_string_tensor([_object_graph(variables)])
+        rows[keys.OBJECT_GRAPH_KEY.encode()] = tensors.new_entry(
+            dtypes.DT_STRING, (), num_shards, 0, graph_data
+        )
         shard_sizes.append(len(graph_data))
         num_shards += 1
     header = bundle.encode_header(num_shards, template=info.bundle.header)
@@ -290,7 +218,6 @@ def convert(
     tmp = fileio.temp_prefix(prefix)
     created: list[str] = []
     copied = 0
-    unnamed = False
     try:
         for old, new in shard_map.items():
             target = bundle.data_path(tmp, new, num_shards)
@@ -310,7 +237,7 @@ def convert(
         if existing:
             # DST is absent until its new index is in place: meanwhile the state file must not name it,
             # or `tf.train.latest_checkpoint` finds none at all (and an Estimator starts from scratch).
-            unnamed = _update_state_file(directory, prefix, drop=True)
+            state_file.drop_entry(directory, prefix)
             fileio.remove(bundle.index_path(prefix))
         finals = []
         for shard in range(num_shards):
@@ -325,11 +252,9 @@ def convert(
     for stale in existing:
         if stale not in finals and stale != bundle.index_path(prefix):
             fileio.remove(stale)
-    updated = False
-    if unnamed or model_dir or _holds_checkpoints(directory, prefix):
-        _update_state_file(directory, prefix)
-        updated = True
-    return ConversionReport(prefix, tuple(dropped), tuple(skipped), updated, copied)
+    # As `Saver.save` does, even in a new directory: so `tf.train.latest_checkpoint` and Estimator find DST.
+    state_file.record_latest(directory, prefix)
+    return ConversionReport(prefix, tuple(dropped), tuple(skipped), True, copied)
 
 
 def convert_checkpoint(
@@ -353,9 +278,9 @@ def convert_checkpoint(
       src: a checkpoint prefix, its `.index` / `.data-*` file, or a model directory.
       dst_prefix: the prefix to write. An existing directory (or a path ending
         in `/`) is a model directory: the checkpoint is written there under the
-        source's base name. When the destination's directory is a model
-        directory or holds checkpoints, its `checkpoint` state file is updated
-        so that the new checkpoint is the latest.
+        source's base name. The destination directory's `checkpoint` state
+        file is written (created if there is none, as `Saver.save` does) so
+        that the new checkpoint is the latest.
       to: `"tf2"` for the `make_tf2_scaffold()` layout, `"tf1"` for name-based keys.
       force: replace an existing checkpoint at `dst_prefix`.
       names: for `to="tf1"` (and TF2 sources), `"full_name"` keys variables by

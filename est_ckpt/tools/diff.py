@@ -12,7 +12,7 @@ from typing import Optional
 
 from est_ckpt import fileio
 from est_ckpt.errors import ConversionError
-from est_ckpt.format import bundle, checkpoint
+from est_ckpt.format import checkpoint, tensors
 from est_ckpt.mapping.tf1_names import Variable, tf1_variables
 from est_ckpt.tools.convert import same_file
 
@@ -54,7 +54,7 @@ def _value(info: checkpoint.CheckpointInfo, var: Variable):
     # Parts saved one by one: each placed at its extents in the whole, which takes the parts' numpy dtype.
     full = None
     for extents, part in var.parts:
-        value = bundle.decode_tensor(part, bundle.read_entry_bytes(info.bundle, part))
+        value = tensors.decode_tensor(part, tensors.read_entry_bytes(info.bundle, part))
         if full is None:
             full = np.empty(var.entry.shape, dtype=value.dtype)
         full[tuple(slice(s, s + n) for s, n in extents)] = value
