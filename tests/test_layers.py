@@ -68,11 +68,6 @@ def _layer_of(module: str) -> str:
 
 
 MODULES = list(_modules())
-# Debts being paid off in the layout change; each entry goes when its module is split or mended.
-PENDING = {
-    "private": set(),
-    "size": set(),
-}
 
 
 def test_the_folders_are_the_layers():
@@ -134,8 +129,6 @@ def test_no_module_uses_another_modules_private_names(rel, layer, tree):
             and not node.attr.startswith("__")
         ):
             bad.append(f"{imported[node.value.id]}.{node.attr}")
-    if rel in PENDING["private"]:
-        pytest.xfail("pending: " + ", ".join(sorted(set(bad))))
     assert not bad, f"est_ckpt/{rel} uses private names of other modules: {sorted(set(bad))}"
 
 
@@ -144,6 +137,4 @@ def test_no_module_is_over_400_lines(rel, layer, tree):
     """One concept per module: none grows past about 400 lines."""
     with open(os.path.join(PACKAGE, rel)) as f:
         lines = sum(1 for _ in f)
-    if rel in PENDING["size"]:
-        pytest.xfail(f"pending split: {lines} lines")
     assert lines <= 420, f"est_ckpt/{rel} has {lines} lines"
