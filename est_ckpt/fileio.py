@@ -8,6 +8,7 @@ TensorFlow. Any `scheme://` path (`gs://`, `hdfs://`, `s3://`) goes through
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import posixpath
 import re
@@ -22,9 +23,16 @@ def is_remote(path: str) -> bool:
     return "://" in str(path)
 
 
+@functools.cache
 def _gfile():
     import tensorflow as tf  # noqa: PLC0415 - only remote paths pay for TF.
 
+    try:
+        # TF no longer implements `s3://` itself: tensorflow-io's filesystem plugin,
+        # registered on import, does. Without it the CLI could not read an S3 model dir.
+        import tensorflow_io  # noqa: F401, PLC0415
+    except ImportError:
+        pass
     return tf.io.gfile
 
 
