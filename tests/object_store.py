@@ -1,0 +1,142 @@
+"""A real S3-compatible object store on loopback, for the remote model-dir tests.
+
+`S3Server` runs moto's S3 server (`python -m moto.server`) in its own process
+on 127.0.0.1, creates one bucket, and stops the process again. TensorFlow
+reaches it through tensorflow-io's `s3://` filesystem plugin, pointed there by
+the environment in `S3Server.env` (`S3_ENDPOINT` and dummy credentials). The
+server's access log (one line per request, in order) is kept, so a test can see
+the order in which objects were written.
+
+Why S3 and not `gs://`: see README.md, "Remote model directories".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from typing import Optional
+
+# moto imports all its services' models lazily, but a cold start on a busy
+# 2-core machine still takes seconds; this bounds the wait, not the usual case.
+START_TIMEOUT = 60.0
+_REQUEST = re.compile(r'"(GET|PUT|POST|DELETE|HEAD) (\S+) HTTP/[\d.]+" (\d{3})')
+# werkzeug colours some log lines (by status) even when they go to a file.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Loopback needs no proxy, and a user's proxy settings must not reroute it.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class ServerUnavailable(RuntimeError):
+    """The object-store server could not be started (a missing package, or it never answered)."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Server:
+    """moto's S3 server in a child process on 127.0.0.1, holding bucket `bucket`."""
+
+    def __init__(self, bucket: str = "est-ckpt"):
+        self.bucket = bucket
+        self.endpoint: Optional[str] = None
+        self._process: Optional[subprocess.Popen] = None
+        self._log = tempfile.NamedTemporaryFile(prefix="moto-server-", suffix=".log", delete=False)
+
+    @property
+    def env(self) -> dict:
+        """The environment that points tensorflow-io's S3 client (and any child process) at the server."""
+        return {
+            "S3_ENDPOINT": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            # No instance-metadata probing for credentials or region: there is no cloud here.
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "NO_PROXY": "127.0.0.1",
+            "no_proxy": "127.0.0.1",
+        }
+
+    def url(self, *parts: str) -> str:
+        """`s3://<bucket>/<parts joined by />`."""
+        return "/".join([f"s3://{self.bucket}", *parts])
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        """Starts the server and creates the bucket, or raises `ServerUnavailable` saying why.
+
+        A port picked free can be taken before the server binds it, so a server
+        that exits at once is tried again on another port.
+        """
+        deadline = time.monotonic() + timeout
+        for _ in range(3):
+            port = _free_port()
+            self.endpoint = f"http://127.0.0.1:{port}"
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+            while time.monotonic() < deadline and self._process.poll() is None:
+                if self._answers():
+                    self._create_bucket()
+                    return
+                time.sleep(0.2)
+            if self._process.poll() is None:
+                break
+        self.stop()
+        raise ServerUnavailable(
+            f"moto's S3 server did not answer on {self.endpoint} within {timeout:.0f} s: {self._log_tail()}"
+        )
+
+    def _answers(self) -> bool:
+        try:
+            with _NO_PROXY.open(self.endpoint + "/", timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+
+    def _create_bucket(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint}/{self.bucket}", method="PUT")
+        with _NO_PROXY.open(request, timeout=10):
+            pass
+
+    def _log_tail(self, lines: int = 5) -> str:
+        with open(self._log.name, errors="replace") as f:
+            return " | ".join(f.read().strip().splitlines()[-lines:]) or "(no output)"
+
+    def requests(self) -> list[tuple[str, str, int]]:
+        """`(method, path, status)` of every request the server answered so far, in order."""
+        with open(self._log.name, errors="replace") as f:
+            text = _ANSI.sub("", f.read())
+        return [(m, p, int(s)) for m, p, s in _REQUEST.findall(text)]
+
+    def stop(self) -> None:
+        """Stops the server process (terminate, then kill after a bounded wait)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
+        self._process = None
+
+    def close(self) -> None:
+        """Stops the server and removes its log."""
+        self.stop()
+        self._log.close()
+        os.unlink(self._log.name)
