@@ -17,7 +17,7 @@ import errno
 import importlib.util
 import json
 import os
-import random
+import re
 import signal
 import subprocess
 import sys
@@ -162,12 +162,16 @@ def test_warm_start_from_an_s3_model_dir(store, dual_dir, tmp_path, kind, value)
     assert est.get_variable_value("new_scope/var") == value
 
 
-def test_cli_inspects_and_converts_remote_paths_then_they_verify_and_diff_equal(store, dual_dir):
-    """`est-ckpt inspect` and `convert --to=tf1` take s3:// paths; the copy verifies and diffs equal to its source."""
+def test_cli_inspects_and_converts_remote_paths_then_they_verify_and_diff_equal(store, dual_dir, ckpts):
+    """`est-ckpt inspect` and `convert --to=tf1` take s3:// paths; the copy verifies and diffs equal to its source.
+
+    A store error (here a bucket that does not exist) is one line naming the object, exit 1.
+    """
     tf1_out = store.url("cli-tf1") + "/"
     commands = {
         "inspect": ("inspect", dual_dir, "--json"),
         "convert": ("convert", dual_dir, tf1_out, "--to=tf1"),
+        "no_bucket": ("convert", ckpts("tf1"), "s3://no-such-bucket/m/model.ckpt", "--to=tf2"),
     }
     # Independent commands, run side by side: each pays for importing TensorFlow.
     procs = {
@@ -177,6 +181,11 @@ def test_cli_inspects_and_converts_remote_paths_then_they_verify_and_diff_equal(
         for name, args in commands.items()
     }
     results = {name: (*p.communicate(timeout=180), p.returncode) for name, p in procs.items()}
+    _, err, rc = results.pop("no_bucket")
+    assert rc == 1 and "Traceback" not in err, err
+    assert re.search(
+        r"^est-ckpt: error: \[Errno 2\] .*'s3://no-such-bucket/m/[^']*'$", err.strip().splitlines()[-1]
+    )
     for name, (_, err, rc) in results.items():
         assert rc == 0, f"{name}: {err}"
     inspected = json.loads(results["inspect"][0])
@@ -282,7 +291,7 @@ def test_convert_failing_to_publish_its_index_on_s3_leaves_no_checkpoint(store, 
 
 
 def test_convert_killed_on_s3_leaves_no_index_or_a_whole_one(store, big_ckpt, tmp_path):
-    """SIGKILL during a convert into S3 leaves DST's index absent or whole; other leftovers are data or temp objects."""
+    """SIGKILL while a convert publishes into S3 leaves DST's index absent or whole; other leftovers are data or temp objects."""
     dst_prefix = store.url("killed", "model.ckpt")
     mark = len(store.requests())
     proc = subprocess.Popen(
@@ -291,13 +300,13 @@ def test_convert_killed_on_s3_leaves_no_index_or_a_whole_one(store, big_ckpt, tm
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    # Kill a seeded moment after the first request for a temporary object (the upload has begun).
+    # Kill as soon as DST is being published: its first data file copied into place (the index comes last).
+    published = f"/{store.bucket}/killed/model.ckpt.data-"
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
-        if any(_TEMP_MARK in p for _, p, _ in store.requests()[mark:]):
+        if any(m == "PUT" and p.startswith(published) for m, p, _ in store.requests()[mark:]):
             break
-        time.sleep(0.05)
-    time.sleep(random.Random(13).uniform(0.0, 4.0))
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     names = _objects(store, "killed")
@@ -309,7 +318,10 @@ def test_convert_killed_on_s3_leaves_no_index_or_a_whole_one(store, big_ckpt, tm
         assert all(n.startswith("model.ckpt.data-") or _TEMP_MARK in n for n in names), names
         with pytest.raises(CheckpointNotFoundError):
             est_ckpt.read_checkpoint(dst_prefix)
-        outcome = f"no index, {len(names)} leftover object(s)"
+        if any(n.startswith("model.ckpt.data-") for n in names):
+            with pytest.raises(DestinationExistsError):
+                est_ckpt.convert_checkpoint(big_ckpt, dst_prefix, to="tf2")
+        outcome = f"no index; left {sorted(names)}"
     sys.stderr.write(f"\nconvert into S3 killed: {outcome}\n")
     est_ckpt.convert_checkpoint(big_ckpt, dst_prefix, to="tf2", force=True)
     local = os.path.join(_download(store, "killed", tmp_path / "rerun"), "model.ckpt")
