@@ -76,7 +76,13 @@ class S3Server:
         A port picked free can be taken before the server binds it, so a server
         that exits at once is tried again on another port.
         """
-        deadline = time.monotonic() + timeout
+        try:
+            self._start(time.monotonic() + timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, deadline: float) -> None:
         for _ in range(3):
             port = _free_port()
             self.endpoint = f"http://127.0.0.1:{port}"
@@ -95,9 +101,11 @@ class S3Server:
                 time.sleep(0.2)
             if self._process.poll() is None:
                 break
-        self.stop()
+        status = (
+            "no answer in time" if self._process.poll() is None else f"exit code {self._process.returncode}"
+        )
         raise ServerUnavailable(
-            f"moto's S3 server did not answer on {self.endpoint} within {timeout:.0f} s: {self._log_tail()}"
+            f"moto's S3 server did not start on {self.endpoint} ({status}): {self._log_tail()}"
         )
 
     def _answers(self) -> bool:
@@ -116,7 +124,7 @@ class S3Server:
 
     def _log_tail(self, lines: int = 5) -> str:
         with open(self._log.name, errors="replace") as f:
-            return " | ".join(f.read().strip().splitlines()[-lines:]) or "(no output)"
+            return " | ".join(_ANSI.sub("", f.read()).strip().splitlines()[-lines:]) or "(no output)"
 
     def requests(self) -> list[tuple[str, str, int]]:
         """`(method, path, status)` of every request the server answered so far, in order."""

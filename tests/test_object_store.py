@@ -34,6 +34,7 @@ from est_ckpt import fileio  # noqa: E402
 from est_ckpt.errors import CheckpointNotFoundError, DestinationExistsError  # noqa: E402
 from tests import fixtures  # noqa: E402
 from tests.object_store import S3Server, ServerUnavailable  # noqa: E402
+from tests.test_crash_consistency import _tree_digest  # noqa: E402
 from tests.test_scaffold import VV, _values, _var_estimator, _var_input_fn  # noqa: E402
 from tests.test_warm_start import _input_fn as _new_scope_input_fn  # noqa: E402
 from tests.test_warm_start import _model_fn as _new_scope_model_fn  # noqa: E402
@@ -58,14 +59,16 @@ def store():
     except ServerUnavailable as e:
         server.close()
         pytest.skip(str(e))
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in server.env.items():
-            mp.setenv(name, value)
-        # What a training job on S3 does: tensorflow-io registers `s3://` with tf.io.gfile.
-        import tensorflow_io  # noqa: F401
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in server.env.items():
+                mp.setenv(name, value)
+            # What a training job on S3 does: tensorflow-io registers `s3://` with tf.io.gfile.
+            import tensorflow_io  # noqa: F401
 
-        yield server
-    server.close()
+            yield server
+    finally:
+        server.close()
 
 
 def _objects(store, prefix: str) -> dict[str, int]:
@@ -293,6 +296,7 @@ def test_convert_failing_to_publish_its_index_on_s3_leaves_no_checkpoint(store, 
 def test_convert_killed_on_s3_leaves_no_index_or_a_whole_one(store, big_ckpt, tmp_path):
     """SIGKILL while a convert publishes into S3 leaves DST's index absent or whole; other leftovers are data or temp objects."""
     dst_prefix = store.url("killed", "model.ckpt")
+    src_digest = _tree_digest(os.path.dirname(big_ckpt))
     mark = len(store.requests())
     proc = subprocess.Popen(
         _cli("convert", big_ckpt, dst_prefix, "--to=tf2"),
@@ -309,6 +313,7 @@ def test_convert_killed_on_s3_leaves_no_index_or_a_whole_one(store, big_ckpt, tm
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    assert _tree_digest(os.path.dirname(big_ckpt)) == src_digest, "the source changed"
     names = _objects(store, "killed")
     if "model.ckpt.index" in names:
         local = os.path.join(_download(store, "killed", tmp_path / "whole"), "model.ckpt")
@@ -326,6 +331,21 @@ def test_convert_killed_on_s3_leaves_no_index_or_a_whole_one(store, big_ckpt, tm
     est_ckpt.convert_checkpoint(big_ckpt, dst_prefix, to="tf2", force=True)
     local = os.path.join(_download(store, "killed", tmp_path / "rerun"), "model.ckpt")
     assert est_ckpt.verify_checkpoint(local).ok and est_ckpt.diff_checkpoints(big_ckpt, local).equal
+
+
+def test_a_checkpoint_with_an_empty_data_file_cannot_be_converted_into_s3(store, tmp_path):
+    """tensorflow-io's S3 plugin never writes nor renames an empty object: convert stops with an OSError naming it."""
+    with tf.Graph().as_default():
+        tf1.get_variable("empty", shape=[0])
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            src = tf1.train.Saver().save(sess, str(tmp_path / "model.ckpt"), write_meta_graph=False)
+    assert os.path.getsize(src + ".data-00000-of-00001") == 0
+    with pytest.raises(
+        FileNotFoundError, match=r"s3://[^ ]*/empty/\.model\.ckpt\.tmp-est-ckpt-.*\.data-00000"
+    ):
+        est_ckpt.convert_checkpoint(src, store.url("empty", "model.ckpt"), to="tf2")
+    assert "model.ckpt.index" not in _objects(store, "empty")
 
 
 def test_local_paths_never_import_tensorflow_or_tensorflow_io(ckpts, tmp_path):
