@@ -29,6 +29,9 @@ START_TIMEOUT = 60.0
 _REQUEST = re.compile(r'"(GET|PUT|POST|DELETE|HEAD) (\S+) HTTP/[\d.]+" (\d{3})')
 # werkzeug colours some log lines (by status) even when they go to a file.
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# moto accepts any credentials; the clients need some to sign their requests.
+_KEY = "testing"
+_REGION = "us-east-1"
 # Loopback needs no proxy, and a user's proxy settings must not reroute it.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -57,9 +60,9 @@ class S3Server:
         """The environment that points tensorflow-io's S3 client (and any child process) at the server."""
         return {
             "S3_ENDPOINT": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": _KEY,
+            "AWS_SECRET_ACCESS_KEY": _KEY,
+            "AWS_REGION": _REGION,
             # No instance-metadata probing for credentials or region: there is no cloud here.
             "AWS_EC2_METADATA_DISABLED": "true",
             "NO_PROXY": "127.0.0.1",
@@ -131,6 +134,40 @@ class S3Server:
         with open(self._log.name, errors="replace") as f:
             text = _ANSI.sub("", f.read())
         return [(m, p, int(s)) for m, p, s in _REQUEST.findall(text)]
+
+    def client(self):
+        """A boto3 S3 client of the server: to list what the store holds, and fetch big objects in one GET."""
+        import boto3  # noqa: PLC0415 - a dependency of moto, needed only once the server runs.
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=_REGION,
+            aws_access_key_id=_KEY,
+            aws_secret_access_key=_KEY,
+        )
+
+    def objects(self, prefix: str) -> dict[str, int]:
+        """Every object under `s3://<bucket>/<prefix>/` by its name below `prefix/`, with its size."""
+        out = {}
+        pages = (
+            self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix + "/")
+        )
+        for page in pages:
+            for o in page.get("Contents", []):
+                # Keys ending in "/" are the directory markers of tf.io.gfile.makedirs, not files.
+                if not o["Key"].endswith("/"):
+                    out[o["Key"][len(prefix) + 1 :]] = o["Size"]
+        return out
+
+    def download(self, prefix: str, directory) -> str:
+        """Fetches every object under `prefix/` whole (one GET each) into local `directory`; returns it."""
+        client = self.client()
+        for name in self.objects(prefix):
+            path = os.path.join(directory, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            client.download_file(self.bucket, f"{prefix}/{name}", path)
+        return str(directory)
 
     def stop(self) -> None:
         """Stops the server process (terminate, then kill after a bounded wait)."""

@@ -71,31 +71,6 @@ def store():
         server.close()
 
 
-def _objects(store, prefix: str) -> dict[str, int]:
-    """Every object under `s3://<bucket>/<prefix>/` (the store's own listing) and its size."""
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=store.endpoint)
-    out = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=prefix + "/"):
-        # Keys ending in "/" are the directory markers of tf.io.gfile.makedirs, not files.
-        out.update(
-            {o["Key"][len(prefix) + 1 :]: o["Size"] for o in page.get("Contents", []) if o["Key"][-1] != "/"}
-        )
-    return out
-
-
-def _download(store, prefix: str, directory) -> str:
-    """Fetches every object under `prefix/` whole (one GET each) into `directory`; returns it."""
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=store.endpoint)
-    for name in _objects(store, prefix):
-        os.makedirs(os.path.dirname(os.path.join(directory, name)), exist_ok=True)
-        client.download_file(store.bucket, f"{prefix}/{name}", os.path.join(directory, name))
-    return str(directory)
-
-
 def _cli(*args):
     return [sys.executable, "-m", "est_ckpt", *args]
 
@@ -137,7 +112,7 @@ def test_tf2_scaffold_trains_in_an_s3_model_dir_and_keeps_a_tf1_copy(store, dual
         with tf1.Session() as sess:
             tf1.train.Saver().restore(sess, tf.train.latest_checkpoint(tf1_dir))
             assert sess.run([v, step]) == [4.0, 2]
-    names = _objects(store, "dual")
+    names = store.objects("dual")
     assert not [n for n in names if _TEMP_MARK in n], names
 
 
@@ -227,7 +202,7 @@ def test_cli_converts_a_big_local_checkpoint_into_s3_with_progress(store, big_ck
     prefix = f"{dst_dir}/model.ckpt"
     assert tf.train.latest_checkpoint(dst_dir) == prefix
     assert est_ckpt.read_checkpoint(prefix).format == "tf2"
-    local = os.path.join(_download(store, "big", tmp_path / "big"), "model.ckpt")
+    local = os.path.join(store.download("big", tmp_path / "big"), "model.ckpt")
     report = est_ckpt.verify_checkpoint(local)
     assert report.ok, report.problems
     assert report.bytes_checked >= 4 * _BIG_ELEMENTS
@@ -262,7 +237,7 @@ def test_convert_on_s3_writes_the_index_last_in_one_put(store, tmp_path):
             assert len(removed) == 1 and removed[0] < min(data)
         assert est_ckpt.verify_checkpoint(dst_prefix).ok
         assert _values(dst_prefix) == {"var_list/var" + VV: 2.0, "step" + VV: 1}
-    assert not [n for n in _objects(store, "order") if _TEMP_MARK in n]
+    assert not [n for n in store.objects("order") if _TEMP_MARK in n]
 
 
 def test_convert_failing_to_publish_its_index_on_s3_leaves_no_checkpoint(store, tmp_path, monkeypatch):
@@ -282,14 +257,14 @@ def test_convert_failing_to_publish_its_index_on_s3_leaves_no_checkpoint(store, 
     monkeypatch.undo()
     # Orphan data files, no index, no temporary objects: no reader sees a checkpoint.
     orphans = ["model.ckpt-1.data-00000-of-00002", "model.ckpt-1.data-00001-of-00002"]
-    assert sorted(_objects(store, "failed")) == orphans
+    assert sorted(store.objects("failed")) == orphans
     with pytest.raises(CheckpointNotFoundError):
         est_ckpt.read_checkpoint(dst_prefix)
     assert tf.train.latest_checkpoint(store.url("failed")) is None
     with pytest.raises(DestinationExistsError, match=r"model\.ckpt-1\.data-0000[01]-of-00002"):
         est_ckpt.convert_checkpoint(src, dst_prefix, to="tf2")
     est_ckpt.convert_checkpoint(src, dst_prefix, to="tf2", force=True)
-    assert sorted(_objects(store, "failed")) == [*orphans, "model.ckpt-1.index"]
+    assert sorted(store.objects("failed")) == [*orphans, "model.ckpt-1.index"]
     assert est_ckpt.verify_checkpoint(dst_prefix).ok
 
 
@@ -314,9 +289,9 @@ def test_convert_killed_on_s3_leaves_no_index_or_a_whole_one(store, big_ckpt, tm
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert _tree_digest(os.path.dirname(big_ckpt)) == src_digest, "the source changed"
-    names = _objects(store, "killed")
+    names = store.objects("killed")
     if "model.ckpt.index" in names:
-        local = os.path.join(_download(store, "killed", tmp_path / "whole"), "model.ckpt")
+        local = os.path.join(store.download("killed", tmp_path / "whole"), "model.ckpt")
         assert est_ckpt.verify_checkpoint(local).ok and est_ckpt.diff_checkpoints(big_ckpt, local).equal
         outcome = "whole"
     else:
@@ -329,7 +304,7 @@ def test_convert_killed_on_s3_leaves_no_index_or_a_whole_one(store, big_ckpt, tm
         outcome = f"no index; left {sorted(names)}"
     sys.stderr.write(f"\nconvert into S3 killed: {outcome}\n")
     est_ckpt.convert_checkpoint(big_ckpt, dst_prefix, to="tf2", force=True)
-    local = os.path.join(_download(store, "killed", tmp_path / "rerun"), "model.ckpt")
+    local = os.path.join(store.download("killed", tmp_path / "rerun"), "model.ckpt")
     assert est_ckpt.verify_checkpoint(local).ok and est_ckpt.diff_checkpoints(big_ckpt, local).equal
 
 
@@ -345,7 +320,7 @@ def test_a_checkpoint_with_an_empty_data_file_cannot_be_converted_into_s3(store,
         FileNotFoundError, match=r"s3://[^ ]*/empty/\.model\.ckpt\.tmp-est-ckpt-.*\.data-00000"
     ):
         est_ckpt.convert_checkpoint(src, store.url("empty", "model.ckpt"), to="tf2")
-    assert "model.ckpt.index" not in _objects(store, "empty")
+    assert "model.ckpt.index" not in store.objects("empty")
 
 
 def test_local_paths_never_import_tensorflow_or_tensorflow_io(ckpts, tmp_path):
