@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import posixpath
@@ -27,10 +28,80 @@ def is_remote(path: str) -> bool:
     return "://" in str(path)
 
 
+@functools.cache
 def _gfile():
     import tensorflow as tf  # noqa: PLC0415 - only remote paths pay for TF.
 
-    return tf.io.gfile
+    try:
+        # TF no longer implements `s3://` itself: tensorflow-io's filesystem plugin,
+        # registered on import, does. Without it the CLI could not read an S3 model dir.
+        import tensorflow_io  # noqa: F401, PLC0415
+    except ImportError:
+        pass
+    return _RemoteFiles(tf.io.gfile, tf.errors)
+
+
+class _RemoteFiles:
+    """`tf.io.gfile`, raising each TensorFlow I/O error as the `OSError` it stands for.
+
+    Every caller (and the CLI, which reports an `OSError` in one line) handles
+    `OSError`s; `tf.errors.NotFoundError` and its kin are not `OSError`s, so a
+    missing bucket or object would otherwise escape as a traceback.
+    """
+
+    def __init__(self, gfile, errors):
+        self._gfile = gfile
+        self._errors = errors
+        self._errnos = {
+            errors.NotFoundError: errno.ENOENT,
+            errors.AlreadyExistsError: errno.EEXIST,
+            errors.PermissionDeniedError: errno.EACCES,
+            errors.UnauthenticatedError: errno.EACCES,
+            errors.ResourceExhaustedError: errno.ENOSPC,
+            errors.DeadlineExceededError: errno.ETIMEDOUT,
+        }
+
+    @contextlib.contextmanager
+    def translated(self, path: str) -> Iterator[None]:
+        try:
+            yield
+        except self._errors.OpError as e:
+            # OSError(errno, ...) is the matching subclass: FileNotFoundError for ENOENT.
+            raise OSError(self._errnos.get(type(e), errno.EIO), e.message, path) from e
+
+    def __getattr__(self, name: str):
+        function = getattr(self._gfile, name)
+
+        def call(path, *args, **kwargs):
+            with self.translated(path):
+                result = function(path, *args, **kwargs)
+            return _RemoteFile(result, path, self) if name == "GFile" else result
+
+        return call
+
+
+class _RemoteFile:
+    """A `tf.io.gfile.GFile` whose reads, writes and close raise `OSError`s (see `_RemoteFiles`)."""
+
+    def __init__(self, file, path: str, files: _RemoteFiles):
+        self._file, self._path, self._files = file, path, files
+
+    def __getattr__(self, name: str):
+        method = getattr(self._file, name)
+
+        def call(*args, **kwargs):
+            with self._files.translated(self._path):
+                return method(*args, **kwargs)
+
+        return call
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # Closing is when S3 and GCS upload what was written: its errors matter most.
+        with self._files.translated(self._path):
+            self._file.close()
 
 
 def join(path: str, *parts: str) -> str:

@@ -16,7 +16,7 @@ import os
 import pytest
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "est_ckpt")
-TF_MODULES = ("tensorflow", "tensorflow_estimator", "keras", "tf_keras")
+TF_MODULES = ("tensorflow", "tensorflow_estimator", "tensorflow_io", "keras", "tf_keras")
 # What each layer may import from est_ckpt (besides itself).
 SHARED = {"est_ckpt", "est_ckpt.errors", "est_ckpt.fileio"}
 ALLOWED = {

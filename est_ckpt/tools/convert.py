@@ -101,7 +101,7 @@ def _data_files(prefix: str) -> list[str]:
     directory, base = fileio.dirname(prefix) or ".", fileio.basename(prefix)
     try:
         listing = fileio.listdir(directory)
-    except (OSError, Exception):  # gfile raises its own NotFoundError.
+    except OSError:  # fileio turns gfile's errors into OSErrors too.
         return []
     pattern = re.compile(re.escape(base) + r"\.data-\d{5}-of-\d{5}$")
     return [fileio.join(directory, n) for n in listing if pattern.match(n)]
