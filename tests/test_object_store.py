@@ -264,7 +264,9 @@ def test_convert_failing_to_publish_its_index_on_s3_leaves_no_checkpoint(store, 
     with pytest.raises(DestinationExistsError, match=r"model\.ckpt-1\.data-0000[01]-of-00002"):
         est_ckpt.convert_checkpoint(src, dst_prefix, to="tf2")
     est_ckpt.convert_checkpoint(src, dst_prefix, to="tf2", force=True)
-    assert sorted(store.objects("failed")) == [*orphans, "model.ckpt-1.index"]
+    # The data files replaced, the index published, and (as `Saver.save` does) a state file naming DST.
+    assert sorted(store.objects("failed")) == ["checkpoint", *orphans, "model.ckpt-1.index"]
+    assert tf.train.latest_checkpoint(store.url("failed")) == dst_prefix
     assert est_ckpt.verify_checkpoint(dst_prefix).ok
 
 
