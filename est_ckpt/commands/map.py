@@ -27,6 +27,16 @@ def add_flags(parser: parsing.Parser) -> None:
         type=parsing.non_empty("a checkpoint or model dir"),
         help="Checkpoint or model dir of the new model: its variable names, shapes and dtypes.",
     )
+    add_mapping_flags(parser)
+    parser.add_argument(
+        "--vars_to_warm_start",
+        type=parsing.regex,
+        help="Regex: plan only the target variables whose names it matches at the start.",
+    )
+
+
+def add_mapping_flags(parser: parsing.Parser) -> None:
+    """`--assignment_map` and `--rename_rule`, as `map` and `convert --like` take them."""
     parser.add_argument(
         "--assignment_map",
         action="append",
@@ -44,11 +54,14 @@ def add_flags(parser: parsing.Parser) -> None:
         "first REGEX matching a whole name gives its source name, e.g. 'new/(.*)=old/\\1'. An empty "
         "REPLACEMENT leaves the variable alone.",
     )
-    parser.add_argument(
-        "--vars_to_warm_start",
-        type=parsing.regex,
-        help="Regex: plan only the target variables whose names it matches at the start.",
-    )
+
+
+def mapping_options(args: argparse.Namespace) -> dict:
+    """The `assignment_map` and `rename_rules` keyword arguments the mapping flags give."""
+    return {
+        "assignment_map": dict(args.assignment_map),
+        "rename_rules": [(regex, repl or None) for regex, repl in args.rename_rule],
+    }
 
 
 def to_json(plan: mapping.WarmStartPlan) -> dict:
@@ -96,8 +109,7 @@ def run(args: argparse.Namespace) -> int:
     plan = mapping.map_checkpoints(
         args.positionals[0],
         args.target,
-        assignment_map=dict(args.assignment_map),
-        rename_rules=[(regex, repl or None) for regex, repl in args.rename_rule],
+        **mapping_options(args),
         vars_to_warm_start=args.vars_to_warm_start,
     )
     if args.json:
