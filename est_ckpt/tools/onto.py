@@ -12,8 +12,11 @@ shard renumbered), SRC's and TEMPLATE's data shards are shared by hard link,
 nothing is loaded and TensorFlow is never imported. TEMPLATE keys that are
 not variables (and `save_counter`, bookkeeping of `tf.train.Checkpoint`)
 keep TEMPLATE's entries; so do unmapped variables with `keep_unmapped`.
-Optimizer slots are template variables like any other: they are mapped by
-name or object path, or kept with `keep_unmapped`.
+A TF 2.11+ Keras optimizer's state comes from a TF1 optimizer's slots and
+`global_step` where both optimizers give it the same meaning
+(`mapping.optimizer_state`); its hyperparameters keep TEMPLATE's values.
+Other slots are template variables like any other: mapped by name or object
+path, or kept with `keep_unmapped`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Callable, Mapping, Optional, Sequence
 from est_ckpt.errors import ConversionError, UnmappedVariablesError
 from est_ckpt.format import bundle, checkpoint, keys
 from est_ckpt.mapping import NameIndex, RenameRule, WarmStartPlan, map_checkpoints
+from est_ckpt.mapping.optimizer_state import is_hyperparameter, optimizer_assignment_map
 from est_ckpt.mapping.tf1_names import SAVE_COUNTER, slices_by_name
 from est_ckpt.tools import publish
 
@@ -56,6 +60,11 @@ def _bookkeeping(t: checkpoint.TensorInfo) -> bool:
     return not keys.is_variable_key(t.key) or t.object_path == SAVE_COUNTER
 
 
+def _hyperparameter(index: NameIndex, target: str) -> bool:
+    found, _ = index.resolve(target)
+    return found is not None and len(found.keys) == 1 and is_hyperparameter(index.tensors[found.keys[0]])
+
+
 def _only_key(found_keys: Sequence[str], what: str, target: str) -> str:
     if len(found_keys) != 1:
         raise ConversionError(
@@ -81,9 +90,20 @@ def plan_onto(
       ConversionError: a variable saved in parts one by one on either side.
     """
     plan = map_checkpoints(src, template, assignment_map=assignment_map, rename_rules=rename_rules)
-    # Ambiguous sources, mismatches and unused map entries are refused even with keep_unmapped.
-    (plan if not keep_unmapped else dataclasses.replace(plan, unmapped=plan.ambiguous)).raise_for_errors()
+    slots = optimizer_assignment_map(plan, src)
+    if slots:
+        # The user's own entries win over the derived ones.
+        merged = {**slots, **(assignment_map or {})}
+        plan = map_checkpoints(src, template, assignment_map=merged, rename_rules=rename_rules)
     index = NameIndex(template)
+    # Hyperparameters are not state: they keep the template's values. Ambiguous sources, mismatches and
+    # unused map entries are refused even with keep_unmapped.
+    refused = tuple(
+        u
+        for u in plan.unmapped
+        if u.ambiguous_keys or not (keep_unmapped or _hyperparameter(index, u.target))
+    )
+    dataclasses.replace(plan, unmapped=refused).raise_for_errors()
     sources: dict[str, str] = {}
     for a in plan.assignments:
         found, _ = index.resolve(a.target, shape=a.target_shape)
@@ -93,7 +113,7 @@ def plan_onto(
             a.source_keys, "source", a.target
         )
     left = [t for k, t in template.tensors.items() if k not in sources and k != keys.OBJECT_GRAPH_KEY]
-    missing = [t.key for t in left if not _bookkeeping(t)]
+    missing = [t.key for t in left if not (_bookkeeping(t) or is_hyperparameter(t))]
     if missing and not keep_unmapped:
         # Slots and other variables `map_checkpoints` does not plan (its unmapped ones raised above).
         raise UnmappedVariablesError(
