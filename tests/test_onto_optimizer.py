@@ -8,7 +8,10 @@ each side gives the same weights.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -143,3 +146,29 @@ def test_momentum_onto_keras_sgd_is_refused(tf, tmp_path):
         with pytest.raises(MismatchError, match=r"'dense/kernel/Momentum' cannot become 'm/dense/kernel'"):
             est_ckpt.convert_checkpoint(src, str(tmp_path / "out" / "ckpt"), like=like, keep_unmapped=keep)
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_map_optimizer_state_shows_the_plan_convert_applies(tf, tmp_path):
+    """`map --target TEMPLATE --optimizer_state --json` lists exactly what `convert --like --json` maps."""
+    tf1_opt, keras_opt = _OPTIMIZERS["adam"]
+    src = str(tmp_path / "src" / "model.ckpt")
+    _train_tf1(tf, tf1_opt, src, steps=1)
+    model, optimizer = _keras(tf, keras_opt)
+    like = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "tpl" / "ckpt"))
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def cli(*args):
+        proc = subprocess.run(
+            [sys.executable, "-m", "est_ckpt", *args], capture_output=True, text=True, env=env
+        )
+        return proc.returncode, proc.stdout
+
+    rc, out = cli("map", src, "--target", like, "--optimizer_state", "--json")
+    planned = json.loads(out)
+    assert {"target": "m/dense/kernel", "source_key": "dense/kernel/Adam"} in planned["mapped"]
+    assert planned["unmapped"] == ["learning_rate"] and rc == 1  # a warm start would not set hyperparameters
+    rc, out = cli("convert", src, str(tmp_path / "out" / "ckpt"), f"--like={like}", "--json")
+    converted = json.loads(out)
+    assert rc == 0 and converted["mapped"] == planned["mapped"]
+    assert converted["unused_sources"] == planned["unused_sources"] == ["beta1_power", "beta2_power"]
+    assert "optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE" in converted["kept"]

@@ -13,10 +13,12 @@ import sys
 
 from est_ckpt import mapping
 from est_ckpt.commands import parsing
+from est_ckpt.format import checkpoint
+from est_ckpt.mapping import optimizer_state
 
 USAGE = (
     "map SOURCE --target TARGET [--assignment_map SRC=DST ...] [--rename_rule REGEX=REPLACEMENT ...] "
-    "[--vars_to_warm_start REGEX] [--json]"
+    "[--vars_to_warm_start REGEX | --optimizer_state] [--json]"
 )
 
 
@@ -28,6 +30,10 @@ def add_flags(parser: parsing.Parser) -> None:
         help="Checkpoint or model dir of the new model: its variable names, shapes and dtypes.",
     )
     add_mapping_flags(parser)
+    parser.add_bool(
+        "optimizer_state",
+        "Plan as `convert --like` does: also TF1 optimizer slots onto a Keras optimizer's variables.",
+    )
     parser.add_argument(
         "--vars_to_warm_start",
         type=parsing.regex,
@@ -106,12 +112,23 @@ def run(args: argparse.Namespace) -> int:
         )
     if not args.target:
         raise parsing.UsageError("map needs --target TARGET (a checkpoint or model dir of the new model).")
-    plan = mapping.map_checkpoints(
-        args.positionals[0],
-        args.target,
-        **mapping_options(args),
-        vars_to_warm_start=args.vars_to_warm_start,
-    )
+    if args.optimizer_state:
+        if args.vars_to_warm_start:
+            raise parsing.UsageError(
+                "--optimizer_state plans every template variable: drop --vars_to_warm_start."
+            )
+        plan = optimizer_state.plan_onto_template(
+            checkpoint.read_checkpoint(args.positionals[0]),
+            checkpoint.read_checkpoint(args.target),
+            **mapping_options(args),
+        )
+    else:
+        plan = mapping.map_checkpoints(
+            args.positionals[0],
+            args.target,
+            **mapping_options(args),
+            vars_to_warm_start=args.vars_to_warm_start,
+        )
     if args.json:
         sys.stdout.write(json.dumps(to_json(plan)) + "\n")
     else:

@@ -26,12 +26,14 @@ state: `is_hyperparameter` tells them, and they keep the new model's values.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional, Sequence
 
 from est_ckpt.errors import MismatchError
 from est_ckpt.format import checkpoint, keys
 from est_ckpt.mapping.names import NameIndex
 from est_ckpt.mapping.plan import WarmStartPlan
+from est_ckpt.mapping.planner import map_checkpoints
+from est_ckpt.mapping.rules import RenameRule
 
 # Keras optimizer variable prefix -> the TF1 slot suffixes holding the same state, in order of preference.
 KERAS_SLOTS = {
@@ -121,4 +123,30 @@ def optimizer_assignment_map(plan: WarmStartPlan, source: checkpoint.CheckpointI
     return out
 
 
-__all__ = ["DIFFERENT", "KERAS_SLOTS", "is_hyperparameter", "optimizer_assignment_map"]
+def plan_onto_template(
+    source: checkpoint.CheckpointInfo,
+    template: checkpoint.CheckpointInfo,
+    *,
+    assignment_map: Optional[Mapping[str, str]] = None,
+    rename_rules: Optional[Sequence[RenameRule]] = None,
+) -> WarmStartPlan:
+    """The plan `convert --like` applies and `est-ckpt map --optimizer_state` shows: `map_checkpoints` plus optimizer state.
+
+    The template's variables are planned as `map_checkpoints` plans them; a
+    Keras optimizer variable left unmapped then gets the TF1 slot of the same
+    meaning (`optimizer_assignment_map`), the user's own `assignment_map`
+    entries winning over the derived ones.
+
+    Raises:
+      MismatchError: a slot means something else for the new optimizer.
+      MappingError: `assignment_map` or `rename_rules` is malformed.
+    """
+    plan = map_checkpoints(source, template, assignment_map=assignment_map, rename_rules=rename_rules)
+    slots = optimizer_assignment_map(plan, source)
+    if not slots:
+        return plan
+    merged = {**slots, **(assignment_map or {})}
+    return map_checkpoints(source, template, assignment_map=merged, rename_rules=rename_rules)
+
+
+__all__ = ["DIFFERENT", "KERAS_SLOTS", "is_hyperparameter", "optimizer_assignment_map", "plan_onto_template"]

@@ -3,8 +3,9 @@
 `convert_checkpoint(src, dst, like=TEMPLATE)` writes a checkpoint with exactly
 TEMPLATE's keys, dtypes, shapes and object graph (its entry, byte for byte),
 every variable's value taken from SRC. Which SRC key feeds which TEMPLATE
-variable is the plan `est-ckpt map SRC --target TEMPLATE` shows
-(`mapping.map_checkpoints`, the warm-start planner): TF1 names, recorded
+variable is the plan `est-ckpt map SRC --target TEMPLATE --optimizer_state`
+shows (`mapping.optimizer_state.plan_onto_template`: the warm-start planner's
+`map_checkpoints`, plus optimizer state): TF1 names, recorded
 `full_name`s or object paths on both sides, `assignment_map`, `rename_rules`.
 
 Like `convert`, only the index is written: an entry is reused verbatim (its
@@ -26,8 +27,8 @@ from typing import Callable, Mapping, Optional, Sequence
 
 from est_ckpt.errors import ConversionError, UnmappedVariablesError
 from est_ckpt.format import bundle, checkpoint, keys
-from est_ckpt.mapping import NameIndex, RenameRule, WarmStartPlan, map_checkpoints
-from est_ckpt.mapping.optimizer_state import is_hyperparameter, optimizer_assignment_map
+from est_ckpt.mapping import NameIndex, RenameRule, WarmStartPlan
+from est_ckpt.mapping.optimizer_state import is_hyperparameter, plan_onto_template
 from est_ckpt.mapping.tf1_names import SAVE_COUNTER, slices_by_name
 from est_ckpt.tools import publish
 
@@ -89,12 +90,7 @@ def plan_onto(
       AmbiguousNameError, MismatchError, UnusedMappingError: as the plan refuses them.
       ConversionError: a variable saved in parts one by one on either side.
     """
-    plan = map_checkpoints(src, template, assignment_map=assignment_map, rename_rules=rename_rules)
-    slots = optimizer_assignment_map(plan, src)
-    if slots:
-        # The user's own entries win over the derived ones.
-        merged = {**slots, **(assignment_map or {})}
-        plan = map_checkpoints(src, template, assignment_map=merged, rename_rules=rename_rules)
+    plan = plan_onto_template(src, template, assignment_map=assignment_map, rename_rules=rename_rules)
     index = NameIndex(template)
     # Hyperparameters are not state: they keep the template's values. Ambiguous sources, mismatches and
     # unused map entries are refused even with keep_unmapped.
