@@ -172,3 +172,45 @@ def test_map_optimizer_state_shows_the_plan_convert_applies(tf, tmp_path):
     assert rc == 0 and converted["mapped"] == planned["mapped"]
     assert converted["unused_sources"] == planned["unused_sources"] == ["beta1_power", "beta2_power"]
     assert "optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE" in converted["kept"]
+
+
+def test_estimator_model_fn_onto_keras_then_train_on(tf, tmp_path):
+    """A TF1 `model_fn` trained by an Estimator with Adam, onto Keras: one more step each agrees within 1e-6."""
+    tf1_opt, keras_opt = _OPTIMIZERS["adam"]
+
+    def model_fn(features, labels, mode):
+        rng = np.random.RandomState(0)
+        out = tf.compat.v1.layers.dense(
+            features,
+            3,
+            name="dense",
+            kernel_initializer=tf.compat.v1.constant_initializer(rng.randn(4, 3)),
+            bias_initializer=tf.compat.v1.constant_initializer(rng.randn(3)),
+        )
+        loss = tf.reduce_mean(tf.square(out - labels))
+        gs = tf.compat.v1.train.get_or_create_global_step()
+        return tf.estimator.EstimatorSpec(
+            mode, loss=loss, train_op=tf1_opt(tf.compat.v1).minimize(loss, global_step=gs)
+        )
+
+    def input_fn():
+        return tf.data.Dataset.from_tensors((_X, _Y)).repeat()
+
+    model_dir = str(tmp_path / "estimator")
+    estimator = tf.estimator.Estimator(model_fn, model_dir)
+    estimator.train(input_fn, steps=3)
+    src = tf.train.latest_checkpoint(model_dir)
+    model, optimizer = _keras(tf, keras_opt)
+    like = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "tpl" / "ckpt"))
+    dst = est_ckpt.convert_checkpoint(model_dir, str(tmp_path / "keras") + "/", like=like)
+    assert tf.train.latest_checkpoint(str(tmp_path / "keras")) == dst
+
+    model, optimizer = _keras(tf, keras_opt)
+    tf.train.Checkpoint(model=model, optimizer=optimizer).restore(dst).assert_consumed()
+    assert int(optimizer.iterations.numpy()) == 3
+    _keras_step(tf, model, optimizer)
+    estimator.train(input_fn, steps=1)
+    after = tf.train.load_checkpoint(tf.train.latest_checkpoint(model_dir))
+    assert tf.train.latest_checkpoint(model_dir) != src
+    for var, name in ((model.layers[0].kernel, "dense/kernel"), (model.layers[0].bias, "dense/bias")):
+        np.testing.assert_allclose(var.numpy(), after.get_tensor(name), atol=1e-6, rtol=0)
