@@ -40,7 +40,10 @@ def test_file_tools_never_import_tensorflow():
         "est_ckpt.tools.convert",
         "est_ckpt.tools.diff",
         "est_ckpt.tools.verify",
+        "est_ckpt.tools.onto",
+        "est_ckpt.tools.publish",
         "est_ckpt.mapping",
+        "est_ckpt.mapping.optimizer_state",
         "est_ckpt.tf.flags",
         *(f"est_ckpt.commands.{c}" for c in ("inspect", "convert", "diff", "map", "verify")),
     ]

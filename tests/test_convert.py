@@ -17,7 +17,7 @@ from est_ckpt import fileio
 from est_ckpt.errors import ConversionError, DestinationExistsError
 from est_ckpt.format import bundle, checkpoint, keys, object_graph, reader, tensors
 from est_ckpt.mapping import tf1_names
-from est_ckpt.tools import convert
+from est_ckpt.tools import convert, publish
 from tests import fixtures as fx
 
 VV = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -260,7 +260,7 @@ def test_failure_before_publishing_leaves_nothing(ckpts, tmp_path, monkeypatch):
     def failing_verify(*args):
         raise ConversionError("bad read back")
 
-    monkeypatch.setattr(convert, "_verify", failing_verify)
+    monkeypatch.setattr(publish, "verify_written", failing_verify)
     with pytest.raises(ConversionError):
         est_ckpt.convert_checkpoint(ckpts.prefix("tf1"), str(tmp_path / "g"), to="tf2")
     assert not [n for n in os.listdir(tmp_path) if n.startswith((".g", "g"))]

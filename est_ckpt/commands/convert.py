@@ -1,4 +1,9 @@
-"""`est-ckpt convert SRC DST --to=tf2|tf1 [--force] [--names=full_name|path] [--skip_underivable_slots]`."""
+"""`est-ckpt convert SRC DST --to=tf2|tf1 [--force] [--names=full_name|path] [--skip_underivable_slots]`.
+
+Or `est-ckpt convert SRC DST --like=TEMPLATE [--assignment_map=SRC=DST ...] [--rename_rule=REGEX=REPL ...]
+[--keep_unmapped] [--force] [--json]`: onto the new model's own checkpoint layout, by the plan
+`est-ckpt map SRC --target TEMPLATE` shows. `--to` and `--like` exclude each other (exit 2).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,15 @@ import sys
 import time
 from typing import Callable, Optional, TextIO
 
+from est_ckpt.commands import map as map_command
 from est_ckpt.commands import parsing
-from est_ckpt.tools import convert
+from est_ckpt.tools import convert, onto
 
-USAGE = "convert SRC DST --to=tf2|tf1 [--force] [--names=full_name|path] [--skip_underivable_slots] [--json]"
+USAGE = (
+    "convert SRC DST --to=tf2|tf1 [--force] [--names=full_name|path] [--skip_underivable_slots] [--json]"
+    "  |  convert SRC DST --like=TEMPLATE [--assignment_map=SRC=DST ...] [--rename_rule=REGEX=REPLACEMENT ...] "
+    "[--keep_unmapped] [--force] [--json]"
+)
 # Copies of data shards smaller than this finish too soon for a progress bar to help.
 PROGRESS_THRESHOLD = 100 * 1000 * 1000
 
@@ -33,6 +43,16 @@ def add_flags(parser: parsing.Parser) -> None:
     parser.add_bool(
         "skip_underivable_slots",
         "Leave out slot variables whose TF1 name cannot be derived, instead of failing.",
+    )
+    parser.add_argument(
+        "--like",
+        type=parsing.non_empty("a checkpoint or model dir"),
+        help="Instead of --to: a checkpoint of the new model; DST gets exactly its keys and object graph, "
+        "values from SRC as `est-ckpt map SRC --target TEMPLATE` plans them.",
+    )
+    map_command.add_mapping_flags(parser)
+    parser.add_bool(
+        "keep_unmapped", "With --like: keep TEMPLATE's own values of variables SRC has no source for."
     )
 
 
@@ -69,9 +89,54 @@ def to_json(report: convert.ConversionReport) -> dict:
     }
 
 
+def onto_json(report: onto.OntoReport) -> dict:
+    """The JSON of `est-ckpt convert --like --json`: `mapped` and `unused_sources` as `est-ckpt map --json` has them."""
+    plan = map_command.to_json(report.plan)
+    return {
+        "prefix": report.prefix,
+        "mapped": plan["mapped"],
+        "kept": list(report.kept),
+        "unused_sources": plan["unused_sources"],
+        "state_file_updated": report.state_file_updated,
+    }
+
+
+def run_like(args: argparse.Namespace) -> int:
+    if args.names != "full_name" or args.skip_underivable_slots:
+        raise parsing.UsageError("--names and --skip_underivable_slots apply to --to, not to --like.")
+    src, dst = args.positionals
+    report = onto.convert_onto(
+        src,
+        dst,
+        like=args.like,
+        **map_command.mapping_options(args),
+        keep_unmapped=args.keep_unmapped,
+        force=args.force,
+        progress=progress_bar(),
+    )
+    if args.json:
+        sys.stdout.write(json.dumps(onto_json(report)) + "\n")
+        return 0
+    for key in report.kept:
+        print(f"est-ckpt: note: kept the template's value of '{key}'", file=sys.stderr)
+    sys.stdout.write(
+        f"wrote {report.prefix}: {len(report.plan.assignments)} variable(s) from {report.plan.checkpoint}, "
+        f"{len(report.kept)} kept from {args.like} (now the latest in its 'checkpoint' state file)\n"
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if len(args.positionals) != 2:
         raise parsing.UsageError(f"convert takes SRC and DST (got {len(args.positionals)} arguments).")
+    if args.to is not None and args.like is not None:
+        raise parsing.UsageError("convert takes --to or --like, not both.")
+    if args.like is not None:
+        return run_like(args)
+    if args.assignment_map or args.rename_rule or args.keep_unmapped:
+        raise parsing.UsageError(
+            "--assignment_map, --rename_rule and --keep_unmapped apply to --like, not to --to."
+        )
     if args.to is None:
         raise parsing.UsageError("convert needs --to=tf2 or --to=tf1.")
     src, dst = args.positionals

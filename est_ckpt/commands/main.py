@@ -33,7 +33,7 @@ COMMANDS = {
 }
 SUMMARIES = {
     "inspect": "what a checkpoint holds: format, keys, dtypes, shapes, TF1 names",
-    "convert": "TF1 <-> TF2 by rewriting only the index; atomic and verified",
+    "convert": "TF1 <-> TF2, or onto a template (--like), by rewriting only the index; atomic and verified",
     "diff": "compare two checkpoints by TF1 name, across formats",
     "map": "warm-start dry run: which checkpoint key feeds which variable",
     "verify": "check every checksum, offset and size, without TensorFlow",

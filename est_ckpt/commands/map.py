@@ -13,10 +13,12 @@ import sys
 
 from est_ckpt import mapping
 from est_ckpt.commands import parsing
+from est_ckpt.format import checkpoint
+from est_ckpt.mapping import optimizer_state
 
 USAGE = (
     "map SOURCE --target TARGET [--assignment_map SRC=DST ...] [--rename_rule REGEX=REPLACEMENT ...] "
-    "[--vars_to_warm_start REGEX] [--json]"
+    "[--vars_to_warm_start REGEX | --optimizer_state] [--json]"
 )
 
 
@@ -27,6 +29,20 @@ def add_flags(parser: parsing.Parser) -> None:
         type=parsing.non_empty("a checkpoint or model dir"),
         help="Checkpoint or model dir of the new model: its variable names, shapes and dtypes.",
     )
+    add_mapping_flags(parser)
+    parser.add_bool(
+        "optimizer_state",
+        "Plan as `convert --like` does: also TF1 optimizer slots onto a Keras optimizer's variables.",
+    )
+    parser.add_argument(
+        "--vars_to_warm_start",
+        type=parsing.regex,
+        help="Regex: plan only the target variables whose names it matches at the start.",
+    )
+
+
+def add_mapping_flags(parser: parsing.Parser) -> None:
+    """`--assignment_map` and `--rename_rule`, as `map` and `convert --like` take them."""
     parser.add_argument(
         "--assignment_map",
         action="append",
@@ -44,11 +60,14 @@ def add_flags(parser: parsing.Parser) -> None:
         "first REGEX matching a whole name gives its source name, e.g. 'new/(.*)=old/\\1'. An empty "
         "REPLACEMENT leaves the variable alone.",
     )
-    parser.add_argument(
-        "--vars_to_warm_start",
-        type=parsing.regex,
-        help="Regex: plan only the target variables whose names it matches at the start.",
-    )
+
+
+def mapping_options(args: argparse.Namespace) -> dict:
+    """The `assignment_map` and `rename_rules` keyword arguments the mapping flags give."""
+    return {
+        "assignment_map": dict(args.assignment_map),
+        "rename_rules": [(regex, repl or None) for regex, repl in args.rename_rule],
+    }
 
 
 def to_json(plan: mapping.WarmStartPlan) -> dict:
@@ -93,13 +112,23 @@ def run(args: argparse.Namespace) -> int:
         )
     if not args.target:
         raise parsing.UsageError("map needs --target TARGET (a checkpoint or model dir of the new model).")
-    plan = mapping.map_checkpoints(
-        args.positionals[0],
-        args.target,
-        assignment_map=dict(args.assignment_map),
-        rename_rules=[(regex, repl or None) for regex, repl in args.rename_rule],
-        vars_to_warm_start=args.vars_to_warm_start,
-    )
+    if args.optimizer_state:
+        if args.vars_to_warm_start:
+            raise parsing.UsageError(
+                "--optimizer_state plans every template variable: drop --vars_to_warm_start."
+            )
+        plan = optimizer_state.plan_onto_template(
+            checkpoint.read_checkpoint(args.positionals[0]),
+            checkpoint.read_checkpoint(args.target),
+            **mapping_options(args),
+        )
+    else:
+        plan = mapping.map_checkpoints(
+            args.positionals[0],
+            args.target,
+            **mapping_options(args),
+            vars_to_warm_start=args.vars_to_warm_start,
+        )
     if args.json:
         sys.stdout.write(json.dumps(to_json(plan)) + "\n")
     else:

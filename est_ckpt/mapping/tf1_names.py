@@ -63,7 +63,7 @@ class Naming(NamedTuple):
     skipped_slots: list[str]
 
 
-def _slices_by_name(b: bundle.Bundle) -> dict[str, tuple]:
+def slices_by_name(b: bundle.Bundle) -> dict[str, tuple]:
     """Every partitioned variable's `(extents, entry)` parts, by variable key."""
     out: dict[str, list] = {}
     for s in b.slice_entries:
@@ -160,7 +160,7 @@ def tf1_variables(
         cannot be derived and `skip_underivable_slots` is false.
     """
     b = info.bundle
-    slices = _slices_by_name(b)
+    slices = slices_by_name(b)
     if info.format == "tf1":
         return Naming([Variable(k, e, slices.get(k, ()), (k,)) for k, e in b.entries.items()], [], [])
     special = _root_child_keys(info)

@@ -32,15 +32,13 @@ Naming is `est_ckpt.mapping.tf1_names`, the same naming `diff` matches by.
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
-from est_ckpt import fileio
-from est_ckpt.errors import ConversionError, DestinationExistsError, FormatError
-from est_ckpt.format import bundle, checkpoint, dtypes, keys, object_graph, state_file, tensors
-from est_ckpt.format.table import read_table
+from est_ckpt.errors import ConversionError
+from est_ckpt.format import bundle, checkpoint, dtypes, keys, object_graph, tensors
+from est_ckpt.mapping.rules import RenameRule
 from est_ckpt.mapping.tf1_names import GLOBAL_STEP, STEP, Variable, tf1_variables
+from est_ckpt.tools import onto, publish
 
 FORMATS = ("tf1", "tf2")
 NAMINGS = ("full_name", "path")
@@ -97,53 +95,6 @@ def _object_graph(variables: Sequence[Variable]) -> bytes:
     return object_graph.encode_object_graph(object_graph.ObjectGraph(tuple(nodes)))
 
 
-def _data_files(prefix: str) -> list[str]:
-    directory, base = fileio.dirname(prefix) or ".", fileio.basename(prefix)
-    try:
-        listing = fileio.listdir(directory)
-    except OSError:  # fileio turns gfile's errors into OSErrors too.
-        return []
-    pattern = re.compile(re.escape(base) + r"\.data-\d{5}-of-\d{5}$")
-    return [fileio.join(directory, n) for n in listing if pattern.match(n)]
-
-
-def same_file(a: str, b: str) -> bool:
-    """Whether two paths name the same file (the same string, for remote paths)."""
-    if fileio.is_remote(a) or fileio.is_remote(b):
-        return a.rstrip("/") == b.rstrip("/")
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
-
-
-def _resolve_destination(src_prefix: str, dst: str) -> str:
-    """Returns the prefix `dst` names: in a model directory, the source's base name."""
-    dst = str(dst)
-    if dst.endswith(("/", os.sep)) or fileio.isdir(dst):
-        return fileio.join(dst.rstrip("/").rstrip(os.sep) or dst, fileio.basename(src_prefix))
-    return dst
-
-
-def _verify(prefix: str, header: bytes, rows: dict[bytes, bytes], shard_sizes: Sequence[int]) -> None:
-    """Reads the written checkpoint back: every index block's CRC, every entry byte for byte, every shard's size.
-
-    Entries are compared as bytes, so keys, dtypes, shapes, slices and
-    offsets all read back exactly as they were validated in the source.
-    """
-    path = bundle.index_path(prefix)
-    try:
-        table = read_table(fileio.read_bytes(path))
-    except (OSError, FormatError) as e:
-        raise ConversionError(f"{path}: the index written does not read back ({e}).") from None
-    if len(table) != len(rows) + 1 or dict(table) != {b"": header, **rows}:
-        raise ConversionError(f"{path}: the index written does not read back as written.")
-    for shard, size in enumerate(shard_sizes):
-        data = bundle.data_path(prefix, shard, len(shard_sizes))
-        if fileio.getsize(data) != size:
-            raise ConversionError(f"{data}: {fileio.getsize(data)} bytes read back, {size} expected.")
-
-
 def convert(
     src: str,
     dst_prefix: str,
@@ -160,21 +111,7 @@ def convert(
     if names not in NAMINGS:
         raise ConversionError(f"`names` must be one of {NAMINGS} (got {names!r}).")
     info = checkpoint.read_checkpoint(src)
-    src_prefix = info.prefix
-    prefix = _resolve_destination(src_prefix, dst_prefix)
-    directory = fileio.dirname(prefix) or "."
-    if same_file(prefix, src_prefix) or (
-        fileio.exists(bundle.index_path(prefix))
-        and same_file(bundle.index_path(prefix), bundle.index_path(src_prefix))
-    ):
-        raise ConversionError(f"{prefix}: the destination is the source checkpoint; choose another prefix.")
-    existing = _data_files(prefix)
-    if fileio.exists(bundle.index_path(prefix)):
-        existing.append(bundle.index_path(prefix))
-    if existing and not force:
-        raise DestinationExistsError(
-            f"Destination {prefix} already exists ({fileio.basename(existing[0])}); pass force=True (--force) to replace it."
-        )
+    dest = publish.destination(info.prefix, dst_prefix, force=force)
 
     variables, dropped, skipped = tf1_variables(
         info, names=names, skip_underivable_slots=skip_underivable_slots, strict=True
@@ -201,73 +138,43 @@ def convert(
         else:
             rows[key.encode("utf-8")] = moved(var.entry)
     num_shards = len(used)
-    shard_sizes = [info.bundle.shard_sizes[old] for old in used]
     graph_data = None
     if to == "tf2":
         graph_data = tensors.encode_string_tensor([_object_graph(variables)])
         rows[keys.OBJECT_GRAPH_KEY.encode()] = tensors.new_entry(
             dtypes.DT_STRING, (), num_shards, 0, graph_data
         )
-        shard_sizes.append(len(graph_data))
         num_shards += 1
     header = bundle.encode_header(num_shards, template=info.bundle.header)
-    index = bundle.build_index(header, rows.items())
+    shards = [(info.bundle.data_path(old), info.bundle.shard_sizes[old]) for old in used]
+    copied = publish.publish(dest, header, rows, shards, new_shard=graph_data, progress=progress)
+    return ConversionReport(dest.prefix, tuple(dropped), tuple(skipped), True, copied)
 
-    fileio.makedirs(directory)
-    fileio.remove_abandoned_temps(directory)
-    tmp = fileio.temp_prefix(prefix)
-    created: list[str] = []
-    copied = 0
-    try:
-        for old, new in shard_map.items():
-            target = bundle.data_path(tmp, new, num_shards)
-            source = info.bundle.data_path(old)
-            created.append(target)
-            how = fileio.link_or_copy(source, target, progress=progress)
-            if how == "copy":
-                copied += info.bundle.shard_sizes[old]
-        if graph_data is not None:
-            target = bundle.data_path(tmp, num_shards - 1, num_shards)
-            created.append(target)
-            fileio.write_new(target, graph_data)
-        created.append(bundle.index_path(tmp))
-        fileio.write_new(bundle.index_path(tmp), index)
-        _verify(tmp, header, rows, shard_sizes)
-        # Publish: the old index goes first and the new one last, so no half-written DST is ever readable.
-        if existing:
-            # DST is absent until its new index is in place: meanwhile the state file must not name it,
-            # or `tf.train.latest_checkpoint` finds none at all (and an Estimator starts from scratch).
-            state_file.drop_entry(directory, prefix)
-            fileio.remove(bundle.index_path(prefix))
-        finals = []
-        for shard in range(num_shards):
-            final = bundle.data_path(prefix, shard, num_shards)
-            fileio.rename(bundle.data_path(tmp, shard, num_shards), final)
-            finals.append(final)
-        fileio.rename(bundle.index_path(tmp), bundle.index_path(prefix))
-    except BaseException:
-        for path in created:
-            fileio.remove(path)
-        raise
-    for stale in existing:
-        if stale not in finals and stale != bundle.index_path(prefix):
-            fileio.remove(stale)
-    # As `Saver.save` does, even in a new directory: so `tf.train.latest_checkpoint` and Estimator find DST.
-    state_file.record_latest(directory, prefix)
-    return ConversionReport(prefix, tuple(dropped), tuple(skipped), True, copied)
+
+def check_mode(*, to: Optional[str], like: Optional[str]) -> None:
+    """Refuses both or neither of `to` and `like`."""
+    if (to is None) == (like is None):
+        raise ConversionError(
+            "pass exactly one of `to` (tf1 or tf2) and `like` (a template checkpoint)"
+            + (f" (got to={to!r} and like={like!r})." if to is not None else ".")
+        )
 
 
 def convert_checkpoint(
     src: str,
     dst_prefix: str,
     *,
-    to: str,
+    to: Optional[str] = None,
+    like: Optional[str] = None,
+    assignment_map: Optional[Mapping[str, str]] = None,
+    rename_rules: Optional[Sequence[RenameRule]] = None,
+    keep_unmapped: bool = False,
     force: bool = False,
     names: str = "full_name",
     skip_underivable_slots: bool = False,
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> str:
-    """Converts a checkpoint between the TF1 (name-based) and TF2 (object-based) formats.
+    """Converts a checkpoint between the TF1 (name-based) and TF2 (object-based) formats, or onto a template.
 
     Only the index is rewritten; tensor bytes are shared with `src` by hard
     link (or copied through `tf.io.gfile` for remote paths), so the cost does
@@ -282,6 +189,13 @@ def convert_checkpoint(
         file is written (created if there is none, as `Saver.save` does) so
         that the new checkpoint is the latest.
       to: `"tf2"` for the `make_tf2_scaffold()` layout, `"tf1"` for name-based keys.
+      like: instead of `to`, a checkpoint of the new model (either kind, a
+        prefix or model directory): the result has exactly its keys, dtypes,
+        shapes and object graph, every variable's value taken from `src` by
+        the plan `est-ckpt map SRC --target LIKE` shows (see `tools.onto`).
+      assignment_map, rename_rules: with `like`, as for `plan_mapping`.
+      keep_unmapped: with `like`, keep the template's own values of its
+        variables that have no source instead of raising.
       force: replace an existing checkpoint at `dst_prefix`.
       names: for `to="tf1"` (and TF2 sources), `"full_name"` keys variables by
         their recorded TF1 names, `"path"` by their object paths.
@@ -300,7 +214,27 @@ def convert_checkpoint(
       DestinationExistsError: `dst_prefix` exists and `force` is false.
       ConversionError: bad arguments, names that are empty or duplicate,
         underivable slot names, or a destination that is the source.
+      UnmappedVariablesError, AmbiguousNameError, MismatchError, UnusedMappingError:
+        with `like`, the plan is refused (nothing is written).
     """
+    check_mode(to=to, like=like)
+    if like is not None:
+        if names != "full_name" or skip_underivable_slots:
+            raise ConversionError("`names` and `skip_underivable_slots` apply to `to`, not to `like`.")
+        return onto.convert_onto(
+            src,
+            dst_prefix,
+            like=like,
+            assignment_map=assignment_map,
+            rename_rules=rename_rules,
+            keep_unmapped=keep_unmapped,
+            force=force,
+            progress=progress,
+        ).prefix
+    if assignment_map or rename_rules or keep_unmapped:
+        raise ConversionError(
+            "`assignment_map`, `rename_rules` and `keep_unmapped` apply to `like`, not to `to`."
+        )
     return convert(
         src,
         dst_prefix,
@@ -312,4 +246,4 @@ def convert_checkpoint(
     ).prefix
 
 
-__all__ = ["ConversionReport", "convert", "convert_checkpoint"]
+__all__ = ["ConversionReport", "check_mode", "convert", "convert_checkpoint"]

@@ -14,7 +14,7 @@ from est_ckpt import fileio
 from est_ckpt.errors import ConversionError
 from est_ckpt.format import checkpoint, tensors
 from est_ckpt.mapping.tf1_names import Variable, tf1_variables
-from est_ckpt.tools.convert import same_file
+from est_ckpt.tools.publish import same_file
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,181 @@
+"""Converting a checkpoint onto a template's layout: the new model's own keys, values from the old one.
+
+`convert_checkpoint(src, dst, like=TEMPLATE)` writes a checkpoint with exactly
+TEMPLATE's keys, dtypes, shapes and object graph (its entry, byte for byte),
+every variable's value taken from SRC. Which SRC key feeds which TEMPLATE
+variable is the plan `est-ckpt map SRC --target TEMPLATE --optimizer_state`
+shows (`mapping.optimizer_state.plan_onto_template`: the warm-start planner's
+`map_checkpoints`, plus optimizer state): TF1 names, recorded
+`full_name`s or object paths on both sides, `assignment_map`, `rename_rules`.
+
+Like `convert`, only the index is written: an entry is reused verbatim (its
+shard renumbered), SRC's and TEMPLATE's data shards are shared by hard link,
+nothing is loaded and TensorFlow is never imported. TEMPLATE keys that are
+not variables (and `save_counter`, bookkeeping of `tf.train.Checkpoint`)
+keep TEMPLATE's entries; so do unmapped variables with `keep_unmapped`.
+A TF 2.11+ Keras optimizer's state comes from a TF1 optimizer's slots and
+`global_step` where both optimizers give it the same meaning
+(`mapping.optimizer_state`); its hyperparameters keep TEMPLATE's values.
+Other slots are template variables like any other: mapped by name or object
+path, or kept with `keep_unmapped`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping, Optional, Sequence
+
+from est_ckpt.errors import ConversionError, UnmappedVariablesError
+from est_ckpt.format import bundle, checkpoint, keys
+from est_ckpt.mapping import NameIndex, RenameRule, WarmStartPlan
+from est_ckpt.mapping.optimizer_state import is_hyperparameter, plan_onto_template
+from est_ckpt.mapping.tf1_names import SAVE_COUNTER, slices_by_name
+from est_ckpt.tools import publish
+
+
+@dataclasses.dataclass(frozen=True)
+class OntoReport:
+    """What a conversion onto a template did.
+
+    Attributes:
+      prefix: the prefix written.
+      plan: the mapping applied (the plan `est-ckpt map SRC --target TEMPLATE` shows).
+      kept: TEMPLATE keys that keep TEMPLATE's values, in key order.
+      state_file_updated: whether the `checkpoint` state file now names `prefix`.
+      copied_bytes: data copied rather than linked (remote paths).
+    """
+
+    prefix: str
+    plan: WarmStartPlan
+    kept: tuple[str, ...]
+    state_file_updated: bool
+    copied_bytes: int
+
+
+def _bookkeeping(t: checkpoint.TensorInfo) -> bool:
+    """Whether a template key is not a model variable: the object graph, `save_counter`, other attributes."""
+    if t.key == keys.OBJECT_GRAPH_KEY:
+        return True
+    if t.object_path is None:
+        return False
+    return not keys.is_variable_key(t.key) or t.object_path == SAVE_COUNTER
+
+
+def _hyperparameter(index: NameIndex, target: str) -> bool:
+    found, _ = index.resolve(target)
+    return found is not None and len(found.keys) == 1 and is_hyperparameter(index.tensors[found.keys[0]])
+
+
+def _only_key(found_keys: Sequence[str], what: str, target: str) -> str:
+    if len(found_keys) != 1:
+        raise ConversionError(
+            f"'{target}': its {what} is saved in parts one by one ({', '.join(found_keys)}); converting onto a "
+            "template cannot join or split parts without reading them. Convert with --to first, or map it whole."
+        )
+    return found_keys[0]
+
+
+def plan_onto(
+    src: checkpoint.CheckpointInfo,
+    template: checkpoint.CheckpointInfo,
+    *,
+    assignment_map: Optional[Mapping[str, str]] = None,
+    rename_rules: Optional[Sequence[RenameRule]] = None,
+    keep_unmapped: bool = False,
+) -> tuple[WarmStartPlan, dict[str, str], tuple[str, ...]]:
+    """Plans a conversion onto `template`: `(plan, {template key: src key}, kept template keys)`.
+
+    Raises:
+      UnmappedVariablesError: template variables without a source (without `keep_unmapped`).
+      AmbiguousNameError, MismatchError, UnusedMappingError: as the plan refuses them.
+      ConversionError: a variable saved in parts one by one on either side.
+    """
+    plan = plan_onto_template(src, template, assignment_map=assignment_map, rename_rules=rename_rules)
+    index = NameIndex(template)
+    # Hyperparameters are not state: they keep the template's values. Ambiguous sources, mismatches and
+    # unused map entries are refused even with keep_unmapped.
+    refused = tuple(
+        u
+        for u in plan.unmapped
+        if u.ambiguous_keys or not (keep_unmapped or _hyperparameter(index, u.target))
+    )
+    dataclasses.replace(plan, unmapped=refused).raise_for_errors()
+    sources: dict[str, str] = {}
+    for a in plan.assignments:
+        found, _ = index.resolve(a.target, shape=a.target_shape)
+        if found is None:  # `targets_from_checkpoint` names every target so that it resolves.
+            raise ConversionError(f"{template.prefix}: '{a.target}' does not name one key of the template.")
+        sources[_only_key(found.keys, "template variable", a.target)] = _only_key(
+            a.source_keys, "source", a.target
+        )
+    left = [t for k, t in template.tensors.items() if k not in sources and k != keys.OBJECT_GRAPH_KEY]
+    missing = [t.key for t in left if not (_bookkeeping(t) or is_hyperparameter(t))]
+    if missing and not keep_unmapped:
+        # Slots and other variables `map_checkpoints` does not plan (its unmapped ones raised above).
+        raise UnmappedVariablesError(
+            f"{template.prefix}: {len(missing)} template variable(s) have no source in {src.prefix}: "
+            + ", ".join(f"'{k}'" for k in missing)
+            + ". Map them with `assignment_map` (an object path or name on either side) or pass "
+            "keep_unmapped=True (--keep_unmapped) to keep the template's values."
+        )
+    return plan, sources, tuple(t.key for t in left)
+
+
+def convert_onto(
+    src: str,
+    dst_prefix: str,
+    *,
+    like: str,
+    assignment_map: Optional[Mapping[str, str]] = None,
+    rename_rules: Optional[Sequence[RenameRule]] = None,
+    keep_unmapped: bool = False,
+    force: bool = False,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> OntoReport:
+    """`convert_checkpoint(src, dst_prefix, like=...)`, returning an `OntoReport` (used by the CLI)."""
+    info = checkpoint.read_checkpoint(src)
+    template = checkpoint.read_checkpoint(like)
+    plan, sources, kept = plan_onto(
+        info, template, assignment_map=assignment_map, rename_rules=rename_rules, keep_unmapped=keep_unmapped
+    )
+    dest = publish.destination(info.prefix, dst_prefix, force=force, inputs=(template.prefix,))
+
+    # One shard set: SRC's shards that an entry uses, then TEMPLATE's, renumbered in that order.
+    slices = {id(b): slices_by_name(b) for b in (info.bundle, template.bundle)}
+    chosen: list[tuple[bundle.Bundle, str, str]] = []  # (bundle, key there, key in DST)
+    for key in template.bundle.entries:
+        if key in sources:
+            chosen.append((info.bundle, sources[key], key))
+        else:
+            chosen.append((template.bundle, key, key))
+    used: dict[tuple[int, int], int] = {}
+    shards: list[tuple[str, int]] = []
+    for which in (info.bundle, template.bundle):
+        ids = set()
+        for b, key, _ in chosen:
+            if b is which:
+                entries = [e for _, e in slices[id(b)].get(key, ())] or [b.entries[key]]
+                ids.update(e.shard_id for e in entries if not e.slices)
+        for old in sorted(ids):
+            used[(id(which), old)] = len(shards)
+            shards.append((which.data_path(old), which.shard_sizes[old]))
+
+    def moved(b: bundle.Bundle, entry: bundle.Entry) -> bytes:
+        new = used[(id(b), entry.shard_id)]
+        return entry.raw if new == entry.shard_id else bundle.encode_entry(entry, shard_id=new)
+
+    rows: dict[bytes, bytes] = {}
+    for b, key, new_key in chosen:
+        entry = b.entries[key]
+        if entry.slices:
+            rows[new_key.encode("utf-8")] = entry.raw
+            for extents, part in slices[id(b)].get(key, ()):
+                rows[bundle.encode_slice_key(new_key, extents)] = moved(b, part)
+        else:
+            rows[new_key.encode("utf-8")] = moved(b, entry)
+    header = bundle.encode_header(len(shards), template=template.bundle.header)
+    copied = publish.publish(dest, header, rows, shards, progress=progress)
+    return OntoReport(dest.prefix, plan, kept, True, copied)
+
+
+__all__ = ["OntoReport", "convert_onto", "plan_onto"]

@@ -1,0 +1,186 @@
+"""Writing a checkpoint whose data shards already exist: a new index over linked shards, atomic and verified.
+
+`convert` (TF1 <-> TF2) and `onto` (onto a template's layout) both rewrite
+only the index: the data shards they read are hard-linked (local) or copied
+through `tf.io.gfile` (remote) under a temporary prefix, the index is written
+and read back, then everything is renamed into place, the index last, so no
+half-written checkpoint is ever readable. The destination directory's
+`checkpoint` state file then names it, as `Saver.save` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Callable, Optional, Sequence
+
+from est_ckpt import fileio
+from est_ckpt.errors import ConversionError, DestinationExistsError, FormatError
+from est_ckpt.format import bundle, state_file
+from est_ckpt.format.table import read_table
+
+
+@dataclasses.dataclass(frozen=True)
+class Destination:
+    """Where a checkpoint is to be written.
+
+    Attributes:
+      prefix: the checkpoint prefix.
+      directory: its directory.
+      existing: the files of a checkpoint already there (replaced only with force).
+    """
+
+    prefix: str
+    directory: str
+    existing: tuple[str, ...]
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name the same file (the same string, for remote paths)."""
+    if fileio.is_remote(a) or fileio.is_remote(b):
+        return a.rstrip("/") == b.rstrip("/")
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _data_files(prefix: str) -> list[str]:
+    directory, base = fileio.dirname(prefix) or ".", fileio.basename(prefix)
+    try:
+        listing = fileio.listdir(directory)
+    except OSError:  # fileio turns gfile's errors into OSErrors too.
+        return []
+    pattern = re.compile(re.escape(base) + r"\.data-\d{5}-of-\d{5}$")
+    return [fileio.join(directory, n) for n in listing if pattern.match(n)]
+
+
+def _resolve_destination(src_prefix: str, dst: str) -> str:
+    """Returns the prefix `dst` names: in a model directory, the source's base name."""
+    dst = str(dst)
+    if dst.endswith(("/", os.sep)) or fileio.isdir(dst):
+        return fileio.join(dst.rstrip("/").rstrip(os.sep) or dst, fileio.basename(src_prefix))
+    return dst
+
+
+def destination(src_prefix: str, dst: str, *, force: bool, inputs: Sequence[str] = ()) -> Destination:
+    """Resolves `dst` and refuses to write over an input or, without `force`, over a checkpoint.
+
+    Args:
+      src_prefix: the source checkpoint's prefix (a model directory `dst` gets its base name).
+      dst: the prefix to write, or a model directory.
+      force: whether an existing checkpoint at the prefix may be replaced.
+      inputs: further checkpoint prefixes read (a template) that must not be the destination either.
+
+    Raises:
+      ConversionError: the destination is an input checkpoint.
+      DestinationExistsError: a checkpoint exists there and `force` is false.
+    """
+    prefix = _resolve_destination(src_prefix, dst)
+    for read in (src_prefix, *inputs):
+        if same_file(prefix, read) or (
+            fileio.exists(bundle.index_path(prefix))
+            and same_file(bundle.index_path(prefix), bundle.index_path(read))
+        ):
+            what = "the source checkpoint" if read == src_prefix else f"an input checkpoint ({read})"
+            raise ConversionError(f"{prefix}: the destination is {what}; choose another prefix.")
+    existing = _data_files(prefix)
+    if fileio.exists(bundle.index_path(prefix)):
+        existing.append(bundle.index_path(prefix))
+    if existing and not force:
+        raise DestinationExistsError(
+            f"Destination {prefix} already exists ({fileio.basename(existing[0])}); pass force=True (--force) to replace it."
+        )
+    return Destination(prefix, fileio.dirname(prefix) or ".", tuple(existing))
+
+
+def verify_written(prefix: str, header: bytes, rows: dict[bytes, bytes], shard_sizes: Sequence[int]) -> None:
+    """Reads a written checkpoint back: every index block's CRC, every entry byte for byte, every shard's size.
+
+    Entries are compared as bytes, so keys, dtypes, shapes, slices and
+    offsets all read back exactly as they were validated in the source.
+    """
+    path = bundle.index_path(prefix)
+    try:
+        table = read_table(fileio.read_bytes(path))
+    except (OSError, FormatError) as e:
+        raise ConversionError(f"{path}: the index written does not read back ({e}).") from None
+    if len(table) != len(rows) + 1 or dict(table) != {b"": header, **rows}:
+        raise ConversionError(f"{path}: the index written does not read back as written.")
+    for shard, size in enumerate(shard_sizes):
+        data = bundle.data_path(prefix, shard, len(shard_sizes))
+        if fileio.getsize(data) != size:
+            raise ConversionError(f"{data}: {fileio.getsize(data)} bytes read back, {size} expected.")
+
+
+def publish(
+    dest: Destination,
+    header: bytes,
+    rows: dict[bytes, bytes],
+    shards: Sequence[tuple[str, int]],
+    *,
+    new_shard: Optional[bytes] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> int:
+    """Writes the checkpoint `rows` describe at `dest`, atomically, and makes it the latest.
+
+    Args:
+      dest: from `destination`.
+      header: the encoded bundle header (its shard count includes `new_shard`).
+      rows: every index row but the header, by raw key.
+      shards: each data shard in the new numbering, as `(existing data file, its size)`.
+      new_shard: the bytes of one more shard written last (an object graph), if any.
+      progress: as for `convert_checkpoint`, while a shard is copied rather than linked.
+
+    Returns:
+      The bytes copied rather than linked.
+    """
+    prefix, directory, existing = dest.prefix, dest.directory, dest.existing
+    num_shards = len(shards) + (new_shard is not None)
+    shard_sizes = [size for _, size in shards] + ([len(new_shard)] if new_shard is not None else [])
+    index = bundle.build_index(header, rows.items())
+    fileio.makedirs(directory)
+    fileio.remove_abandoned_temps(directory)
+    tmp = fileio.temp_prefix(prefix)
+    created: list[str] = []
+    copied = 0
+    try:
+        for new, (source, size) in enumerate(shards):
+            target = bundle.data_path(tmp, new, num_shards)
+            created.append(target)
+            how = fileio.link_or_copy(source, target, progress=progress)
+            if how == "copy":
+                copied += size
+        if new_shard is not None:
+            target = bundle.data_path(tmp, num_shards - 1, num_shards)
+            created.append(target)
+            fileio.write_new(target, new_shard)
+        created.append(bundle.index_path(tmp))
+        fileio.write_new(bundle.index_path(tmp), index)
+        verify_written(tmp, header, rows, shard_sizes)
+        # Publish: the old index goes first and the new one last, so no half-written DST is ever readable.
+        if existing:
+            # DST is absent until its new index is in place: meanwhile the state file must not name it,
+            # or `tf.train.latest_checkpoint` finds none at all (and an Estimator starts from scratch).
+            state_file.drop_entry(directory, prefix)
+            fileio.remove(bundle.index_path(prefix))
+        finals = []
+        for shard in range(num_shards):
+            final = bundle.data_path(prefix, shard, num_shards)
+            fileio.rename(bundle.data_path(tmp, shard, num_shards), final)
+            finals.append(final)
+        fileio.rename(bundle.index_path(tmp), bundle.index_path(prefix))
+    except BaseException:
+        for path in created:
+            fileio.remove(path)
+        raise
+    for stale in existing:
+        if stale not in finals and stale != bundle.index_path(prefix):
+            fileio.remove(stale)
+    # As `Saver.save` does, even in a new directory: so `tf.train.latest_checkpoint` and Estimator find DST.
+    state_file.record_latest(directory, prefix)
+    return copied
+
+
+__all__ = ["Destination", "destination", "publish", "same_file", "verify_written"]
