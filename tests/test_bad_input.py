@@ -203,6 +203,20 @@ def test_state_file_pointing_nowhere(model_dir):
     assert_verify_fails(model_dir, "model.ckpt-9")
 
 
+def test_state_file_naming_only_missing_checkpoints(tmp_path):
+    """A directory whose state file names only missing checkpoints: verify's one error says so, naming both."""
+    state = tmp_path / "checkpoint"
+    state.write_text('model_checkpoint_path: "model.ckpt-9"\nall_model_checkpoint_paths: "model.ckpt-9"\n')
+    with pytest.raises(errors.CheckpointNotFoundError) as info:
+        verify_checkpoint(str(tmp_path))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path}: directory holds no checkpoint")
+    assert f"{state}: names checkpoint '{tmp_path / 'model.ckpt-9'}', whose .index does not exist" in message
+    proc = est_ckpt("verify", str(tmp_path))
+    assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert "model.ckpt-9" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_stale_state_file_skips_an_incomplete_newest(model_dir):
     """With a stale state file, the newest prefix whose shards are all there is used, not a newer broken one."""
     with open(os.path.join(model_dir, "checkpoint"), "w") as f:

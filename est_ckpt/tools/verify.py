@@ -90,6 +90,11 @@ def _resolve(path: str, problems: Problems) -> Optional[str]:
         # No checkpoint here is complete: verify the newest, to say what is wrong with it.
         newest = checkpoint.prefixes_on_disk(path) if fileio.isdir(path) else []
         if not newest:
+            if problems:
+                # Nothing to verify, but the state file's dangling names are why: say both in one error.
+                raise CheckpointNotFoundError(
+                    f"{path}: directory holds no checkpoint; " + "; ".join(problems.lines())
+                ) from None
             raise
         return newest[0]
     except EstCkptError as e:
