@@ -116,6 +116,16 @@ def basename(path: str) -> str:
     return posixpath.basename(path) if is_remote(path) else os.path.basename(path)
 
 
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name the same file (the same string, for remote paths)."""
+    if is_remote(a) or is_remote(b):
+        return a.rstrip("/") == b.rstrip("/")
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
 def exists(path: str) -> bool:
     """Whether `path` exists.
 

@@ -329,3 +329,21 @@ def test_cli_map_usage_errors(ckpts):
     assert _cli(ckpts("tf1")).returncode == 2
     result = _cli(ckpts("tf1"), "--target", ckpts("tf1"), "--assignment_map", "nodelimiter")
     assert result.returncode == 2 and "SRC=DST" in result.stderr
+
+
+def test_cli_assignment_map_splits_at_the_last_equals_as_warm_start_map(tmp_path):
+    """`--assignment_map a=b=w` reads SRC `a=b` (an object path may hold '='), as `--warm_start_map` does."""
+    import tensorflow as tf
+
+    from est_ckpt.tf.flags import parse_map_entry
+
+    src = tf.train.Checkpoint(**{"a=b": tf.Variable([1.0, 2.0])}).write(str(tmp_path / "src" / "ckpt"))
+    with tf.Graph().as_default():
+        tf.compat.v1.get_variable("w", initializer=[0.0, 0.0])
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            target = tf.compat.v1.train.Saver().save(sess, str(tmp_path / "target" / "ckpt"))
+    result = _cli(src, "--target", target, "--assignment_map", "a=b=w", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["mapped"] == [{"target": "w", "source_key": f"a=b{VV}"}]
+    assert parse_map_entry("a=b=w") == ("a=b", "w")

@@ -47,9 +47,10 @@ def add_mapping_flags(parser: parsing.Parser) -> None:
         "--assignment_map",
         action="append",
         default=[],
-        type=parsing.pair("SRC=DST", split_last=False),
+        type=parsing.pair("SRC=DST", split_last=True),
         help="Repeatable SRC=DST entry in init_from_checkpoint's grammar: 'old/name=new/name', "
-        "'old_scope/=new_scope/', '/=new_scope/'; SRC may be an object path ('vars/0').",
+        "'old_scope/=new_scope/', '/=new_scope/'; SRC may be an object path ('vars/0'). Split at the "
+        "last '=' (as --warm_start_map): a target name cannot hold '=', a source's object path may.",
     )
     parser.add_argument(
         "--rename_rule",

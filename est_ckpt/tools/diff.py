@@ -14,7 +14,6 @@ from est_ckpt import fileio
 from est_ckpt.errors import ConversionError
 from est_ckpt.format import checkpoint, tensors
 from est_ckpt.mapping.tf1_names import Variable, tf1_variables
-from est_ckpt.tools.publish import same_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +72,7 @@ def _shares_bytes(
         if (x.offset, x.size, x.crc32c, x.dtype, x.shape) != (y.offset, y.size, y.crc32c, y.dtype, y.shape):
             return False
         pa, pb = ia.bundle.data_path(x.shard_id), ib.bundle.data_path(y.shard_id)
-        if fileio.is_remote(pa) or fileio.is_remote(pb) or not same_file(pa, pb):
+        if fileio.is_remote(pa) or fileio.is_remote(pb) or not fileio.same_file(pa, pb):
             return False
     return True
 

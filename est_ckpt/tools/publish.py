@@ -36,16 +36,6 @@ class Destination:
     existing: tuple[str, ...]
 
 
-def same_file(a: str, b: str) -> bool:
-    """Whether two paths name the same file (the same string, for remote paths)."""
-    if fileio.is_remote(a) or fileio.is_remote(b):
-        return a.rstrip("/") == b.rstrip("/")
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
-
-
 def _data_files(prefix: str) -> list[str]:
     directory, base = fileio.dirname(prefix) or ".", fileio.basename(prefix)
     try:
@@ -79,9 +69,9 @@ def destination(src_prefix: str, dst: str, *, force: bool, inputs: Sequence[str]
     """
     prefix = _resolve_destination(src_prefix, dst)
     for read in (src_prefix, *inputs):
-        if same_file(prefix, read) or (
+        if fileio.same_file(prefix, read) or (
             fileio.exists(bundle.index_path(prefix))
-            and same_file(bundle.index_path(prefix), bundle.index_path(read))
+            and fileio.same_file(bundle.index_path(prefix), bundle.index_path(read))
         ):
             what = "the source checkpoint" if read == src_prefix else f"an input checkpoint ({read})"
             raise ConversionError(f"{prefix}: the destination is {what}; choose another prefix.")
@@ -183,4 +173,4 @@ def publish(
     return copied
 
 
-__all__ = ["Destination", "destination", "publish", "same_file", "verify_written"]
+__all__ = ["Destination", "destination", "publish", "verify_written"]
