@@ -28,9 +28,9 @@ from typing import Callable, Mapping, Optional, Sequence
 from est_ckpt.errors import ConversionError, UnmappedVariablesError
 from est_ckpt.format import bundle, checkpoint, keys
 from est_ckpt.mapping import NameIndex, RenameRule, WarmStartPlan
-from est_ckpt.mapping.optimizer_state import is_hyperparameter, plan_onto_template
+from est_ckpt.mapping.optimizer_state import is_hyperparameter, plan_onto_template, power_targets
 from est_ckpt.mapping.tf1_names import SAVE_COUNTER, slices_by_name
-from est_ckpt.tools import publish
+from est_ckpt.tools import onto_steps, publish
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +41,9 @@ class OntoReport:
       prefix: the prefix written.
       plan: the mapping applied (the plan `est-ckpt map SRC --target TEMPLATE` shows).
       kept: TEMPLATE keys that keep TEMPLATE's values, in key order.
+      computed: TEMPLATE keys given new values that SRC does not hold (TF1 Adam's
+        `beta1_power`/`beta2_power` from a Keras step count), with those values.
+      step_checks: how the step count carried over was checked against SRC's Adam powers.
       state_file_updated: whether the `checkpoint` state file now names `prefix`.
       copied_bytes: data copied rather than linked (remote paths).
     """
@@ -50,6 +53,8 @@ class OntoReport:
     kept: tuple[str, ...]
     state_file_updated: bool
     copied_bytes: int
+    computed: tuple[tuple[str, float], ...] = ()
+    step_checks: tuple[str, ...] = ()
 
 
 def _bookkeeping(t: checkpoint.TensorInfo) -> bool:
@@ -92,12 +97,13 @@ def plan_onto(
     """
     plan = plan_onto_template(src, template, assignment_map=assignment_map, rename_rules=rename_rules)
     index = NameIndex(template)
+    powers = power_targets(plan, src)
     # Hyperparameters are not state: they keep the template's values. Ambiguous sources, mismatches and
-    # unused map entries are refused even with keep_unmapped.
+    # unused map entries are refused even with keep_unmapped. TF1 Adam powers SRC lacks are derived.
     refused = tuple(
         u
         for u in plan.unmapped
-        if u.ambiguous_keys or not (keep_unmapped or _hyperparameter(index, u.target))
+        if u.ambiguous_keys or not (keep_unmapped or _hyperparameter(index, u.target) or u.target in powers)
     )
     dataclasses.replace(plan, unmapped=refused).raise_for_errors()
     sources: dict[str, str] = {}
@@ -109,7 +115,7 @@ def plan_onto(
             a.source_keys, "source", a.target
         )
     left = [t for k, t in template.tensors.items() if k not in sources and k != keys.OBJECT_GRAPH_KEY]
-    missing = [t.key for t in left if not (_bookkeeping(t) or is_hyperparameter(t))]
+    missing = [t.key for t in left if not (_bookkeeping(t) or is_hyperparameter(t) or t.key in powers)]
     if missing and not keep_unmapped:
         # Slots and other variables `map_checkpoints` does not plan (its unmapped ones raised above).
         raise UnmappedVariablesError(
@@ -118,7 +124,7 @@ def plan_onto(
             + ". Map them with `assignment_map` (an object path or name on either side) or pass "
             "keep_unmapped=True (--keep_unmapped) to keep the template's values."
         )
-    return plan, sources, tuple(t.key for t in left)
+    return plan, sources, tuple(t.key for t in left if t.key not in powers)
 
 
 def convert_onto(
@@ -138,12 +144,18 @@ def convert_onto(
     plan, sources, kept = plan_onto(
         info, template, assignment_map=assignment_map, rename_rules=rename_rules, keep_unmapped=keep_unmapped
     )
+    step_checks = onto_steps.check_step(info, template, sources)
+    computed = onto_steps.power_tensors(
+        info, template, sources, {k: p for k, p in power_targets(plan, info).items() if k not in sources}
+    )
     dest = publish.destination(info.prefix, dst_prefix, force=force, inputs=(template.prefix,))
 
     # One shard set: SRC's shards that an entry uses, then TEMPLATE's, renumbered in that order.
     slices = {id(b): slices_by_name(b) for b in (info.bundle, template.bundle)}
     chosen: list[tuple[bundle.Bundle, str, str]] = []  # (bundle, key there, key in DST)
     for key in template.bundle.entries:
+        if key in computed:
+            continue
         if key in sources:
             chosen.append((info.bundle, sources[key], key))
         else:
@@ -173,9 +185,13 @@ def convert_onto(
                 rows[bundle.encode_slice_key(new_key, extents)] = moved(b, part)
         else:
             rows[new_key.encode("utf-8")] = moved(b, entry)
-    header = bundle.encode_header(len(shards), template=template.bundle.header)
-    copied = publish.publish(dest, header, rows, shards, progress=progress)
-    return OntoReport(dest.prefix, plan, kept, True, copied)
+    new_shard = None
+    if computed:
+        new_rows, new_shard = onto_steps.encode_scalars(computed, len(shards))
+        rows.update(new_rows)
+    header = bundle.encode_header(len(shards) + (new_shard is not None), template=template.bundle.header)
+    copied = publish.publish(dest, header, rows, shards, new_shard=new_shard, progress=progress)
+    return OntoReport(dest.prefix, plan, kept, True, copied, tuple(computed.items()), step_checks)
 
 
 __all__ = ["OntoReport", "convert_onto", "plan_onto"]
