@@ -222,3 +222,47 @@ def test_centered_rmsprop_onto_centered_keras_rmsprop(tf, tmp_path):
     tf.train.Checkpoint(model=model, optimizer=optimizer).restore(report.prefix).assert_consumed()
     _keras_step(tf, model, optimizer)
     _assert_weights(model, _train_tf1(tf, tf1_opt, None, steps=1, restore=src))
+
+
+_EMB = np.arange(40, dtype=np.float32).reshape(10, 4)
+_KERNEL = np.arange(8, dtype=np.float32).reshape(4, 2) + 100
+
+
+def _whole_template(tf, path: str) -> str:
+    module = tf.Module()
+    module.emb = tf.Variable(tf.zeros([10, 4]), name="emb")
+    module.kernel = tf.Variable(tf.zeros([4, 2]), name="dense/kernel")
+    return tf.train.Checkpoint(model=module).write(path)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("kind", ["tf1_slices", "tf2_parts"])
+def test_partitioned_source_onto_whole_template_variable(tf, tmp_path, kind, axis):
+    """TF1 slices and TF2 parts saved one by one become one partitioned entry, index only; TF restores it whole."""
+    from tests import fixtures
+
+    build = fixtures.build_partitioned_ckpt if kind == "tf1_slices" else fixtures.build_partitioned_tf2_ckpt
+    src = build(str(tmp_path / "src"), axis=axis)
+    like = _whole_template(tf, str(tmp_path / "tpl" / "ckpt"))
+    report = onto.convert_onto(src, str(tmp_path / "out" / "ckpt"), like=like)
+    written = checkpoint.read_checkpoint(report.prefix).bundle
+    assert written.entries["model/emb/.ATTRIBUTES/VARIABLE_VALUE"].slices  # joined, not copied
+    module = tf.Module()
+    module.emb = tf.Variable(tf.zeros([10, 4]), name="emb")
+    module.kernel = tf.Variable(tf.zeros([4, 2]), name="dense/kernel")
+    tf.train.Checkpoint(model=module).read(report.prefix).assert_consumed()
+    np.testing.assert_array_equal(module.emb.numpy(), _EMB)
+    np.testing.assert_array_equal(module.kernel.numpy(), _KERNEL)
+
+
+def test_whole_source_onto_template_in_parts_is_refused(tf, tmp_path):
+    """Splitting a whole tensor into the template's parts would read its bytes: an error naming them."""
+    from tests import fixtures
+
+    src = _whole_template(tf, str(tmp_path / "src" / "ckpt"))
+    like = fixtures.build_partitioned_tf2_ckpt(str(tmp_path / "tpl"))
+    with pytest.raises(
+        est_ckpt.errors.ConversionError, match=r"'emb': the template saves it in parts one by one"
+    ):
+        est_ckpt.convert_checkpoint(src, str(tmp_path / "out" / "ckpt"), like=like)
+    assert not os.path.exists(tmp_path / "out")

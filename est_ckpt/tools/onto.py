@@ -23,13 +23,13 @@ path, or kept with `keep_unmapped`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 from est_ckpt.errors import ConversionError, UnmappedVariablesError
 from est_ckpt.format import bundle, checkpoint, keys
-from est_ckpt.mapping import NameIndex, RenameRule, WarmStartPlan
+from est_ckpt.mapping import NameIndex, RenameRule, Source, WarmStartPlan
 from est_ckpt.mapping.optimizer_state import is_hyperparameter, plan_onto_template, power_targets
-from est_ckpt.mapping.tf1_names import SAVE_COUNTER, slices_by_name
+from est_ckpt.mapping.tf1_names import SAVE_COUNTER, join_parts, slices_by_name
 from est_ckpt.tools import onto_steps, publish
 
 
@@ -71,13 +71,13 @@ def _hyperparameter(index: NameIndex, target: str) -> bool:
     return found is not None and len(found.keys) == 1 and is_hyperparameter(index.tensors[found.keys[0]])
 
 
-def _only_key(found_keys: Sequence[str], what: str, target: str) -> str:
-    if len(found_keys) != 1:
-        raise ConversionError(
-            f"'{target}': its {what} is saved in parts one by one ({', '.join(found_keys)}); converting onto a "
-            "template cannot join or split parts without reading them. Convert with --to first, or map it whole."
-        )
-    return found_keys[0]
+def _split_refused(found_keys: Sequence[str], a, src: checkpoint.CheckpointInfo) -> ConversionError:
+    return ConversionError(
+        f"'{a.target}': the template saves it in parts one by one ({', '.join(found_keys)}) and "
+        f"{src.prefix} holds it otherwise ('{a.source_key}'): splitting a tensor into parts needs reading and "
+        "checksumming its bytes, which a conversion onto a template never does. Use a template that "
+        "saves it whole (or in the same parts), or convert with --to."
+    )
 
 
 def plan_onto(
@@ -87,13 +87,17 @@ def plan_onto(
     assignment_map: Optional[Mapping[str, str]] = None,
     rename_rules: Optional[Sequence[RenameRule]] = None,
     keep_unmapped: bool = False,
-) -> tuple[WarmStartPlan, dict[str, str], tuple[str, ...]]:
+) -> tuple[WarmStartPlan, dict[str, Union[str, Source]], tuple[str, ...]]:
     """Plans a conversion onto `template`: `(plan, {template key: src key}, kept template keys)`.
+
+    A source saved in parts one by one (`Source` of several keys) onto one
+    template key is joined: DST's entry is partitioned over the parts' own
+    entries. A template variable in parts from a whole source is refused.
 
     Raises:
       UnmappedVariablesError: template variables without a source (without `keep_unmapped`).
       AmbiguousNameError, MismatchError, UnusedMappingError: as the plan refuses them.
-      ConversionError: a variable saved in parts one by one on either side.
+      ConversionError: a template variable saved in parts one by one that SRC holds whole.
     """
     plan = plan_onto_template(src, template, assignment_map=assignment_map, rename_rules=rename_rules)
     index = NameIndex(template)
@@ -106,13 +110,23 @@ def plan_onto(
         if u.ambiguous_keys or not (keep_unmapped or _hyperparameter(index, u.target) or u.target in powers)
     )
     dataclasses.replace(plan, unmapped=refused).raise_for_errors()
-    sources: dict[str, str] = {}
+    sources: dict[str, Union[str, Source]] = {}
     for a in plan.assignments:
         found, _ = index.resolve(a.target, shape=a.target_shape)
         if found is None:  # `targets_from_checkpoint` names every target so that it resolves.
             raise ConversionError(f"{template.prefix}: '{a.target}' does not name one key of the template.")
-        sources[_only_key(found.keys, "template variable", a.target)] = _only_key(
-            a.source_keys, "source", a.target
+        if len(found.keys) != 1:
+            same = len(found.keys) == len(a.source_keys) and all(
+                template.tensors[t].shape == src.tensors[k].shape for t, k in zip(found.keys, a.source_keys)
+            )
+            if not same:
+                raise _split_refused(found.keys, a, src)
+            sources.update(zip(found.keys, a.source_keys))  # the same parts on both sides, part by part
+            continue
+        sources[found.keys[0]] = (
+            a.source_keys[0]
+            if len(a.source_keys) == 1
+            else Source(tuple(a.source_keys), tuple(a.source_shape), a.source_dtype, a.part_axis)
         )
     left = [t for k, t in template.tensors.items() if k not in sources and k != keys.OBJECT_GRAPH_KEY]
     missing = [t.key for t in left if not (_bookkeeping(t) or is_hyperparameter(t) or t.key in powers)]
@@ -152,21 +166,25 @@ def convert_onto(
 
     # One shard set: SRC's shards that an entry uses, then TEMPLATE's, renumbered in that order.
     slices = {id(b): slices_by_name(b) for b in (info.bundle, template.bundle)}
-    chosen: list[tuple[bundle.Bundle, str, str]] = []  # (bundle, key there, key in DST)
+    # (bundle, entry, its parts if partitioned, key in DST)
+    chosen: list[tuple[bundle.Bundle, bundle.Entry, tuple, str]] = []
     for key in template.bundle.entries:
+        source = sources.get(key)
         if key in computed:
             continue
-        if key in sources:
-            chosen.append((info.bundle, sources[key], key))
-        else:
-            chosen.append((template.bundle, key, key))
+        if isinstance(source, Source):  # parts saved one by one, joined
+            joined = join_parts(info, key, source)
+            chosen.append((info.bundle, joined.entry, joined.parts, key))
+            continue
+        b, old = (info.bundle, source) if source is not None else (template.bundle, key)
+        chosen.append((b, b.entries[old], tuple(slices[id(b)].get(old, ())), key))
     used: dict[tuple[int, int], int] = {}
     shards: list[tuple[str, int]] = []
     for which in (info.bundle, template.bundle):
         ids = set()
-        for b, key, _ in chosen:
+        for b, entry, parts, _ in chosen:
             if b is which:
-                entries = [e for _, e in slices[id(b)].get(key, ())] or [b.entries[key]]
+                entries = [e for _, e in parts] or [entry]
                 ids.update(e.shard_id for e in entries if not e.slices)
         for old in sorted(ids):
             used[(id(which), old)] = len(shards)
@@ -177,11 +195,10 @@ def convert_onto(
         return entry.raw if new == entry.shard_id else bundle.encode_entry(entry, shard_id=new)
 
     rows: dict[bytes, bytes] = {}
-    for b, key, new_key in chosen:
-        entry = b.entries[key]
+    for b, entry, parts, new_key in chosen:
         if entry.slices:
             rows[new_key.encode("utf-8")] = entry.raw
-            for extents, part in slices[id(b)].get(key, ()):
+            for extents, part in parts:
                 rows[bundle.encode_slice_key(new_key, extents)] = moved(b, part)
         else:
             rows[new_key.encode("utf-8")] = moved(b, entry)

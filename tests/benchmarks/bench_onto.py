@@ -111,7 +111,9 @@ def main() -> int:
         )
         time_ratio = ours["seconds"] / theirs["seconds"]
         mem_ratio = ours["peak_mib"] / theirs["peak_mib"]
-        print(f"ratio est-ckpt / TF: time {time_ratio:.3f}x, peak memory {mem_ratio:.3f}x (goal <= 0.1x each)")
+        print(
+            f"ratio est-ckpt / TF: time {time_ratio:.3f}x, peak memory {mem_ratio:.3f}x (goal <= 0.1x each)"
+        )
         return 0 if time_ratio <= 0.1 and mem_ratio <= 0.1 else 1
     finally:
         if args.keep:
