@@ -266,3 +266,44 @@ def test_whole_source_onto_template_in_parts_is_refused(tf, tmp_path):
     ):
         est_ckpt.convert_checkpoint(src, str(tmp_path / "out" / "ckpt"), like=like)
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_cli_way_back_json_lists_the_derived_powers(tf, tmp_path):
+    """`convert --like --json` onto a TF1 Adam template lists `beta1_power`/`beta2_power` under `computed`."""
+    import json
+    import subprocess
+    import sys
+
+    tf1_opt, keras_opt = _OPTIMIZERS["adam"]
+    like = str(tmp_path / "tpl" / "model.ckpt")
+    _train_tf1(tf, tf1_opt, like, steps=0)
+    model, optimizer = _keras_trained(tf, keras_opt, steps=2)
+    src = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "keras" / "ckpt"))
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "est_ckpt",
+            "convert",
+            src,
+            str(tmp_path / "out" / "model.ckpt"),
+            f"--like={like}",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["computed"] == {
+        "beta1_power": pytest.approx(0.8**3, rel=1e-6),
+        "beta2_power": pytest.approx(0.95**3, rel=1e-6),
+    }
+    assert {"target": "global_step", "source_key": "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"} in out[
+        "mapped"
+    ]
+    assert "beta1_power" not in out["kept"] and out["step_checks"] == []
+    reader = tf.train.load_checkpoint(out["prefix"])
+    assert reader.get_tensor("beta1_power") == np.float32(out["computed"]["beta1_power"])

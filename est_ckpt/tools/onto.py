@@ -10,14 +10,18 @@ shows (`mapping.optimizer_state.plan_onto_template`: the warm-start planner's
 
 Like `convert`, only the index is written: an entry is reused verbatim (its
 shard renumbered), SRC's and TEMPLATE's data shards are shared by hard link,
-nothing is loaded and TensorFlow is never imported. TEMPLATE keys that are
+nothing is loaded (but the step count and Adam's powers, scalars) and TensorFlow
+is never imported. TEMPLATE keys that are
 not variables (and `save_counter`, bookkeeping of `tf.train.Checkpoint`)
 keep TEMPLATE's entries; so do unmapped variables with `keep_unmapped`.
-A TF 2.11+ Keras optimizer's state comes from a TF1 optimizer's slots and
-`global_step` where both optimizers give it the same meaning
-(`mapping.optimizer_state`); its hyperparameters keep TEMPLATE's values.
-Other slots are template variables like any other: mapped by name or object
-path, or kept with `keep_unmapped`.
+Optimizer state maps both ways between TF1 slots, the TF 2.11+ Keras
+optimizer's variables and legacy Keras `.OPTIMIZER_SLOT`s where both
+optimizers give it the same meaning (`mapping.optimizer_state`); its
+hyperparameters keep TEMPLATE's values. The step count carried over is
+checked against SRC's TF1 Adam powers, and a TF1 template's powers that SRC
+lacks are derived from the step count: the only values written, in one
+small extra shard (`onto_steps`). Parts saved one by one in SRC are joined
+into one partitioned entry over their own data.
 """
 
 from __future__ import annotations
