@@ -307,3 +307,25 @@ def test_cli_way_back_json_lists_the_derived_powers(tf, tmp_path):
     assert "beta1_power" not in out["kept"] and out["step_checks"] == []
     reader = tf.train.load_checkpoint(out["prefix"])
     assert reader.get_tensor("beta1_power") == np.float32(out["computed"]["beta1_power"])
+
+
+def test_keras_sgd_momentum_onto_legacy_keras_sgd(tf, tmp_path):
+    """Keras SGD's velocity means the same in the TF 2.11+ (`m/<v>`) and legacy (`.OPTIMIZER_SLOT/.../momentum`) optimizer."""
+    model, optimizer = _keras_trained(tf, lambda tf: tf.keras.optimizers.SGD(0.1, momentum=0.9), steps=3)
+    src = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "keras" / "ckpt"))
+    _keras_step(tf, model, optimizer)
+    legacy_sgd = lambda tf: tf.keras.optimizers.legacy.SGD(0.1, momentum=0.9)  # noqa: E731
+    template_model, template_optimizer = _legacy(tf, legacy_sgd)
+    like = tf.train.Checkpoint(model=template_model, optimizer=template_optimizer).save(
+        str(tmp_path / "tpl" / "ckpt")
+    )
+    report = onto.convert_onto(src, str(tmp_path / "out" / "ckpt"), like=like)
+    mapped = {a.target: a.source_name for a in report.plan.assignments}
+    assert mapped["model/layer_with_weights-0/kernel/.OPTIMIZER_SLOT/optimizer/momentum"] == "m/dense/kernel"
+    restored, restored_optimizer = _legacy(tf, legacy_sgd)
+    tf.train.Checkpoint(model=restored, optimizer=restored_optimizer).restore(report.prefix).assert_consumed()
+    assert int(restored_optimizer.iterations.numpy()) == 3
+    _keras_step(tf, restored, restored_optimizer)
+    _assert_weights(
+        restored, {"dense/kernel": model.layers[0].kernel.numpy(), "dense/bias": model.layers[0].bias.numpy()}
+    )
