@@ -329,3 +329,35 @@ def test_keras_sgd_momentum_onto_legacy_keras_sgd(tf, tmp_path):
     _assert_weights(
         restored, {"dense/kernel": model.layers[0].kernel.numpy(), "dense/bias": model.layers[0].bias.numpy()}
     )
+
+
+def test_plain_sgd_both_ways(tf, tmp_path):
+    """TF1 GradientDescent and Keras SGD have no slots: the weights and the step count carry over both ways."""
+    tf1_opt = lambda tf1: tf1.train.GradientDescentOptimizer(0.1)  # noqa: E731
+    keras_opt = lambda tf: tf.keras.optimizers.SGD(0.1)  # noqa: E731
+    tf1_dir = str(tmp_path / "tf1" / "model.ckpt")
+    _train_tf1(tf, tf1_opt, tf1_dir, steps=2)
+    model, optimizer = _keras(tf, keras_opt)
+    like = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "tpl" / "ckpt"))
+    # Keras SGD has its `m` variables even without momentum: nothing in SRC feeds them, so keep them.
+    report = onto.convert_onto(tf1_dir, str(tmp_path / "keras" / "ckpt"), like=like, keep_unmapped=True)
+    assert {a.target: a.source_name for a in report.plan.assignments}["iteration"] == "global_step"
+    assert "optimizer/_variables/1/.ATTRIBUTES/VARIABLE_VALUE" in report.kept
+    back = onto.convert_onto(report.prefix, str(tmp_path / "back" / "model.ckpt"), like=tf1_dir)
+    source, round_trip = tf.train.load_checkpoint(tf1_dir), tf.train.load_checkpoint(back.prefix)
+    for key in ("dense/kernel", "dense/bias", "global_step"):
+        np.testing.assert_array_equal(round_trip.get_tensor(key), source.get_tensor(key))
+
+
+def test_way_back_without_a_step_keeps_the_template_powers(tf, tmp_path):
+    """A Keras model checkpoint without an optimizer onto a TF1 Adam template: keep_unmapped keeps its powers."""
+    like = str(tmp_path / "tpl" / "model.ckpt")
+    _train_tf1(tf, _OPTIMIZERS["adam"][0], like, steps=1)
+    model, _ = _keras_trained(tf, _OPTIMIZERS["adam"][1], steps=0)
+    src = tf.train.Checkpoint(model=model).save(str(tmp_path / "keras" / "ckpt"))
+    with pytest.raises(est_ckpt.errors.UnmappedVariablesError, match="dense/kernel/Adam"):
+        onto.convert_onto(src, str(tmp_path / "out" / "model.ckpt"), like=like)
+    report = onto.convert_onto(src, str(tmp_path / "out" / "model.ckpt"), like=like, keep_unmapped=True)
+    assert not report.computed and {"beta1_power", "beta2_power", "global_step"} <= set(report.kept)
+    out, template = tf.train.load_checkpoint(report.prefix), tf.train.load_checkpoint(like)
+    assert out.get_tensor("beta1_power") == template.get_tensor("beta1_power")

@@ -32,6 +32,7 @@ from typing import Callable, Mapping, Optional, Sequence, Union
 from est_ckpt.errors import ConversionError, UnmappedVariablesError
 from est_ckpt.format import bundle, checkpoint, keys
 from est_ckpt.mapping import NameIndex, RenameRule, Source, WarmStartPlan
+from est_ckpt.mapping.optimizer_slots import step_key
 from est_ckpt.mapping.optimizer_state import is_hyperparameter, plan_onto_template, power_targets
 from est_ckpt.mapping.tf1_names import SAVE_COUNTER, join_parts, slices_by_name
 from est_ckpt.tools import onto_steps, publish
@@ -163,9 +164,13 @@ def convert_onto(
         info, template, assignment_map=assignment_map, rename_rules=rename_rules, keep_unmapped=keep_unmapped
     )
     step_checks = onto_steps.check_step(info, template, sources)
-    computed = onto_steps.power_tensors(
-        info, template, sources, {k: p for k, p in power_targets(plan, info).items() if k not in sources}
-    )
+    powers = {k: p for k, p in power_targets(plan, info).items() if k not in sources}
+    t_step = step_key(template)
+    if powers and keep_unmapped and (t_step is None or t_step not in sources):
+        # No step count carried over: the template keeps its own, and its powers agree with it.
+        kept = tuple(sorted((*kept, *powers)))
+        powers = {}
+    computed = onto_steps.power_tensors(info, template, sources, powers)
     dest = publish.destination(info.prefix, dst_prefix, force=force, inputs=(template.prefix,))
 
     # One shard set: SRC's shards that an entry uses, then TEMPLATE's, renumbered in that order.
