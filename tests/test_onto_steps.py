@@ -23,7 +23,11 @@ import est_ckpt
 from est_ckpt.errors import MismatchError
 from est_ckpt.format import checkpoint
 from est_ckpt.tools import onto
-from tests.test_onto_optimizer import _OPTIMIZERS, _graph, _keras, _keras_step, _train_tf1
+from tests.onto_models import OPTIMIZERS as _OPTIMIZERS
+from tests.onto_models import graph as _graph
+from tests.onto_models import keras as _keras
+from tests.onto_models import keras_step as _keras_step
+from tests.onto_models import train_tf1 as _train_tf1
 
 # Legacy Keras optimizers with the TF1 optimizers' hyperparameters of `_OPTIMIZERS`.
 _LEGACY = {
