@@ -365,3 +365,15 @@ def test_way_back_without_a_step_keeps_the_template_powers(tf, tmp_path):
     assert not report.computed and {"beta1_power", "beta2_power", "global_step"} <= set(report.kept)
     out, template = tf.train.load_checkpoint(report.prefix), tf.train.load_checkpoint(like)
     assert out.get_tensor("beta1_power") == template.get_tensor("beta1_power")
+
+
+def test_step_check_tolerates_float32_rounding_over_many_steps(tf, tmp_path):
+    """300 Adam steps: beta ** 301 in float32, rounded 300 times, still agrees with `global_step`."""
+    tf1_opt = lambda tf1: tf1.train.AdamOptimizer(0.001, beta1=0.9, beta2=0.999)  # noqa: E731
+    src = str(tmp_path / "src" / "model.ckpt")
+    _train_tf1(tf, tf1_opt, src, steps=300)
+    legacy = lambda tf: tf.keras.optimizers.legacy.Adam(0.001, beta_1=0.9, beta_2=0.999)  # noqa: E731
+    model, optimizer = _legacy(tf, legacy)
+    like = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "tpl" / "ckpt"))
+    report = onto.convert_onto(src, str(tmp_path / "out" / "ckpt"), like=like)
+    assert [n.split(" agrees ")[0] for n in report.step_checks] == ["'global_step' = 300"] * 2
