@@ -377,3 +377,25 @@ def test_step_check_tolerates_float32_rounding_over_many_steps(tf, tmp_path):
     like = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "tpl" / "ckpt"))
     report = onto.convert_onto(src, str(tmp_path / "out" / "ckpt"), like=like)
     assert [n.split(" agrees ")[0] for n in report.step_checks] == ["'global_step' = 300"] * 2
+
+
+def test_cli_step_mismatch_is_one_line_and_exit_1(tf, tmp_path):
+    """`est-ckpt convert --like` on a reset `global_step`: one line naming both keys on stderr, exit 1, no DST."""
+    import subprocess
+    import sys
+
+    src = str(tmp_path / "src" / "model.ckpt")
+    _reset_global_step(tf, _OPTIMIZERS["adam"][0], src, steps=2, step=0)
+    model, optimizer = _legacy(tf, _LEGACY["adam"])
+    like = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "tpl" / "ckpt"))
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run(
+        [sys.executable, "-m", "est_ckpt", "convert", src, str(tmp_path / "out" / "ckpt"), f"--like={like}"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert "'global_step' = 0" in proc.stderr and "'beta1_power' = 0.512" in proc.stderr
+    assert not os.path.exists(tmp_path / "out")
