@@ -399,3 +399,30 @@ def test_cli_step_mismatch_is_one_line_and_exit_1(tf, tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert "'global_step' = 0" in proc.stderr and "'beta1_power' = 0.512" in proc.stderr
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_legacy_keras_adam_onto_tf1_graph_template(tf, tmp_path):
+    """The way back from a legacy Keras optimizer: `.OPTIMIZER_SLOT` m, v onto `Adam`, `Adam_1`; powers derived."""
+    tf1_opt = _OPTIMIZERS["adam"][0]
+    like = str(tmp_path / "tpl" / "model.ckpt")
+    _train_tf1(tf, tf1_opt, like, steps=0)
+    model, optimizer = _legacy(tf, _LEGACY["adam"])  # one zero-gradient step: iter = 1
+    rng = np.random.RandomState(0)
+    model.layers[0].kernel.assign(rng.randn(4, 3).astype(np.float32))
+    model.layers[0].bias.assign(rng.randn(3).astype(np.float32))
+    for _ in range(2):
+        _keras_step(tf, model, optimizer)
+    src = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "keras" / "ckpt"))
+    _keras_step(tf, model, optimizer)
+    expected = {"dense/kernel": model.layers[0].kernel.numpy(), "dense/bias": model.layers[0].bias.numpy()}
+
+    report = onto.convert_onto(src, str(tmp_path / "out" / "model.ckpt"), like=like)
+    mapped = {a.target: a.source_name for a in report.plan.assignments}
+    assert mapped["dense/kernel/Adam_1"] == "model/layer_with_weights-0/kernel/.OPTIMIZER_SLOT/optimizer/v"
+    assert dict(report.computed) == {
+        "beta1_power": pytest.approx(0.8**4, rel=1e-6),
+        "beta2_power": pytest.approx(0.95**4, rel=1e-6),
+    }
+    after = _train_tf1(tf, tf1_opt, None, steps=1, restore=report.prefix)
+    for key, value in expected.items():
+        np.testing.assert_allclose(after[key], value, atol=1e-6, rtol=0)
