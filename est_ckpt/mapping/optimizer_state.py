@@ -150,7 +150,7 @@ def power_targets(plan: WarmStartPlan, source: checkpoint.CheckpointInfo) -> dic
     A TF1 template's `beta1_power` (scoped or not) left unmapped by `plan` when
     `source` holds no such key (a Keras optimizer counts `iteration` instead).
     """
-    have = {k.rpartition("/")[2] for k in source.tensors}
+    have = {(t.name or t.key).rpartition("/")[2] for t in source.tensors.values()}
     out = {}
     for u in plan.unmapped:
         last = u.target.rpartition("/")[2]

@@ -36,6 +36,17 @@ def _scalar(info: checkpoint.CheckpointInfo, key: str) -> float:
     return value.item()
 
 
+def _last(t: checkpoint.TensorInfo) -> str:
+    """The last component of a tensor's name (its recorded `full_name` in an object-based checkpoint)."""
+    return (t.name or t.key).rpartition("/")[2]
+
+
+def power_keys(info: checkpoint.CheckpointInfo, power: Optional[str] = None) -> list[str]:
+    """The keys of TF1 Adam's scalar powers (`beta1_power`, `dnn/head/beta2_power`) in `info`."""
+    wanted = (power,) if power else POWERS
+    return [k for k, t in info.tensors.items() if t.shape == () and t.slot is None and _last(t) in wanted]
+
+
 def _f32(x: float) -> float:
     return struct.unpack("<f", struct.pack("<f", x))[0]
 
@@ -51,10 +62,10 @@ def template_beta(template: checkpoint.CheckpointInfo, power: str) -> Optional[t
     if len(found) == 1:
         ((value, key),) = found.items()
         return value, f"'{key}' of {template.prefix}"
-    if found or template.format == "tf2":
+    if found:
         return None
     step = step_key(template)
-    powers = [k for k in template.tensors if k.rpartition("/")[2] == power]
+    powers = power_keys(template, power)
     if step is None or len(powers) != 1:
         return None
     t_step, t_power = int(_scalar(template, step)), _scalar(template, powers[0])
@@ -85,13 +96,13 @@ def check_step(
     s_step, t_step = step_key(src), step_key(template)
     if s_step is None or t_step is None or sources.get(t_step) != s_step:
         return ()
-    powers = [k for k in src.tensors if k.rpartition("/")[2] in POWERS and src.tensors[k].shape == ()]
+    powers = power_keys(src)
     if not powers:
         return ()
     step = int(_scalar(src, s_step))
     notes = []
     for key in powers:
-        power = key.rpartition("/")[2]
+        power = _last(src.tensors[key])
         beta = template_beta(template, power)
         value = _scalar(src, key)
         if beta is None:
