@@ -116,3 +116,29 @@ def test_v1_canned_adam_with_reset_global_step_is_refused(tf, tmp_path):
         est_ckpt.convert_checkpoint(
             reset, str(tmp_path / "v2") + "/", like=tf.train.latest_checkpoint(str(tmp_path / "template"))
         )
+
+
+def test_v2_canned_adam_back_onto_v1(tf, tmp_path):
+    """The way back: v2 `training/Adam/<v>/m` onto v1 `<v>/t_0/Adam`, `dnn/head/beta1_power` derived; in step."""
+    v1_template, v2 = _estimators(tf, "Adam", str(tmp_path / "template"), str(tmp_path / "v2"))
+    v2.train(_input_fn, steps=3)
+    v1_template.train(_input_fn, steps=1)
+    src = tf.train.latest_checkpoint(str(tmp_path / "v2"))
+    like = tf.train.latest_checkpoint(str(tmp_path / "template"))
+    report = onto.convert_onto(src, str(tmp_path / "v1") + "/", like=like)
+    mapped = {a.target: a.source_name for a in report.plan.assignments}
+    assert mapped["dnn/logits/kernel/t_0/Adam"] == "training/Adam/dnn/logits/kernel/m"
+    computed = dict(report.computed)
+    assert computed == {
+        "dnn/head/beta1_power": pytest.approx(0.9**4, rel=1e-6),
+        "dnn/head/beta2_power": pytest.approx(0.999**4, rel=1e-6),
+    }
+
+    v1, v2_more = _estimators(tf, "Adam", str(tmp_path / "v1"), str(tmp_path / "v2"))
+    v1.train(_input_fn, steps=1)
+    v2_more.train(_input_fn, steps=1)
+    after_v1 = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "v1")))
+    after_v2 = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "v2")))
+    assert int(after_v1.get_tensor("global_step")) == 4
+    for name in _WEIGHTS:
+        np.testing.assert_allclose(after_v1.get_tensor(name), after_v2.get_tensor(name), atol=1e-6, rtol=0)
