@@ -240,7 +240,15 @@ def test_cli_like_json_is_the_map_plan(tf, tmp_path):
     planned = json.loads(_cli("map", src, "--target", like, *mapping, "--json", check_rc=0).stdout)
     dst = str(tmp_path / "out" / "ckpt")
     out = json.loads(_cli("convert", src, dst, f"--like={like}", *mapping, "--json", check_rc=0).stdout)
-    assert set(out) == {"prefix", "mapped", "kept", "unused_sources", "state_file_updated"}
+    assert set(out) == {
+        "prefix",
+        "mapped",
+        "kept",
+        "unused_sources",
+        "computed",
+        "step_checks",
+        "state_file_updated",
+    }
     assert out["mapped"] == planned["mapped"] and out["unused_sources"] == planned["unused_sources"]
     assert (
         out["kept"] == ["save_counter/.ATTRIBUTES/VARIABLE_VALUE"]

@@ -19,86 +19,17 @@ import pytest
 import est_ckpt
 from est_ckpt.errors import MismatchError
 from est_ckpt.tools import onto
-
-_X = np.random.RandomState(1).randn(8, 4).astype(np.float32)
-_Y = np.random.RandomState(2).randn(8, 3).astype(np.float32)
-
-# (TF1 optimizer, Keras optimizer with the same hyperparameters)
-_OPTIMIZERS = {
-    "adam": (
-        lambda tf1: tf1.train.AdamOptimizer(0.1, beta1=0.8, beta2=0.95, epsilon=1e-8),
-        lambda tf: tf.keras.optimizers.Adam(0.1, beta_1=0.8, beta_2=0.95, epsilon=1e-8),
-    ),
-    "adagrad": (
-        lambda tf1: tf1.train.AdagradOptimizer(0.1, initial_accumulator_value=0.1),
-        lambda tf: tf.keras.optimizers.Adagrad(0.1, initial_accumulator_value=0.1, epsilon=1e-10),
-    ),
-    "ftrl": (
-        lambda tf1: tf1.train.FtrlOptimizer(
-            0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.01
-        ),
-        lambda tf: tf.keras.optimizers.Ftrl(
-            0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.01
-        ),
-    ),
-    "rmsprop": (
-        lambda tf1: tf1.train.RMSPropOptimizer(0.01, decay=0.9, momentum=0.5, epsilon=1e-7),
-        lambda tf: tf.keras.optimizers.RMSprop(0.01, rho=0.9, momentum=0.5, epsilon=1e-7),
-    ),
-}
+from tests.onto_models import OPTIMIZERS as _OPTIMIZERS
+from tests.onto_models import X as _X
+from tests.onto_models import Y as _Y
+from tests.onto_models import keras as _keras
+from tests.onto_models import keras_step as _keras_step
+from tests.onto_models import train_tf1 as _train_tf1
 
 
 @pytest.fixture(scope="module")
 def tf():
     return pytest.importorskip("tensorflow")
-
-
-def _graph(tf, optimizer):
-    tf1 = tf.compat.v1
-    x = tf1.constant(_X)
-    rng = np.random.RandomState(0)
-    out = tf1.layers.dense(
-        x,
-        3,
-        name="dense",
-        kernel_initializer=tf1.constant_initializer(rng.randn(4, 3)),
-        bias_initializer=tf1.constant_initializer(rng.randn(3)),
-    )
-    loss = tf1.reduce_mean(tf1.square(out - _Y))
-    gs = tf1.train.get_or_create_global_step()
-    return optimizer.minimize(loss, global_step=gs)
-
-
-def _train_tf1(tf, make_optimizer, path: str, *, steps: int, restore: str = None) -> dict:
-    """Trains the TF1 graph `steps` steps (from `restore` if given), saves to `path`; returns the weights."""
-    tf1 = tf.compat.v1
-    with tf.Graph().as_default():
-        train_op = _graph(tf, make_optimizer(tf1))
-        saver = tf1.train.Saver()
-        with tf1.Session() as sess:
-            if restore:
-                saver.restore(sess, restore)
-            else:
-                sess.run(tf1.global_variables_initializer())
-            for _ in range(steps):
-                sess.run(train_op)
-            if path:
-                saver.save(sess, path)
-            return {v.op.name: sess.run(v) for v in tf1.trainable_variables()}
-
-
-def _keras(tf, make_optimizer):
-    model = tf.keras.Sequential([tf.keras.layers.Dense(3, name="dense")])
-    model.build((None, 4))
-    optimizer = make_optimizer(tf)
-    optimizer.build(model.trainable_variables)
-    return model, optimizer
-
-
-def _keras_step(tf, model, optimizer):
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(tf.square(model(_X) - _Y))
-    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
 
 
 @pytest.mark.parametrize("name", sorted(_OPTIMIZERS))

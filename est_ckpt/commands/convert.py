@@ -97,6 +97,8 @@ def onto_json(report: onto.OntoReport) -> dict:
         "mapped": plan["mapped"],
         "kept": list(report.kept),
         "unused_sources": plan["unused_sources"],
+        "computed": dict(report.computed),
+        "step_checks": list(report.step_checks),
         "state_file_updated": report.state_file_updated,
     }
 
@@ -119,6 +121,10 @@ def run_like(args: argparse.Namespace) -> int:
         return 0
     for key in report.kept:
         print(f"est-ckpt: note: kept the template's value of '{key}'", file=sys.stderr)
+    for key, value in report.computed:
+        print(f"est-ckpt: note: wrote '{key}' = {value:.9g} (derived from the step count)", file=sys.stderr)
+    for note in report.step_checks:
+        print(f"est-ckpt: note: {note}", file=sys.stderr)
     sys.stdout.write(
         f"wrote {report.prefix}: {len(report.plan.assignments)} variable(s) from {report.plan.checkpoint}, "
         f"{len(report.kept)} kept from {args.like} (now the latest in its 'checkpoint' state file)\n"

@@ -1,26 +1,29 @@
-"""Optimizer state across optimizers: TF1 slots (`w/Adam`, `w/Adam_1`, `global_step`) onto a Keras optimizer's own variables.
+"""Optimizer state across optimizers: one optimizer's slots and step count onto another's, both ways.
 
-TF 2.11+ Keras optimizers record their state as variables named
-`<slot>/<variable>` (`m/dense/kernel`, `v/dense/kernel`, `accumulator/...`)
-and the step count as `iteration`; TF1 optimizers name a slot
-`<variable>/<Op>` (`<Op>_1` for the second) and count steps in
-`global_step`. `optimizer_assignment_map` turns the slots a source holds into
-`assignment_map` entries for the planner, so they are planned, reported and
-checked (shape, dtype) like any variable. A slot is mapped only where the two
-optimizers' update rules give it the same meaning:
+`mapping.optimizer_slots` finds every slot on both sides (TF1 `<v>/Adam`,
+TF 2.11+ Keras `m/<v>`, legacy Keras `.OPTIMIZER_SLOT/optimizer/m` and
+`training/Adam/<v>/m`) and tells the state it holds. A template slot is
+mapped from the source slot of the same kind on the source of its variable
+(so renamed variables keep their slots), as `assignment_map` entries for the
+planner, so slots are planned, reported and checked (shape, dtype) like any
+variable:
 
-| Keras variable | TF1 slot | update rule (both) |
+| state | TF1 slot | Keras variable (TF 2.11+ / legacy) |
 |---|---|---|
-| `m/<v>`, `v/<v>` | `<v>/Adam`, `<v>/Adam_1` | Adam's first and second moments |
-| `accumulator/<v>` | `<v>/Adagrad`, or `<v>/Ftrl` | sum of squared gradients |
-| `linear/<v>` | `<v>/Ftrl_1` | FTRL's linear term |
-| `velocity/<v>`, `momentum/<v>` | `<v>/RMSProp`, `<v>/RMSProp_1` | mean square, momentum of the scaled step |
-| `iteration` | `global_step` | steps taken (Adam's bias correction) |
+| Adam's first, second moment | `<v>/Adam`, `<v>/Adam_1` | `m`, `v` |
+| sum of squared gradients | `<v>/Adagrad`, `<v>/Ftrl` | `accumulator` |
+| FTRL's linear term | `<v>/Ftrl_1` | `linear` |
+| RMSProp mean square, momentum | `<v>/RMSProp`, `<v>/RMSProp_1` | `velocity`/`rms`, `momentum` |
+| centered RMSProp's mean gradient | `<v>/RMSProp_1` (then momentum is `_2`) | `average_gradient`/`mg` |
+| steps taken | `global_step` | `iteration` / `iter` |
 
 TF1 `MomentumOptimizer` keeps `accum = momentum * accum + g` and applies
 `lr * accum`; Keras SGD keeps `m = momentum * m - lr * g` and applies `m`:
 the same name, another meaning, so it is refused (`MismatchError`), never
-copied. Hyperparameters (`learning_rate`, `beta_1`, `decay`, ...) are not
+copied; so is a centered RMSProp onto a plain one (or back). TF1 Adam's
+`beta1_power`/`beta2_power` are derived values (`beta ** (step + 1)`):
+`power_targets` lists those a conversion back onto a TF1 template must
+write. Hyperparameters (`learning_rate`, `beta_1`, `decay`, ...) are not
 state: `is_hyperparameter` tells them, and they keep the new model's values.
 """
 
@@ -31,28 +34,11 @@ from typing import Mapping, Optional, Sequence
 from est_ckpt.errors import MismatchError
 from est_ckpt.format import checkpoint, keys
 from est_ckpt.mapping.names import NameIndex
-from est_ckpt.mapping.plan import WarmStartPlan
-from est_ckpt.mapping.planner import map_checkpoints
+from est_ckpt.mapping.optimizer_slots import different, find_slots, step_key
+from est_ckpt.mapping.plan import Target, WarmStartPlan
+from est_ckpt.mapping.planner import plan_mapping, targets_from_checkpoint
 from est_ckpt.mapping.rules import RenameRule
 
-# Keras optimizer variable prefix -> the TF1 slot suffixes holding the same state, in order of preference.
-KERAS_SLOTS = {
-    "m": ("Adam",),
-    "v": ("Adam_1",),
-    "accumulator": ("Adagrad", "Ftrl"),
-    "linear": ("Ftrl_1",),
-    "velocity": ("RMSProp",),
-    "momentum": ("RMSProp_1",),
-}
-# (Keras prefix, TF1 suffix) pairs whose state means something else on each side, and why.
-DIFFERENT = {
-    ("m", "Momentum"): (
-        "TF1 MomentumOptimizer's slot accumulates gradients (accum = momentum * accum + g; var -= lr * accum) "
-        "while Keras SGD's `m` is the velocity (m = momentum * m - lr * g; var += m)"
-    ),
-}
-ITERATION = "iteration"
-GLOBAL_STEP = "global_step"
 HYPERPARAMETERS = frozenset(
     (
         "learning_rate",
@@ -71,55 +57,105 @@ HYPERPARAMETERS = frozenset(
         "beta",
     )
 )
+POWERS = ("beta1_power", "beta2_power")
 
 
 def is_hyperparameter(t: Optional[checkpoint.TensorInfo]) -> bool:
-    """Whether a template tensor is an optimizer's scalar hyperparameter (`optimizer/_learning_rate`, `optimizer/beta_1`)."""
-    if t is None or t.object_path is None or t.shape != () or t.slot is not None:
+    """Whether a template tensor is an optimizer's scalar hyperparameter.
+
+    `optimizer/_learning_rate`, `optimizer/beta_1` (object-based), or a scoped
+    TF1 key such as `training/Adam/beta_1` (a Keras optimizer in graph mode).
+    """
+    if t is None or t.shape != () or t.slot is not None:
         return False
+    path = t.object_path if t.object_path is not None else t.key
     try:
-        edges = keys.split_path(t.object_path)
+        edges = keys.split_path(path) if t.object_path is not None else path.split("/")
     except keys.KeyGrammarError:
         return False
     return len(edges) >= 2 and edges[-1].lstrip("_") in HYPERPARAMETERS
 
 
-def optimizer_assignment_map(plan: WarmStartPlan, source: checkpoint.CheckpointInfo) -> dict[str, str]:
-    """`{source slot: target}` entries for the Keras optimizer variables `plan` left unmapped.
+def _label(index: NameIndex, name: str, key: str) -> str:
+    """`name` if it resolves to `key` alone, else `key` (a key always resolves to itself)."""
+    found, _ = index.resolve(name)
+    return name if found is not None and found.keys == (key,) else key
 
-    Args:
-      plan: a plan of the new model's variables against `source`; a slot's
-        variable is found through it (so renamed variables keep their slots).
-      source: the checkpoint the plan reads.
+
+def _target_names(index: NameIndex, targets: Sequence[Target]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for t in targets:
+        found, _ = index.resolve(t.name, shape=t.shape)
+        if found is not None and len(found.keys) == 1:
+            out[found.keys[0]] = t.name
+    return out
+
+
+def optimizer_assignment_map(
+    plan: WarmStartPlan,
+    source: checkpoint.CheckpointInfo,
+    template: checkpoint.CheckpointInfo,
+    targets: Sequence[Target],
+) -> dict[str, str]:
+    """`{source slot: target}` entries for the template's optimizer state that `plan` left unmapped.
 
     Raises:
-      MismatchError: a slot exists in `source` but means something else for the new optimizer.
+      MismatchError: a slot exists on both sides but means something else on each.
     """
-    index = NameIndex(source)
-    by_target = {a.target: a.source_name for a in plan.assignments}
+    s_index, t_index = NameIndex(source), NameIndex(template)
+    names = _target_names(t_index, targets)
+    var_source: dict[str, str] = {}
+    for a in plan.assignments:
+        found, _ = t_index.resolve(a.target, shape=a.target_shape)
+        if found is not None and len(found.keys) == 1 and len(a.source_keys) == 1:
+            var_source[found.keys[0]] = a.source_keys[0]
+    unmapped = {u.target for u in plan.unmapped}
+    s_slots = find_slots(source)
     out: dict[str, str] = {}
-    step_target = None
+    for t_var, kinds in find_slots(template).items():
+        s_var = var_source.get(t_var)
+        if s_var is None:
+            continue
+        s_kinds = s_slots.get(s_var, {})
+        clash = different(s_kinds, kinds)
+        if clash is not None:
+            s, t, why = clash
+            raise MismatchError(
+                f"{source.prefix}: '{s.name}' cannot become '{t.name}': {why}. Leave the optimizer state "
+                "out (keep_unmapped) or use an optimizer whose state means the same."
+            )
+        for kind, slot in kinds.items():
+            target = names.get(slot.key)
+            if target in unmapped and kind in s_kinds:
+                out[_label(s_index, s_kinds[kind].name, s_kinds[kind].key)] = target
+    s_step, t_step = step_key(source), step_key(template)
+    if s_step is not None and t_step is not None and names.get(t_step) in unmapped:
+        s_name = s_index.tensors[s_step].name or s_step
+        out[_label(s_index, s_name, s_step)] = names[t_step]
+    return out
+
+
+def slot_targets(template: checkpoint.CheckpointInfo) -> list[Target]:
+    """Legacy Keras slots of an object-based template, by object path (`targets_from_checkpoint` leaves them out)."""
+    return [
+        Target(t.object_path, tuple(t.shape), t.dtype)
+        for t in template.tensors.values()
+        if t.slot is not None and t.object_path is not None and keys.is_variable_key(t.key)
+    ]
+
+
+def power_targets(plan: WarmStartPlan, source: checkpoint.CheckpointInfo) -> dict[str, str]:
+    """`{template name: 'beta1_power'|'beta2_power'}`: TF1 Adam's powers that `source` lacks, to be derived.
+
+    A TF1 template's `beta1_power` (scoped or not) left unmapped by `plan` when
+    `source` holds no such key (a Keras optimizer counts `iteration` instead).
+    """
+    have = {(t.name or t.key).rpartition("/")[2] for t in source.tensors.values()}
+    out = {}
     for u in plan.unmapped:
-        if u.target == ITERATION:
-            step_target = u.target
-            continue
-        prefix, _, var = u.target.partition("/")
-        if prefix not in KERAS_SLOTS or var not in by_target:
-            continue
-        old = by_target[var]
-        for suffix in KERAS_SLOTS[prefix]:
-            if index.resolve(f"{old}/{suffix}")[0] is not None:
-                out[f"{old}/{suffix}"] = u.target
-                break
-        else:
-            for (keras_prefix, suffix), why in DIFFERENT.items():
-                if keras_prefix == prefix and index.resolve(f"{old}/{suffix}")[0] is not None:
-                    raise MismatchError(
-                        f"{source.prefix}: '{old}/{suffix}' cannot become '{u.target}': {why}. Leave the "
-                        "optimizer state out (keep_unmapped) or use an optimizer whose state means the same."
-                    )
-    if out and step_target is not None and index.resolve(GLOBAL_STEP)[0] is not None:
-        out[GLOBAL_STEP] = step_target
+        last = u.target.rpartition("/")[2]
+        if last in POWERS and last not in have and not u.ambiguous_keys:
+            out[u.target] = last
     return out
 
 
@@ -132,21 +168,30 @@ def plan_onto_template(
 ) -> WarmStartPlan:
     """The plan `convert --like` applies and `est-ckpt map --optimizer_state` shows: `map_checkpoints` plus optimizer state.
 
-    The template's variables are planned as `map_checkpoints` plans them; a
-    Keras optimizer variable left unmapped then gets the TF1 slot of the same
-    meaning (`optimizer_assignment_map`), the user's own `assignment_map`
-    entries winning over the derived ones.
+    The template's variables (and legacy Keras slots, by object path) are
+    planned as `map_checkpoints` plans them; optimizer state left unmapped then
+    gets the source slot of the same meaning (`optimizer_assignment_map`), the
+    user's own `assignment_map` entries winning over the derived ones.
 
     Raises:
       MismatchError: a slot means something else for the new optimizer.
       MappingError: `assignment_map` or `rename_rules` is malformed.
     """
-    plan = map_checkpoints(source, template, assignment_map=assignment_map, rename_rules=rename_rules)
-    slots = optimizer_assignment_map(plan, source)
+    targets = targets_from_checkpoint(template) + slot_targets(template)
+    plan = plan_mapping(source, targets, assignment_map=assignment_map, rename_rules=rename_rules)
+    slots = optimizer_assignment_map(plan, source, template, targets)
     if not slots:
         return plan
     merged = {**slots, **(assignment_map or {})}
-    return map_checkpoints(source, template, assignment_map=merged, rename_rules=rename_rules)
+    return plan_mapping(source, targets, assignment_map=merged, rename_rules=rename_rules)
 
 
-__all__ = ["DIFFERENT", "KERAS_SLOTS", "is_hyperparameter", "optimizer_assignment_map", "plan_onto_template"]
+__all__ = [
+    "HYPERPARAMETERS",
+    "POWERS",
+    "is_hyperparameter",
+    "optimizer_assignment_map",
+    "plan_onto_template",
+    "power_targets",
+    "slot_targets",
+]

@@ -118,6 +118,15 @@ def _joined(info: checkpoint.CheckpointInfo, name: str, source: Source) -> Varia
     return Variable(name, whole, tuple(parts), source.keys)
 
 
+def join_parts(info: checkpoint.CheckpointInfo, name: str, source: Source) -> Variable:
+    """Parts saved one by one (a `NameIndex` `Source` of several keys) as one partitioned variable `name`.
+
+    Index only: one sliced entry (dtype, whole shape, each part's extents)
+    over the parts' own entries, whose data stays where it is.
+    """
+    return _joined(info, name, source)
+
+
 def _sliced_entry(key: str, dtype: int, shape: Sequence[int], slices: Sequence) -> bundle.Entry:
     """The entry of a partitioned variable as TF writes it: dtype, shape, slices, no data."""
     shape_proto = b"".join(

@@ -10,27 +10,32 @@ shows (`mapping.optimizer_state.plan_onto_template`: the warm-start planner's
 
 Like `convert`, only the index is written: an entry is reused verbatim (its
 shard renumbered), SRC's and TEMPLATE's data shards are shared by hard link,
-nothing is loaded and TensorFlow is never imported. TEMPLATE keys that are
+nothing is loaded (but the step count and Adam's powers, scalars) and TensorFlow
+is never imported. TEMPLATE keys that are
 not variables (and `save_counter`, bookkeeping of `tf.train.Checkpoint`)
 keep TEMPLATE's entries; so do unmapped variables with `keep_unmapped`.
-A TF 2.11+ Keras optimizer's state comes from a TF1 optimizer's slots and
-`global_step` where both optimizers give it the same meaning
-(`mapping.optimizer_state`); its hyperparameters keep TEMPLATE's values.
-Other slots are template variables like any other: mapped by name or object
-path, or kept with `keep_unmapped`.
+Optimizer state maps both ways between TF1 slots, the TF 2.11+ Keras
+optimizer's variables and legacy Keras `.OPTIMIZER_SLOT`s where both
+optimizers give it the same meaning (`mapping.optimizer_state`); its
+hyperparameters keep TEMPLATE's values. The step count carried over is
+checked against SRC's TF1 Adam powers, and a TF1 template's powers that SRC
+lacks are derived from the step count: the only values written, in one
+small extra shard (`onto_steps`). Parts saved one by one in SRC are joined
+into one partitioned entry over their own data.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 from est_ckpt.errors import ConversionError, UnmappedVariablesError
 from est_ckpt.format import bundle, checkpoint, keys
-from est_ckpt.mapping import NameIndex, RenameRule, WarmStartPlan
-from est_ckpt.mapping.optimizer_state import is_hyperparameter, plan_onto_template
-from est_ckpt.mapping.tf1_names import SAVE_COUNTER, slices_by_name
-from est_ckpt.tools import publish
+from est_ckpt.mapping import NameIndex, RenameRule, Source, WarmStartPlan
+from est_ckpt.mapping.optimizer_slots import step_key
+from est_ckpt.mapping.optimizer_state import is_hyperparameter, plan_onto_template, power_targets
+from est_ckpt.mapping.tf1_names import SAVE_COUNTER, join_parts, slices_by_name
+from est_ckpt.tools import onto_steps, publish
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +46,9 @@ class OntoReport:
       prefix: the prefix written.
       plan: the mapping applied (the plan `est-ckpt map SRC --target TEMPLATE` shows).
       kept: TEMPLATE keys that keep TEMPLATE's values, in key order.
+      computed: TEMPLATE keys given new values that SRC does not hold (TF1 Adam's
+        `beta1_power`/`beta2_power` from a Keras step count), with those values.
+      step_checks: how the step count carried over was checked against SRC's Adam powers.
       state_file_updated: whether the `checkpoint` state file now names `prefix`.
       copied_bytes: data copied rather than linked (remote paths).
     """
@@ -50,6 +58,8 @@ class OntoReport:
     kept: tuple[str, ...]
     state_file_updated: bool
     copied_bytes: int
+    computed: tuple[tuple[str, float], ...] = ()
+    step_checks: tuple[str, ...] = ()
 
 
 def _bookkeeping(t: checkpoint.TensorInfo) -> bool:
@@ -66,13 +76,13 @@ def _hyperparameter(index: NameIndex, target: str) -> bool:
     return found is not None and len(found.keys) == 1 and is_hyperparameter(index.tensors[found.keys[0]])
 
 
-def _only_key(found_keys: Sequence[str], what: str, target: str) -> str:
-    if len(found_keys) != 1:
-        raise ConversionError(
-            f"'{target}': its {what} is saved in parts one by one ({', '.join(found_keys)}); converting onto a "
-            "template cannot join or split parts without reading them. Convert with --to first, or map it whole."
-        )
-    return found_keys[0]
+def _split_refused(found_keys: Sequence[str], a, src: checkpoint.CheckpointInfo) -> ConversionError:
+    return ConversionError(
+        f"'{a.target}': the template saves it in parts one by one ({', '.join(found_keys)}) and "
+        f"{src.prefix} holds it otherwise ('{a.source_key}'): splitting a tensor into parts needs reading and "
+        "checksumming its bytes, which a conversion onto a template never does. Use a template that "
+        "saves it whole (or in the same parts), or convert with --to."
+    )
 
 
 def plan_onto(
@@ -82,34 +92,49 @@ def plan_onto(
     assignment_map: Optional[Mapping[str, str]] = None,
     rename_rules: Optional[Sequence[RenameRule]] = None,
     keep_unmapped: bool = False,
-) -> tuple[WarmStartPlan, dict[str, str], tuple[str, ...]]:
+) -> tuple[WarmStartPlan, dict[str, Union[str, Source]], tuple[str, ...]]:
     """Plans a conversion onto `template`: `(plan, {template key: src key}, kept template keys)`.
+
+    A source saved in parts one by one (`Source` of several keys) onto one
+    template key is joined: DST's entry is partitioned over the parts' own
+    entries. A template variable in parts from a whole source is refused.
 
     Raises:
       UnmappedVariablesError: template variables without a source (without `keep_unmapped`).
       AmbiguousNameError, MismatchError, UnusedMappingError: as the plan refuses them.
-      ConversionError: a variable saved in parts one by one on either side.
+      ConversionError: a template variable saved in parts one by one that SRC holds whole.
     """
     plan = plan_onto_template(src, template, assignment_map=assignment_map, rename_rules=rename_rules)
     index = NameIndex(template)
+    powers = power_targets(plan, src)
     # Hyperparameters are not state: they keep the template's values. Ambiguous sources, mismatches and
-    # unused map entries are refused even with keep_unmapped.
+    # unused map entries are refused even with keep_unmapped. TF1 Adam powers SRC lacks are derived.
     refused = tuple(
         u
         for u in plan.unmapped
-        if u.ambiguous_keys or not (keep_unmapped or _hyperparameter(index, u.target))
+        if u.ambiguous_keys or not (keep_unmapped or _hyperparameter(index, u.target) or u.target in powers)
     )
     dataclasses.replace(plan, unmapped=refused).raise_for_errors()
-    sources: dict[str, str] = {}
+    sources: dict[str, Union[str, Source]] = {}
     for a in plan.assignments:
         found, _ = index.resolve(a.target, shape=a.target_shape)
         if found is None:  # `targets_from_checkpoint` names every target so that it resolves.
             raise ConversionError(f"{template.prefix}: '{a.target}' does not name one key of the template.")
-        sources[_only_key(found.keys, "template variable", a.target)] = _only_key(
-            a.source_keys, "source", a.target
+        if len(found.keys) != 1:
+            same = len(found.keys) == len(a.source_keys) and all(
+                template.tensors[t].shape == src.tensors[k].shape for t, k in zip(found.keys, a.source_keys)
+            )
+            if not same:
+                raise _split_refused(found.keys, a, src)
+            sources.update(zip(found.keys, a.source_keys))  # the same parts on both sides, part by part
+            continue
+        sources[found.keys[0]] = (
+            a.source_keys[0]
+            if len(a.source_keys) == 1
+            else Source(tuple(a.source_keys), tuple(a.source_shape), a.source_dtype, a.part_axis)
         )
     left = [t for k, t in template.tensors.items() if k not in sources and k != keys.OBJECT_GRAPH_KEY]
-    missing = [t.key for t in left if not (_bookkeeping(t) or is_hyperparameter(t))]
+    missing = [t.key for t in left if not (_bookkeeping(t) or is_hyperparameter(t) or t.key in powers)]
     if missing and not keep_unmapped:
         # Slots and other variables `map_checkpoints` does not plan (its unmapped ones raised above).
         raise UnmappedVariablesError(
@@ -118,7 +143,7 @@ def plan_onto(
             + ". Map them with `assignment_map` (an object path or name on either side) or pass "
             "keep_unmapped=True (--keep_unmapped) to keep the template's values."
         )
-    return plan, sources, tuple(t.key for t in left)
+    return plan, sources, tuple(t.key for t in left if t.key not in powers)
 
 
 def convert_onto(
@@ -138,23 +163,37 @@ def convert_onto(
     plan, sources, kept = plan_onto(
         info, template, assignment_map=assignment_map, rename_rules=rename_rules, keep_unmapped=keep_unmapped
     )
+    step_checks = onto_steps.check_step(info, template, sources)
+    powers = {k: p for k, p in power_targets(plan, info).items() if k not in sources}
+    t_step = step_key(template)
+    if powers and keep_unmapped and (t_step is None or t_step not in sources):
+        # No step count carried over: the template keeps its own, and its powers agree with it.
+        kept = tuple(sorted((*kept, *powers)))
+        powers = {}
+    computed = onto_steps.power_tensors(info, template, sources, powers)
     dest = publish.destination(info.prefix, dst_prefix, force=force, inputs=(template.prefix,))
 
     # One shard set: SRC's shards that an entry uses, then TEMPLATE's, renumbered in that order.
     slices = {id(b): slices_by_name(b) for b in (info.bundle, template.bundle)}
-    chosen: list[tuple[bundle.Bundle, str, str]] = []  # (bundle, key there, key in DST)
+    # (bundle, entry, its parts if partitioned, key in DST)
+    chosen: list[tuple[bundle.Bundle, bundle.Entry, tuple, str]] = []
     for key in template.bundle.entries:
-        if key in sources:
-            chosen.append((info.bundle, sources[key], key))
-        else:
-            chosen.append((template.bundle, key, key))
+        source = sources.get(key)
+        if key in computed:
+            continue
+        if isinstance(source, Source):  # parts saved one by one, joined
+            joined = join_parts(info, key, source)
+            chosen.append((info.bundle, joined.entry, joined.parts, key))
+            continue
+        b, old = (info.bundle, source) if source is not None else (template.bundle, key)
+        chosen.append((b, b.entries[old], tuple(slices[id(b)].get(old, ())), key))
     used: dict[tuple[int, int], int] = {}
     shards: list[tuple[str, int]] = []
     for which in (info.bundle, template.bundle):
         ids = set()
-        for b, key, _ in chosen:
+        for b, entry, parts, _ in chosen:
             if b is which:
-                entries = [e for _, e in slices[id(b)].get(key, ())] or [b.entries[key]]
+                entries = [e for _, e in parts] or [entry]
                 ids.update(e.shard_id for e in entries if not e.slices)
         for old in sorted(ids):
             used[(id(which), old)] = len(shards)
@@ -165,17 +204,20 @@ def convert_onto(
         return entry.raw if new == entry.shard_id else bundle.encode_entry(entry, shard_id=new)
 
     rows: dict[bytes, bytes] = {}
-    for b, key, new_key in chosen:
-        entry = b.entries[key]
+    for b, entry, parts, new_key in chosen:
         if entry.slices:
             rows[new_key.encode("utf-8")] = entry.raw
-            for extents, part in slices[id(b)].get(key, ()):
+            for extents, part in parts:
                 rows[bundle.encode_slice_key(new_key, extents)] = moved(b, part)
         else:
             rows[new_key.encode("utf-8")] = moved(b, entry)
-    header = bundle.encode_header(len(shards), template=template.bundle.header)
-    copied = publish.publish(dest, header, rows, shards, progress=progress)
-    return OntoReport(dest.prefix, plan, kept, True, copied)
+    new_shard = None
+    if computed:
+        new_rows, new_shard = onto_steps.encode_scalars(computed, len(shards))
+        rows.update(new_rows)
+    header = bundle.encode_header(len(shards) + (new_shard is not None), template=template.bundle.header)
+    copied = publish.publish(dest, header, rows, shards, new_shard=new_shard, progress=progress)
+    return OntoReport(dest.prefix, plan, kept, True, copied, tuple(computed.items()), step_checks)
 
 
 __all__ = ["OntoReport", "convert_onto", "plan_onto"]

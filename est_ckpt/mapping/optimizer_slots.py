@@ -1,0 +1,181 @@
+"""Which optimizer slots a checkpoint holds, for which variable, holding which state (without TensorFlow).
+
+A slot is recognised by how each optimizer names it, on either side of a conversion:
+
+| writer | slot key | its variable |
+|---|---|---|
+| TF1 optimizer (`AdamOptimizer` ...) | `<v>/Adam`, `<v>/Adam_1` (`<v>/t_0/Adam` in canned v1 Estimators) | the key `<v>` |
+| TF 2.11+ Keras optimizer | the variable named `m/<v>`, `v/<v>`, `accumulator/<v>` ... | the variable named `<v>` |
+| legacy Keras optimizer, eager | `<v path>/.OPTIMIZER_SLOT/optimizer/m/.ATTRIBUTES/VARIABLE_VALUE` | the object at `<v path>` |
+| legacy Keras optimizer, graph (v2 canned Estimators) | `training/Adam/<v>/m` | the key `<v>` |
+
+Each slot gets a *kind*, the state it holds; two slots carry over only when their kinds
+are equal. The kind comes from the slot's name and, for Keras, from its siblings (`m` is
+Adam's first moment next to `v`, SGD's velocity alone; `momentum` is RMSprop's next to
+`velocity`/`rms`, SGD's alone). TF1 `RMSProp_1` is the mean gradient of a centered
+RMSProp (which has `RMSProp_2`), else its momentum.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Optional
+
+from est_ckpt.format import checkpoint, keys
+
+# TF1 slot suffix -> kind.
+TF1_KINDS = {
+    "Adam": "adam_m",
+    "Adam_1": "adam_v",
+    "Adagrad": "accumulator",
+    "Ftrl": "accumulator",
+    "Ftrl_1": "ftrl_linear",
+    "RMSProp": "rms",
+    "RMSProp_1": "rms_momentum",
+    "RMSProp_2": "rms_momentum",
+    "Momentum": "tf1_momentum",
+}
+KERAS_SLOT_NAMES = frozenset(
+    (
+        "m",
+        "v",
+        "vhat",
+        "velocity_hat",
+        "accumulator",
+        "linear",
+        "velocity",
+        "rms",
+        "momentum",
+        "mg",
+        "average_gradient",
+    )
+)
+# Kinds whose state means something else on each side, and why.
+DIFFERENT = {
+    frozenset(("tf1_momentum", "keras_momentum")): (
+        "TF1 MomentumOptimizer's slot accumulates gradients (accum = momentum * accum + g; var -= lr * accum) "
+        "while Keras SGD's momentum is the velocity (m = momentum * m - lr * g; var += m)"
+    ),
+}
+CENTERED = (
+    "a centered RMSProp keeps the mean gradient (its denominator is ms - mg**2), a plain one does not: "
+    "the same slots update another way"
+)
+_TOWER = re.compile(r"t_\d+")
+STEP_NAMES = ("global_step", "iteration", "iter")
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """One slot variable: its key, its variable's key, its kind, the name it goes by."""
+
+    key: str
+    variable_key: str
+    kind: str
+    name: str
+
+
+def _keras_kind(name: str, siblings: set) -> str:
+    if name == "m":
+        return "adam_m" if "v" in siblings else "keras_momentum"
+    if name == "momentum":
+        return "rms_momentum" if siblings & {"velocity", "rms"} else "keras_momentum"
+    return {
+        "v": "adam_v",
+        "vhat": "adam_vhat",
+        "velocity_hat": "adam_vhat",
+        "accumulator": "accumulator",
+        "linear": "ftrl_linear",
+        "velocity": "rms",
+        "rms": "rms",
+        "mg": "rms_mean_gradient",
+        "average_gradient": "rms_mean_gradient",
+    }[name]
+
+
+def find_slots(info: checkpoint.CheckpointInfo) -> dict[str, dict[str, Slot]]:
+    """`{variable key: {kind: Slot}}` for every optimizer slot `info` holds."""
+    tensors = {k: t for k, t in info.tensors.items() if k != keys.OBJECT_GRAPH_KEY}
+    raw: list[tuple[str, str, str, str, str]] = []  # (key, variable key, slot name, "tf1"|"keras", name)
+    if info.format != "tf2":
+        for key in tensors:
+            base, _, last = key.rpartition("/")
+            if last in TF1_KINDS:
+                var = base
+                if var not in tensors:
+                    head, _, tower = base.rpartition("/")
+                    var = head if _TOWER.fullmatch(tower) else ""
+                if var in tensors:
+                    raw.append((key, var, last, "tf1", key))
+            elif last in KERAS_SLOT_NAMES and base:
+                parts = base.split("/")
+                for i in range(1, len(parts)):  # `training/Adam/<v>/m`: the scope is never empty
+                    var = "/".join(parts[i:])
+                    if var in tensors:
+                        raw.append((key, var, last, "keras", key))
+                        break
+    else:
+        by_name: dict[str, list[str]] = {}
+        by_path = {keys.strip_value_suffix(k): k for k in tensors if keys.is_variable_key(k)}
+        for k, t in tensors.items():
+            if t.name:
+                by_name.setdefault(t.name, []).append(k)
+        for key, t in tensors.items():
+            if t.slot is not None and t.slot.slot_name in KERAS_SLOT_NAMES:
+                var = by_path.get(t.slot.variable_path)
+                if var is not None:
+                    raw.append((key, var, t.slot.slot_name, "keras", t.object_path or key))
+            elif t.name and t.slot is None:
+                head, _, rest = t.name.partition("/")
+                named = by_name.get(rest, [])
+                if head in KERAS_SLOT_NAMES and len(named) == 1 and len(by_name.get(t.name, [])) == 1:
+                    raw.append((key, named[0], head, "keras", t.name))
+    siblings: dict[str, set] = {}
+    for _, var, name, _, _ in raw:
+        siblings.setdefault(var, set()).add(name)
+    out: dict[str, dict[str, Slot]] = {}
+    for key, var, name, writer, label in raw:
+        if writer == "tf1":
+            kind = TF1_KINDS[name]
+            if name == "RMSProp_1" and "RMSProp_2" in siblings[var]:
+                kind = "rms_mean_gradient"
+        else:
+            kind = _keras_kind(name, siblings[var])
+        out.setdefault(var, {})[kind] = Slot(key, var, kind, label)
+    return out
+
+
+def different(
+    source_kinds: dict[str, Slot], target_kinds: dict[str, Slot]
+) -> Optional[tuple[Slot, Slot, str]]:
+    """`(source slot, target slot, why)` when one variable's slots mean different things on each side."""
+    for pair, why in DIFFERENT.items():
+        for sk, s in source_kinds.items():
+            for tk, t in target_kinds.items():
+                if sk != tk and frozenset((sk, tk)) == pair:
+                    return s, t, why
+    if "rms" in source_kinds and "rms" in target_kinds:
+        s_c, t_c = source_kinds.get("rms_mean_gradient"), target_kinds.get("rms_mean_gradient")
+        if (s_c is None) != (t_c is None):
+            other = s_c or source_kinds["rms"]
+            return other, t_c or target_kinds["rms"], CENTERED
+    return None
+
+
+def step_key(info: checkpoint.CheckpointInfo) -> Optional[str]:
+    """The key counting training steps: `global_step`, or a Keras optimizer's `iteration`/`iter`."""
+    for key, t in info.tensors.items():
+        if t.shape != () or not t.dtype.startswith("int"):
+            continue
+        if info.format != "tf2":
+            if key == "global_step":
+                return key
+            continue
+        path = t.object_path or ""
+        if t.name in STEP_NAMES or path.endswith(("/iter", "/_iterations")) or path == "global_step":
+            return key
+    return None
+
+
+__all__ = ["CENTERED", "DIFFERENT", "Slot", "different", "find_slots", "step_key"]

@@ -1,0 +1,126 @@
+"""Benchmark: `est-ckpt convert SRC DST --like=TEMPLATE` against TF's own way of doing it.
+
+Generates, with TensorFlow in a temporary directory, a name-based TF1
+checkpoint of 200 float32 variables (about 1 GiB by default) and the new
+model's own checkpoint (TEMPLATE: an eager `tf.train.Checkpoint` of the same
+variables, as the new model writes it before training). Then, each in a
+fresh process:
+
+- TF's way: build the new model's variables, read every value of SRC with
+  `tf.train.load_checkpoint`, `assign` it, and `tf.train.Checkpoint.write`;
+- est-ckpt: `est-ckpt convert SRC DST --like=TEMPLATE` (index only, hard links).
+
+Prints each one's wall time and peak RSS side by side and the ratios (goal:
+at most 0.1x each; exit 1 otherwise). Run it standalone:
+
+    python tests/benchmarks/bench_onto.py [--size-mb=1024] [--variables=200]
+
+Each measurement runs the command in a fresh helper process that reports its
+child's `ru_maxrss` (RUSAGE_CHILDREN), so the numbers are per command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from bench_convert import EST_CKPT, _dir_size, _measure  # noqa: E402
+
+_GENERATE = """
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+tf1 = tf.compat.v1
+src, template, count, floats = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+shape = [floats // 1024, 1024]
+with tf.Graph().as_default():
+    variables = [
+        tf1.get_variable(f"layer_{i // 10}/var_{i}", shape=shape, initializer=tf1.random_uniform_initializer(seed=i))
+        for i in range(count)
+    ]
+    gs = tf1.train.get_or_create_global_step()
+    with tf1.Session() as sess:
+        sess.run(tf1.global_variables_initializer())
+        sess.run(gs.assign(1000))
+        tf1.train.Saver().save(sess, src, write_meta_graph=False)
+# The new model: the same variables in a tf.Module, its own checkpoint before training.
+model = tf.Module()
+model.vars = [tf.Variable(tf.zeros(shape), name=f"layer_{i // 10}/var_{i}") for i in range(count)]
+model.step = tf.Variable(tf.constant(0, tf.int64), name="global_step")
+tf.train.Checkpoint(model=model).write(template)
+"""
+
+# TF's way: the new model's variables, every SRC value assigned, the new model's checkpoint written.
+_TF_WAY = """
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+src, out, count, floats = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+shape = [floats // 1024, 1024]
+model = tf.Module()
+model.vars = [tf.Variable(tf.zeros(shape), name=f"layer_{i // 10}/var_{i}") for i in range(count)]
+model.step = tf.Variable(tf.constant(0, tf.int64), name="global_step")
+reader = tf.train.load_checkpoint(src)
+for v in model.vars + [model.step]:
+    v.assign(reader.get_tensor(v.name[:-2]))
+tf.train.Checkpoint(model=model).write(out)
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--size-mb", type=float, default=1024.0, help="total tensor bytes, in MiB (default 1024)"
+    )
+    parser.add_argument("--variables", type=int, default=200, help="number of variables (default 200)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+
+    floats = int(args.size_mb * (1 << 20) / 4 / args.variables) // 1024 * 1024
+    if floats < 1024:
+        parser.error("--size-mb too small for --variables (each variable needs at least 4 KiB)")
+    work = tempfile.mkdtemp(prefix="bench-onto-")
+    try:
+        src = os.path.join(work, "src", "model.ckpt")
+        template = os.path.join(work, "template", "ckpt")
+        os.makedirs(os.path.dirname(src))
+        t = time.perf_counter()
+        sizes = [str(args.variables), str(floats)]
+        subprocess.run([sys.executable, "-c", _GENERATE, src, template, *sizes], check=True)
+        print(
+            f"SRC: {args.variables} float32 variables x {floats * 4 / 1e6:.2f} MB + global_step = "
+            f"{_dir_size(src) / (1 << 20):.0f} MiB; TEMPLATE {_dir_size(template) / (1 << 20):.0f} MiB "
+            f"(generated in {time.perf_counter() - t:.1f} s)"
+        )
+        theirs = _measure([sys.executable, "-c", _TF_WAY, src, os.path.join(work, "tf", "ckpt"), *sizes])
+        ours = _measure([EST_CKPT, "convert", src, os.path.join(work, "ours", "ckpt"), f"--like={template}"])
+        print(
+            f"TF (load_checkpoint, assign, Checkpoint.write):      {theirs['seconds']:7.2f} s  "
+            f"{theirs['peak_mib']:7.0f} MiB peak"
+        )
+        print(
+            f"est-ckpt convert --like (index only, hard links):    {ours['seconds']:7.2f} s  "
+            f"{ours['peak_mib']:7.0f} MiB peak"
+        )
+        time_ratio = ours["seconds"] / theirs["seconds"]
+        mem_ratio = ours["peak_mib"] / theirs["peak_mib"]
+        print(
+            f"ratio est-ckpt / TF: time {time_ratio:.3f}x, peak memory {mem_ratio:.3f}x (goal <= 0.1x each)"
+        )
+        return 0 if time_ratio <= 0.1 and mem_ratio <= 0.1 else 1
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
