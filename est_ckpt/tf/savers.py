@@ -35,6 +35,7 @@ from est_ckpt import fileio
 from est_ckpt.errors import UnmappedVariablesError
 from est_ckpt.format import keys, state_file
 from est_ckpt.format.checkpoint import read_checkpoint
+from est_ckpt.tf import saveables as state_lib
 from est_ckpt.tf.by_name import (
     KeyedRestoreBuilder,
     expected_by_key,
@@ -44,7 +45,6 @@ from est_ckpt.tf.by_name import (
     raise_mismatches,
     variable_name,
 )
-from est_ckpt.tf import saveables as state_lib
 
 _tf1 = tf.compat.v1
 
