@@ -194,10 +194,18 @@ def encode_object_graph(graph: ObjectGraph) -> bytes:
 
 
 def dangling_keys(graph: ObjectGraph, present) -> list[tuple[int, str]]:
-    """`(node id, checkpoint key)` of every attribute whose key is not in `present`."""
-    return [
+    """`(node id, checkpoint key)` of every attribute whose key is not in `present`.
+
+    A hash table TF saved eagerly records one attribute (`<path>/.ATTRIBUTES/table`)
+    for its two tensors (`table-keys`, `table-values`): held if those are.
+    """
+    missing = [
         (node_id, attr.checkpoint_key)
         for node_id, node in enumerate(graph.nodes)
         for attr in node.attributes
         if attr.checkpoint_key and attr.checkpoint_key not in present
     ]
+    if not missing:
+        return missing
+    held = [k for k in present if isinstance(k, str)]
+    return [(n, key) for n, key in missing if not any(k.startswith(key + "-") for k in held)]
