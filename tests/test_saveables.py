@@ -19,12 +19,13 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 tf1 = tf.compat.v1
 
+from tensorflow.python.ops import resources  # noqa: E402
+from tensorflow.python.training.saving import saveable_object  # noqa: E402
+
 import est_ckpt  # noqa: E402
 from est_ckpt.errors import UnmappedVariablesError, UnsavedStateError  # noqa: E402
 from est_ckpt.tools.convert import convert_checkpoint  # noqa: E402
 from est_ckpt.tools.verify import verify_checkpoint  # noqa: E402
-from tensorflow.python.ops import resources  # noqa: E402
-from tensorflow.python.training.saving import saveable_object  # noqa: E402
 
 GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 VV = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -289,7 +290,8 @@ def _old_scaffold_dir(model_dir):
 
         saver = tf1.train.Saver(graph_view.ObjectGraphView(root).frozen_saveable_objects(), sharded=True)
         with tf1.Session() as sess:
-            sess.run([tf1.global_variables_initializer(), step.assign(2)])
+            sess.run(tf1.global_variables_initializer())
+            sess.run(step.assign(2))
             saver.save(sess, f"{model_dir}/model.ckpt", global_step=2)
     assert "save_counter" + VV not in _values(model_dir)
 
