@@ -151,7 +151,7 @@ def make_save_counter():
             dtype=tf.int64,
             trainable=False,
             collections=[],
-            name="est_ckpt_save_counter",
+            name=SAVE_COUNTER,
             use_resource=True,
         )
         increment = counter.assign_add(1, read_value=False)

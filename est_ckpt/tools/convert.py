@@ -106,27 +106,24 @@ def _object_graph(variables: Sequence[Variable], tables: Mapping[str, tuple[str,
         entries.setdefault(base, []).append(
             object_graph.SerializedTensor(attribute, var.name, _tf2_key(var, tables))
         )
-    root_children, nodes = [], [None]
-
-    def leaf(*attrs: object_graph.SerializedTensor) -> object_graph.ObjectNode:
-        return object_graph.ObjectNode((), tuple(attrs), ())
-
-    root_children.append((len(nodes), SAVE_COUNTER))
-    nodes.append(leaf(object_graph.SerializedTensor(keys.VARIABLE_VALUE, SAVE_COUNTER, SAVE_COUNTER_KEY)))
+    # As TF numbers them: the root's children (its sorted arguments, then save_counter), then var_list's.
+    root: list[tuple[str, object_graph.ObjectNode]] = []
     if step:
-        root_children.append((len(nodes), STEP))
-        nodes.append(
-            leaf(object_graph.SerializedTensor(keys.VARIABLE_VALUE, GLOBAL_STEP, _tf2_key(step[0], tables)))
-        )
+        attr = object_graph.SerializedTensor(keys.VARIABLE_VALUE, GLOBAL_STEP, _tf2_key(step[0], tables))
+        root.append((STEP, object_graph.ObjectNode((), (attr,), ())))
+    var_list_at = len(root)
     if entries:
-        var_list_id = len(nodes)
-        root_children.append((var_list_id, VAR_LIST))
-        nodes.append(None)
+        root.append((VAR_LIST, None))
+    counter = object_graph.SerializedTensor(keys.VARIABLE_VALUE, SAVE_COUNTER, SAVE_COUNTER_KEY)
+    root.append((SAVE_COUNTER, object_graph.ObjectNode((), (counter,), ())))
+    nodes: list = [None] + [node for _, node in root]
+    root_children = [(i + 1, name) for i, (name, _) in enumerate(root)]
+    if entries:
         children = []
         for name in sorted(entries):
             children.append((len(nodes), name))
-            nodes.append(leaf(*entries[name]))
-        nodes[var_list_id] = object_graph.ObjectNode(tuple(children), (), ())
+            nodes.append(object_graph.ObjectNode((), tuple(entries[name]), ()))
+        nodes[var_list_at + 1] = object_graph.ObjectNode(tuple(children), (), ())
     nodes[0] = object_graph.ObjectNode(tuple(root_children), (), ())
     return object_graph.encode_object_graph(object_graph.ObjectGraph(tuple(nodes)))
 
