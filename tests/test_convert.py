@@ -24,8 +24,6 @@ VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EST_CKPT = os.path.join(os.path.dirname(sys.executable), "est-ckpt")
 
-# The object graph TF writes for the guide's Estimator TF2 example (`var` and the
-# global step), copied from the guide's printout.
 TF1_FIXTURES = ["tf1", "estimator_tf1", "partitioned", "adam", "dtypes", "dotted_names_tf1", "many_vars"]
 TF2_FIXTURES = [
     "tf2",
