@@ -377,3 +377,23 @@ def test_objects_may_hold_a_saveable_object(tmp_path):
         scaffold = est_ckpt.make_tf2_scaffold({"trees": saveable})
         with tf1.train.MonitoredTrainingSession(checkpoint_dir=str(tmp_path), scaffold=scaffold) as sess:
             assert sess.run(var) == 1001
+
+
+def test_evaluate_and_export_saved_model_carry_the_table(tmp_path):
+    """evaluate restores the object-based checkpoint; the exported SavedModel serves the trained table."""
+    model_dir = str(tmp_path / "export")
+    est = tf.estimator.Estimator(
+        _model_fn("mutable", None, est_ckpt.make_tf2_scaffold),
+        model_dir,
+        config=tf.estimator.RunConfig(**QUIET),
+    )
+    est.train(_input_fn, steps=2)
+    assert est.evaluate(_input_fn, steps=1)["global_step"] == 2
+
+    def receiver():
+        x = tf1.placeholder(tf.float32, shape=[None, 1], name="x")
+        return tf.estimator.export.ServingInputReceiver({"x": x}, {"x": x})
+
+    export_dir = est.export_saved_model(str(tmp_path / "saved"), receiver).decode()
+    served = tf.saved_model.load(export_dir).signatures["serving_default"](x=tf.constant([[1.0]]))
+    assert served["c"].numpy().tolist() == [2002]
