@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -397,3 +399,32 @@ def test_evaluate_and_export_saved_model_carry_the_table(tmp_path):
     export_dir = est.export_saved_model(str(tmp_path / "saved"), receiver).decode()
     served = tf.saved_model.load(export_dir).signatures["serving_default"](x=tf.constant([[1.0]]))
     assert served["c"].numpy().tolist() == [2002]
+
+
+EST_CKPT = os.path.join(os.path.dirname(sys.executable), "est-ckpt")
+
+
+@pytest.mark.parametrize("kind", ["dense", "custom"])
+def test_cli_reads_the_state(kind, tmp_path):
+    """inspect, verify, diff, map and convert (both ways) read checkpoints that hold tables and SaveableObjects."""
+    fresh, legacy = str(tmp_path / "fresh"), str(tmp_path / "legacy")
+    _train(kind, None, fresh, lambda: est_ckpt.make_tf2_scaffold(also_save_tf1=True), 2)
+    _train(kind, None, legacy, None, 2)
+
+    def cli(*args):
+        done = subprocess.run([EST_CKPT, *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    shown = cli("inspect", fresh)
+    for key in TF2_KEYS[kind]:
+        info = est_ckpt.read_checkpoint(fresh).tensors[key]
+        assert key in shown and info.name in shown
+    assert "OK" in cli("verify", fresh)
+    assert cli("diff", f"{fresh}/tf1", fresh).strip().endswith("equal")
+    assert "0 unmapped" in cli("map", legacy, "--target", fresh)
+    cli("convert", legacy, str(tmp_path / "c2" / "model.ckpt-2"), "--to=tf2")
+    cli("convert", str(tmp_path / "c2"), str(tmp_path / "c1" / "model.ckpt-2"), "--to=tf1")
+    assert cli("diff", legacy, str(tmp_path / "c2")).strip().endswith("equal")
+    assert cli("diff", legacy, str(tmp_path / "c1")).strip().endswith("equal")
+    assert "OK" in cli("verify", str(tmp_path / "c2"))
