@@ -356,6 +356,30 @@ def test_unsavable_state_is_an_error_at_finalize():
     with pytest.raises(UnsavedStateError, match="stray"):
         _finalize(not_saveable)
 
+    def odd_names():
+        # A table's own SaveableObject whose keys are not `<name>-keys`/`-values`: no TF1 key for table-keys.
+        tf1.get_variable("w", [1])
+        table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, 0, name="odd", checkpoint=False)
+        keys_, values_ = table.export()
+        specs = [saveable_object.SaveSpec(keys_, "", "odd_k"), saveable_object.SaveSpec(values_, "", "odd_v")]
+        tf1.add_to_collection(
+            tf1.GraphKeys.SAVEABLE_OBJECTS, saveable_object.SaveableObject(table, specs, "odd")
+        )
+        return None
+
+    with pytest.raises(UnsavedStateError, match="table-keys' of 'odd'"):
+        _finalize(odd_names)
+
+
+def test_verify_accepts_a_table_tf_saved_eagerly(tmp_path):
+    """TF's eager tables record one attribute `table` for table-keys and table-values: sound, per verify."""
+    table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, 0)
+    table.insert(tf.constant([1, 2], tf.int64), tf.constant([10, 20], tf.int64))
+    path = tf.train.Checkpoint(t=table).save(str(tmp_path / "eager"))
+    assert {"t/.ATTRIBUTES/table-keys", "t/.ATTRIBUTES/table-values"} <= set(_values(path))
+    report = verify_checkpoint(path)
+    assert report.ok, report.problems
+
 
 def test_objects_may_hold_a_saveable_object(tmp_path):
     """A SaveableObject given in objects= is saved there, by its own restore op."""

@@ -127,9 +127,9 @@ def keys_by_name(
         hint = ""
         if unsaved:
             hint = (
-                f"{', '.join(repr(k) for k in unsaved)} are the state of GraphKeys.SAVEABLE_OBJECTS (hash tables, "
-                "SaveableObjects), which this checkpoint never saved (make_tf2_scaffold before it saved that "
-                "state saved variables only)"
+                f"{', '.join(repr(k) for k in unsaved)} are state of GraphKeys.SAVEABLE_OBJECTS (hash tables, "
+                "SaveableObjects) that this checkpoint never saved: a make_tf2_scaffold of est_ckpt before it "
+                "saved such state wrote variables only, or the model gained them since"
             )
         raise UnmappedVariablesError(missing_message(info, sorted(set(missing)), hint=hint))
     raise_mismatches(info, mismatched)
