@@ -353,6 +353,15 @@ def test_unsavable_state_is_an_error_at_finalize():
         tf1.add_to_collection(tf1.GraphKeys.SAVEABLE_OBJECTS, tf.constant(1.0, name="stray"))
         return None
 
+    def twice():
+        tf1.get_variable("w", [1])
+        tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, 0, name="twice")
+        tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, 0, name="twice")
+        return None
+
+    with pytest.raises(UnsavedStateError, match="share the name.*'twice'"):
+        _finalize(twice)
+
     with pytest.raises(UnsavedStateError, match="stray"):
         _finalize(not_saveable)
 

@@ -112,8 +112,16 @@ def add_to_var_list(var_list: dict[str, Any], states: list[State]) -> None:
     """Puts every state into `var_list` under its TF1 name (objects=None).
 
     Raises:
-      UnsavedStateError: a state's name is already a variable's name.
+      UnsavedStateError: a state's name is already a variable's name, or another state's.
     """
+    names = [s.name for s in states]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UnsavedStateError(
+            f"make_tf2_scaffold: several saveables of GraphKeys.SAVEABLE_OBJECTS share the name(s) "
+            f"{', '.join(repr(n) for n in twice)}, so they cannot all be saved under var_list/<name>. "
+            "Give each table (or SaveableObject) its own name."
+        )
     clashes = [s.name for s in states if s.name in var_list]
     if clashes:
         raise UnsavedStateError(
