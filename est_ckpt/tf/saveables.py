@@ -21,6 +21,7 @@ checkpoint restores by name (`make_tf1_scaffold`, a `tf1/` copy) and
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any, Optional
 
 import tensorflow as tf
@@ -151,6 +152,18 @@ def check_reachable(root, states: list[State], objects: dict[str, Any]) -> list[
     return [s for s in states if id(s.trackable) in reachable]
 
 
+def keras_model(objects: dict[str, Any]):
+    """The first Keras model among `objects`, or None (never imports Keras: no model exists before it is)."""
+    for module in ("keras", "tf_keras"):
+        keras = sys.modules.get(module)
+        model_class = getattr(keras, "Model", None)
+        if model_class is not None:
+            for obj in objects.values():
+                if isinstance(obj, model_class):
+                    return obj
+    return None
+
+
 def make_save_counter():
     """The int64 `save_counter` variable (in no collection), its increment and its initializer."""
     with ops.name_scope(None), ops.device("/cpu:0"):
@@ -234,6 +247,7 @@ __all__ = [
     "check_reachable",
     "collected_state",
     "frozen_saveables",
+    "keras_model",
     "make_save_counter",
     "state_of",
     "wrap_objects",

@@ -180,8 +180,11 @@ class ScaffoldSaver(_tf1.train.Saver):
             given_ids = {id(state.saveable) for state in given}
             states = given + [state for state in states if id(state.saveable) not in given_ids]
             root = tf.train.Checkpoint(**objects, **extra)
-            alias = next((obj for obj in objects.values() if isinstance(obj, tf.keras.Model)), None)
-            return root, state_lib.check_reachable(root, states, self._objects), alias
+            return (
+                root,
+                state_lib.check_reachable(root, states, self._objects),
+                state_lib.keras_model(objects),
+            )
         var_list = {}
         for var in _tf1.global_variables():
             if global_step is not None and var is global_step:
