@@ -226,6 +226,18 @@ def test_restore_idioms_on_the_scaffold_and_convert_output(tmp_path):
         assert int(step.numpy()) == 2
         np.testing.assert_array_equal(w.numpy(), _values(path)["var_list/w" + VV])
         assert int(ckpt.save_counter.numpy()) == _values(path)["save_counter" + VV] >= 1
+        # The same in a graph, as a TF1 program restores it.
+        with tf.Graph().as_default():
+            w = tf1.get_variable("w", [1])
+            step = tf1.train.get_or_create_global_step()
+            table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, 0, name="counts")
+            status = tf.train.Checkpoint(var_list={"w": w, "counts": table}, step=step).restore(path)
+            status.assert_existing_objects_matched()
+            status.assert_consumed()
+            counter = table.lookup(tf.constant([KEY], tf.int64))
+            with tf1.Session() as sess:
+                status.initialize_or_restore(sess)
+                assert sess.run(counter).tolist() == [2002] and sess.run(step) == 2
 
 
 def _keras_model_fn(features, labels, mode):
