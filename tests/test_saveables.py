@@ -473,3 +473,22 @@ def test_cli_reads_the_state(kind, tmp_path):
     assert cli("diff", legacy, str(tmp_path / "c2")).strip().endswith("equal")
     assert cli("diff", legacy, str(tmp_path / "c1")).strip().endswith("equal")
     assert "OK" in cli("verify", str(tmp_path / "c2"))
+
+
+def test_the_saver_in_a_scaffold_of_its_own_counts_from_one(tmp_path):
+    """A Scaffold built around the saver (merged, as a wrapper may do) with its own init_fn saves and restores."""
+    # The hook saves when the session is created and at the end: two saves per run.
+    for counted, steps in ((2, 1), (4, 2)):
+        with tf.Graph().as_default():
+            w = tf1.get_variable("w", [1], initializer=tf1.ones_initializer())
+            step = tf1.train.get_or_create_global_step()
+            train_op = tf.group(w.assign_add([1.0]), step.assign_add(1))
+            saver = est_ckpt.make_tf2_scaffold().saver
+            scaffold = tf1.train.Scaffold(saver=saver, init_fn=lambda scaffold, session: None)
+            with tf1.train.MonitoredTrainingSession(
+                checkpoint_dir=str(tmp_path), scaffold=scaffold, save_checkpoint_steps=100
+            ) as sess:
+                sess.run(train_op)
+        saved = _values(str(tmp_path))
+        assert (saved["save_counter" + VV], saved["step" + VV]) == (counted, steps)
+        np.testing.assert_array_equal(saved["var_list/w" + VV], [1.0 + steps])

@@ -175,7 +175,11 @@ def make_save_counter():
             name=SAVE_COUNTER,
             use_resource=True,
         )
-        increment = counter.assign_add(1, read_value=False)
+        # Counts from 1 where nothing started the counter: a Scaffold built around this saver with an
+        # init_fn of its own (merged scaffolds) still saves.
+        increment = _tf1.cond(
+            counter.is_initialized(), lambda: counter.assign_add(1), lambda: counter.assign(1)
+        ).op
     return counter, increment, counter.initializer
 
 
