@@ -70,3 +70,7 @@ class TableError(FormatError):
 
 class KeyGrammarError(EstCkptError, ValueError):
     """A string does not follow TF's object-path key grammar."""
+
+
+class UnsavedStateError(EstCkptError, ValueError):
+    """Some state of the model (a table, a SaveableObject) cannot be saved in the checkpoint layout asked for."""

@@ -46,9 +46,13 @@ def config(name: str) -> str:
 
 
 def values(prefix: str) -> dict:
-    """`{tf1 name: value}` of a checkpoint of either format, read without TensorFlow."""
+    """`{tf1 name: value}` of a checkpoint of either format, read without TensorFlow (no `save_counter`)."""
     info = checkpoint.read_checkpoint(prefix)
-    return {t.name: info.read_tensor(k) for k, t in info.variables.items() if t.name}
+    return {
+        t.name: info.read_tensor(k)
+        for k, t in info.variables.items()
+        if t.name and t.object_path != "save_counter"
+    }
 
 
 def checkpoint_files(model_dir: str) -> list[str]:

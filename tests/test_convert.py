@@ -24,14 +24,6 @@ VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EST_CKPT = os.path.join(os.path.dirname(sys.executable), "est-ckpt")
 
-# The object graph TF writes for the guide's Estimator TF2 example (`var` and the
-# global step), copied from the guide's printout.
-GUIDE_ESTIMATOR_GRAPH = (
-    b"\n\x1c\n\x08\x08\x01\x12\x04step\n\x0c\x08\x02\x12\x08var_list*\x02\x08\x01\nD\x12>\n\x0eVARIABLE_VALUE"
-    b"\x12\x0bglobal_step\x1a\x1fstep/.ATTRIBUTES/VARIABLE_VALUE*\x02\x08\x01\n\r\n\x07\x08\x03\x12\x03var*\x02"
-    b"\x08\x01\nD\x12>\n\x0eVARIABLE_VALUE\x12\x03var\x1a'var_list/var/.ATTRIBUTES/VARIABLE_VALUE*\x02\x08\x01"
-)
-
 TF1_FIXTURES = ["tf1", "estimator_tf1", "partitioned", "adam", "dtypes", "dotted_names_tf1", "many_vars"]
 TF2_FIXTURES = [
     "tf2",
@@ -81,12 +73,13 @@ def test_tf1_to_tf2_reads_back_identically_through_tf(ckpts, tf, tmp_path, name)
     dst = est_ckpt.convert_checkpoint(src, str(tmp_path / "out"), to="tf2")
     assert dst == str(tmp_path / "out")
     before, after = _reader_values(tf, src), _reader_values(tf, dst)
-    assert set(after) == {_tf2_key(k) for k in before} | {keys.OBJECT_GRAPH_KEY}
+    assert set(after) == {_tf2_key(k) for k in before} | {keys.OBJECT_GRAPH_KEY, "save_counter" + VV}
     for key, value in before.items():
         assert _same_bits(after[_tf2_key(key)], value), key
+    assert after["save_counter" + VV] == 1  # as tf.train.Checkpoint after one save
     # TF's name-based readers still find every name through the object graph.
     info = checkpoint.read_checkpoint(dst)
-    assert {t.name for t in info.variables.values()} == set(before)
+    assert {t.name for t in info.variables.values()} == set(before) | {"save_counter"}
 
 
 @pytest.mark.parametrize("name", TF2_FIXTURES)
@@ -111,13 +104,24 @@ def test_tf2_to_tf1_keys_are_full_names(ckpts, tf, tmp_path, name):
             assert _same_bits(after[name_], np.concatenate([before[k] for k in parts])), name_
 
 
-def test_estimator_layout_matches_tf_object_graph_bytes(ckpts, tmp_path):
-    """Converting the guide's TF1 Estimator checkpoint writes the object graph bytes TF writes for its TF2 scaffold."""
+def test_estimator_layout_matches_tf_object_graph_bytes(ckpts, tf, tmp_path):
+    """Converting the guide's TF1 Estimator checkpoint writes the object graph bytes TF writes for the same objects.
+
+    Those of `tf.train.Checkpoint(var_list={'var': var}, step=global_step).save()`: the guide's TF2 scaffold
+    (without save_counter, which only `save` adds) plus the root's `save_counter`.
+    """
     dst = convert_checkpoint_dir(ckpts("estimator_tf1"), tmp_path)
     info = checkpoint.read_checkpoint(dst)
     graph = info.read_tensor(keys.OBJECT_GRAPH_KEY).item()
-    assert graph == GUIDE_ESTIMATOR_GRAPH
-    assert sorted(info.tensors) == [keys.OBJECT_GRAPH_KEY, "step" + VV, "var_list/var" + VV]
+    var, step = tf.Variable(2.0, name="var"), tf.Variable(1, dtype=tf.int64, name="global_step")
+    saved = tf.train.Checkpoint(var_list={"var": var}, step=step).save(str(tmp_path / "tf" / "ckpt"))
+    assert graph == tf.train.load_checkpoint(saved).get_tensor(keys.OBJECT_GRAPH_KEY)
+    assert sorted(info.tensors) == [
+        keys.OBJECT_GRAPH_KEY,
+        "save_counter" + VV,
+        "step" + VV,
+        "var_list/var" + VV,
+    ]
 
 
 def convert_checkpoint_dir(model_dir: str, tmp_path) -> str:
@@ -137,15 +141,19 @@ def test_estimator_with_tf2_scaffold_continues_from_converted_legacy_dir(ckpts, 
 
 
 def test_eager_checkpoint_restores_converted_output(ckpts, tf, tmp_path):
-    """An eager `tf.train.Checkpoint(var_list={...})` reads converted output, every value consumed, partitioned too.
+    """An eager `tf.train.Checkpoint(var_list={...})` restores converted output, every value consumed, partitioned too.
 
-    `read()` rather than `restore()` for `assert_consumed`: `restore()` also wants a `save_counter`, which the
-    scaffold layout does not have (TF's own Estimator TF2 checkpoints fail `restore().assert_consumed()` alike).
+    `restore()`, which matches the `save_counter` convert writes (`read()` leaves it unmatched, as for any
+    checkpoint `tf.train.Checkpoint.save` writes).
     """
     dst = est_ckpt.convert_checkpoint(ckpts.prefix("partitioned"), str(tmp_path / "p"), to="tf2")
     emb = tf.Variable(tf.zeros([10, 4]))
     kernel = tf.Variable(tf.zeros([4, 2]))
-    tf.train.Checkpoint(var_list={"emb": emb, "dense/kernel": kernel}).read(dst).assert_consumed()
+    ckpt = tf.train.Checkpoint(var_list={"emb": emb, "dense/kernel": kernel})
+    status = ckpt.restore(dst)
+    status.assert_existing_objects_matched()
+    status.assert_consumed()
+    assert ckpt.save_counter.numpy() == 1
     np.testing.assert_array_equal(emb.numpy(), np.arange(40, dtype=np.float32).reshape(10, 4))
     np.testing.assert_array_equal(kernel.numpy(), np.arange(8, dtype=np.float32).reshape(4, 2) + 100)
 
@@ -419,6 +427,7 @@ def test_tf2_source_is_relaid_out_as_var_list(ckpts, tf, tmp_path):
         "var_list/a" + VV: 5.0,
         "var_list/b" + VV: 6.0,
         "var_list/scoped.Sc" + VV: 7.0,
+        "save_counter" + VV: 1,
     }
 
 

@@ -628,7 +628,7 @@ def check_dir_values(values_of, model_dir: str, step: int) -> bool:
     Only these bounds are certain; how many worker steps a save overlaps is not.
     """
     values = values_of(os.path.join(model_dir, f"model.ckpt-{step}"))
-    assert set(values) == {"var_list/var" + VV, "step" + VV}
+    assert set(values) == {"var_list/var" + VV, "step" + VV, "save_counter" + VV}
     saved_step, var = int(values["step" + VV]), float(values["var_list/var" + VV])
     assert saved_step >= step, (step, values)
     assert var <= 3 - step, (step, values)

@@ -101,7 +101,7 @@ def test_tf2_scaffold_trains_in_an_s3_model_dir_and_keeps_a_tf1_copy(store, dual
     # Step 2 and var 4 only if the second train() restored the first one's checkpoint from S3.
     assert tf.train.latest_checkpoint(dual_dir) == f"{dual_dir}/model.ckpt-2"
     assert est_ckpt.read_checkpoint(dual_dir).format == "tf2"
-    assert _values(dual_dir) == {"var_list/var" + VV: 4.0, "step" + VV: 2}
+    assert _values(dual_dir) == {"var_list/var" + VV: 4.0, "step" + VV: 2, "save_counter" + VV: 4}
     tf1_dir = f"{dual_dir}/tf1"
     assert tf.train.latest_checkpoint(tf1_dir) == f"{tf1_dir}/model.ckpt-2"
     assert est_ckpt.read_checkpoint(tf1_dir).format == "tf1"
@@ -126,7 +126,7 @@ def test_legacy_s3_model_dir_continues_object_based(store):
     latest = tf.train.latest_checkpoint(model_dir)
     assert latest == f"{model_dir}/model.ckpt-3"
     assert est_ckpt.read_checkpoint(latest).format == "tf2"
-    assert _values(latest) == {"var_list/var" + VV: 6.0, "step" + VV: 3}
+    assert _values(latest) == {"var_list/var" + VV: 6.0, "step" + VV: 3, "save_counter" + VV: 2}
     assert est.evaluate(_var_input_fn, steps=1, checkpoint_path=legacy_prefix)["global_step"] == 1
 
 
@@ -236,7 +236,7 @@ def test_convert_on_s3_writes_the_index_last_in_one_put(store, tmp_path):
         if force:  # the old index goes first: while data is replaced there is no index to read
             assert len(removed) == 1 and removed[0] < min(data)
         assert est_ckpt.verify_checkpoint(dst_prefix).ok
-        assert _values(dst_prefix) == {"var_list/var" + VV: 2.0, "step" + VV: 1}
+        assert _values(dst_prefix) == {"var_list/var" + VV: 2.0, "step" + VV: 1, "save_counter" + VV: 1}
     assert not [n for n in store.objects("order") if _TEMP_MARK in n]
 
 

@@ -21,6 +21,7 @@ from tests import fixtures  # noqa: E402
 
 VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+SAVE_COUNTER = "save_counter" + VV
 QUIET = {"save_summary_steps": 10**9, "log_step_count_steps": None}
 
 
@@ -33,6 +34,13 @@ def _values(path):
     """Every tensor of the checkpoint at `path` but the object graph, read by TF."""
     reader = tf.train.load_checkpoint(path)
     return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if k != GRAPH}
+
+
+def _tf2_values(path):
+    """`_values` of an object-based checkpoint of the scaffold, without its save_counter (checked: 1 or more)."""
+    values = _values(path)
+    assert values.pop(SAVE_COUNTER) >= 1
+    return values
 
 
 def _copy_dir(src, tmp_path, name):
@@ -106,7 +114,10 @@ def test_two_way_estimator_eager_estimator(tmp_path):
     saved = _values(model_dir)
     names = ["dense/kernel", "dense/bias", "beta1_power", "beta2_power"]
     names += [f"dense/{v}/{slot}" for v in ("kernel", "bias") for slot in ("Adam", "Adam_1")]
-    assert set(saved) == {f"var_list/{est_ckpt.format.keys.escape(n)}{VV}" for n in names} | {"step" + VV}
+    assert set(saved) == {f"var_list/{est_ckpt.format.keys.escape(n)}{VV}" for n in names} | {
+        "step" + VV,
+        SAVE_COUNTER,
+    }
     assert saved["step" + VV] == 2
 
     # Eager TF2, no Estimator: the variables are found by the names the model gave them.
@@ -115,7 +126,8 @@ def test_two_way_estimator_eager_estimator(tmp_path):
     }
     step = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(var_list=variables, step=step)
-    ckpt.read(tf.train.latest_checkpoint(model_dir)).assert_consumed()
+    # restore (not read, which leaves save_counter alone): as for what tf.train.Checkpoint.save writes.
+    ckpt.restore(tf.train.latest_checkpoint(model_dir)).assert_consumed()
     for n in names:
         np.testing.assert_array_equal(
             variables[n].numpy(), saved[f"var_list/{est_ckpt.format.keys.escape(n)}{VV}"]
@@ -149,7 +161,7 @@ def test_legacy_model_dir_continues_object_based(ckpts, tmp_path):
     latest = tf.train.latest_checkpoint(model_dir)
     assert latest.endswith("model.ckpt-3")
     assert est_ckpt.read_checkpoint(latest).format == "tf2"
-    assert _values(latest) == {"var_list/var" + VV: 6.0, "step" + VV: 3}
+    assert _tf2_values(latest) == {"var_list/var" + VV: 6.0, "step" + VV: 3}
     # evaluate's checkpoint_path may still name the legacy checkpoint.
     assert est.evaluate(_var_input_fn, steps=1, checkpoint_path=legacy_prefix)["global_step"] == 1
     assert est.evaluate(_var_input_fn, steps=1)["global_step"] == 3
@@ -310,9 +322,9 @@ def test_warm_start_through_scaffold_only_on_a_fresh_model_dir(ckpts, tmp_path):
     model_dir = str(tmp_path / "warm")
     est = _var_estimator(lambda: est_ckpt.make_tf2_scaffold(warm_start_from=source), model_dir)
     est.train(_var_input_fn, steps=1)
-    assert _values(model_dir) == {"var_list/var" + VV: 4.0, "step" + VV: 1}
+    assert _tf2_values(model_dir) == {"var_list/var" + VV: 4.0, "step" + VV: 1}
     est.train(_var_input_fn, steps=1)
-    assert _values(model_dir) == {"var_list/var" + VV: 6.0, "step" + VV: 2}
+    assert _tf2_values(model_dir) == {"var_list/var" + VV: 6.0, "step" + VV: 2}
 
 
 def test_train_and_evaluate_then_export_saved_model(tmp_path):
@@ -325,7 +337,7 @@ def test_train_and_evaluate_then_export_saved_model(tmp_path):
         tf.estimator.EvalSpec(_var_input_fn, steps=1, throttle_secs=0, start_delay_secs=0),
     )
     assert metrics["global_step"] == 2
-    assert _values(model_dir) == {"var_list/var" + VV: 4.0, "step" + VV: 2}
+    assert _tf2_values(model_dir) == {"var_list/var" + VV: 4.0, "step" + VV: 2}
 
     def receiver():
         x = tf1.placeholder(tf.float32, shape=[None], name="x")
@@ -590,7 +602,7 @@ def test_objects_layout_and_unreachable_warning(tmp_path):
             ):
                 pass
     saved = _values(checkpoint_dir)
-    assert set(saved) == {"model/w" + VV, "step" + VV}
+    assert set(saved) == {"model/w" + VV, "step" + VV, SAVE_COUNTER}
     np.testing.assert_array_equal(saved["model/w" + VV], [3.0, 3.0])
 
 

@@ -65,9 +65,9 @@ def test_mirrored_strategy_two_cpus_restores_legacy_and_resumes(ckpts, tmp_path)
     est = tf.estimator.Estimator(_model_fn, model_dir, config=config)
     est.train(_input_fn, steps=2)
     assert est_ckpt.read_checkpoint(model_dir).format == "tf2"
-    assert _values(model_dir) == {"var_list/var" + VV: 0.0, "step" + VV: 3}
+    assert _values(model_dir) == {"var_list/var" + VV: 0.0, "step" + VV: 3, "save_counter" + VV: 2}
     est.train(_input_fn, steps=1)
-    assert _values(model_dir) == {"var_list/var" + VV: -1.0, "step" + VV: 4}
+    assert _values(model_dir) == {"var_list/var" + VV: -1.0, "step" + VV: 4, "save_counter" + VV: 4}
 
 
 # -- a real cluster ----------------------------------------------------------------------------
@@ -225,7 +225,7 @@ def test_chief_worker_ps_cluster_saves_object_based_and_restarted_chief_resumes(
         latest = tf.train.latest_checkpoint(model_dir)
         assert est_ckpt.read_checkpoint(latest).format == "tf2"
         saved = _values(latest)
-        assert set(saved) == {"var_list/var" + VV, "step" + VV}
+        assert set(saved) == {"var_list/var" + VV, "step" + VV, "save_counter" + VV}
         step, var = int(saved["step" + VV]), float(saved["var_list/var" + VV])
         named = int(latest.rsplit("-", 1)[1])
         # The chief names a save after the step it read just before saving; the worker may run steps
@@ -240,6 +240,8 @@ def test_chief_worker_ps_cluster_saves_object_based_and_restarted_chief_resumes(
         cluster.wait("chief2")
         cluster.kill("ps2")
         resumed = _values(model_dir)
+        # The restarted chief's saves are counted on from the checkpoint's count.
+        assert resumed.pop("save_counter" + VV) > saved["save_counter" + VV]
         assert resumed == {"var_list/var" + VV: var - 3, "step" + VV: step + 3}
     finally:
         cluster.close()

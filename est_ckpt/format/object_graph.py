@@ -57,9 +57,17 @@ class ObjectGraph:
     nodes: tuple[ObjectNode, ...]
 
     def paths(self) -> dict[int, str]:
-        """Returns the escaped object path of every node, root `''`, slot variables included."""
-        paths: dict[int, str] = {0: ""} if self.nodes else {}
-        queue = [0] if self.nodes else []
+        """Returns the escaped object path of every node, root `''`, slot variables included.
+
+        A node's path is where its tensors' keys say it was saved, then
+        breadth first from the root. The two agree for what TF writes; they
+        differ where a root also lists a model's children as its own (so that
+        Keras `load_weights` finds them): the keys keep the path through the model.
+        """
+        paths = self._keyed_paths()
+        if self.nodes:
+            paths[0] = ""
+        queue = [0] + sorted(n for n in paths if n) if self.nodes else []
         while queue:
             node_id = queue.pop(0)
             base = paths[node_id]
@@ -83,6 +91,29 @@ class ObjectGraph:
                         var_path, paths[node_id], slot.slot_name
                     )
                     changed = True
+        return paths
+
+    def _keyed_paths(self) -> dict[int, str]:
+        """The path of every node that its own keys (or a descendant's, through child names) tell."""
+        paths: dict[int, str] = {}
+        for node_id, node in enumerate(self.nodes):
+            for attr in node.attributes:
+                parsed = keys.parse_key(attr.checkpoint_key) if attr.checkpoint_key else None
+                if node_id and parsed is not None and parsed.slot is None:
+                    paths.setdefault(node_id, parsed.path)
+        changed = bool(paths)
+        while changed:
+            changed = False
+            for parent, node in enumerate(self.nodes):
+                if parent == 0 or parent in paths:
+                    continue
+                for child, local_name in node.children:
+                    below = paths.get(child)
+                    tail = "/" + keys.escape(local_name)
+                    if below is not None and below.endswith(tail) and len(below) > len(tail):
+                        paths[parent] = below[: -len(tail)]
+                        changed = True
+                        break
         return paths
 
 
@@ -163,10 +194,18 @@ def encode_object_graph(graph: ObjectGraph) -> bytes:
 
 
 def dangling_keys(graph: ObjectGraph, present) -> list[tuple[int, str]]:
-    """`(node id, checkpoint key)` of every attribute whose key is not in `present`."""
-    return [
+    """`(node id, checkpoint key)` of every attribute whose key is not in `present`.
+
+    A hash table TF saved eagerly records one attribute (`<path>/.ATTRIBUTES/table`)
+    for its two tensors (`table-keys`, `table-values`): held if those are.
+    """
+    missing = [
         (node_id, attr.checkpoint_key)
         for node_id, node in enumerate(graph.nodes)
         for attr in node.attributes
         if attr.checkpoint_key and attr.checkpoint_key not in present
     ]
+    if not missing:
+        return missing
+    held = [k for k in present if isinstance(k, str)]
+    return [(n, key) for n, key in missing if not any(k.startswith(key + "-") for k in held)]

@@ -94,8 +94,13 @@ class KeyedRestoreBuilder(saver_lib.BulkSaverBuilder):
             return io_ops.restore_v2(filename_tensor, self.keys_tensor, self.slices_tensor, dtypes)
 
 
-def keys_by_name(info: CheckpointInfo, specs: Sequence[Spec]) -> tuple[list[str], list[str]]:
+def keys_by_name(
+    info: CheckpointInfo, specs: Sequence[Spec], *, state_keys: frozenset = frozenset()
+) -> tuple[list[str], list[str]]:
     """The checkpoint key and slice to feed for every spec.
+
+    `state_keys` are the keys of SaveableObjects (tables...) among `specs`: a
+    checkpoint without them gets an error saying that this state was never saved.
 
     Raises:
       UnmappedVariablesError: the checkpoint has no value for some specs.
@@ -118,7 +123,15 @@ def keys_by_name(info: CheckpointInfo, specs: Sequence[Spec]) -> tuple[list[str]
         feed_keys.append(key)
         feed_slices.append(slice_spec)
     if missing:
-        raise UnmappedVariablesError(missing_message(info, sorted(set(missing))))
+        unsaved = sorted(set(missing) & set(state_keys))
+        hint = ""
+        if unsaved:
+            hint = (
+                f"{', '.join(repr(k) for k in unsaved)} are state of GraphKeys.SAVEABLE_OBJECTS (hash tables, "
+                "SaveableObjects) that this checkpoint never saved: a make_tf2_scaffold of est_ckpt before it "
+                "saved such state wrote variables only, or the model gained them since"
+            )
+        raise UnmappedVariablesError(missing_message(info, sorted(set(missing)), hint=hint))
     raise_mismatches(info, mismatched)
     return feed_keys, feed_slices
 

@@ -29,11 +29,13 @@ from typing import Any, Optional, Sequence
 import tensorflow as tf
 from tensorflow.python.checkpoint import graph_view
 from tensorflow.python.checkpoint import util as checkpoint_util
+from tensorflow.python.training.saving import saveable_object
 
 from est_ckpt import fileio
 from est_ckpt.errors import UnmappedVariablesError
 from est_ckpt.format import keys, state_file
 from est_ckpt.format.checkpoint import read_checkpoint
+from est_ckpt.tf import saveables as state_lib
 from est_ckpt.tf.by_name import (
     KeyedRestoreBuilder,
     expected_by_key,
@@ -113,6 +115,10 @@ class ScaffoldSaver(_tf1.train.Saver):
         self._expected: dict[str, tuple[str, str, tuple[int, ...]]] = {}
         self._policy_applied = False
         self._tf1_recovered = False
+        # The TF2 layout's `save_counter`: incremented before each save, started where nothing restores it.
+        self._count_op = None
+        self._counter_init = None
+        self._state_keys: frozenset[str] = frozenset()
 
     # -- building -----------------------------------------------------------------------
 
@@ -123,8 +129,10 @@ class ScaffoldSaver(_tf1.train.Saver):
         global_step = _tf1.train.get_global_step()
         name_vars: Sequence[Any]
         if self._layout == TF2:
-            root = self._checkpoint_root(global_step)
-            saveables = graph_view.ObjectGraphView(root).frozen_saveable_objects()
+            root, states, alias = self._checkpoint_root(global_step)
+            counter, self._count_op, self._counter_init = state_lib.make_save_counter()
+            state_lib.attach_save_counter(root, counter)
+            saveables = state_lib.frozen_saveables(root, states, alias)
             self._var_list = saveables
             self._primary_keys = frozenset(spec.name for s in saveables for spec in s.specs)
             for s in saveables:
@@ -137,7 +145,7 @@ class ScaffoldSaver(_tf1.train.Saver):
                             s.specs[0].dtype.name,
                             tuple(shape.as_list()),
                         )
-            name_vars = self._saved_variables(root)
+            name_vars = self._saved_variables(root) + [state.saveable for state in states]
         else:
             name_vars = list(_tf1.global_variables()) + list(
                 _tf1.get_collection(_tf1.GraphKeys.SAVEABLE_OBJECTS)
@@ -151,6 +159,9 @@ class ScaffoldSaver(_tf1.train.Saver):
             allow_empty=True,
             name="est_ckpt_by_name",
         )
+        self._state_keys = frozenset(
+            spec.name for spec in self._name_builder.specs if spec.name in self._state_names(name_vars)
+        )
         if self._layout == TF1:
             self._primary_keys = frozenset(spec.name for spec in self._name_builder.specs)
             self._expected = expected_by_key(self._name_builder.specs)
@@ -161,15 +172,36 @@ class ScaffoldSaver(_tf1.train.Saver):
         super().build()
 
     def _checkpoint_root(self, global_step):
+        """`(root, the states it saves, the Keras model whose children the root also lists)`."""
         extra = {} if global_step is None else {"step": global_step}
+        states = state_lib.collected_state()
         if self._objects is not None:
-            return tf.train.Checkpoint(**self._objects, **extra)
+            objects, given = state_lib.wrap_objects(self._objects)
+            given_ids = {id(state.saveable) for state in given}
+            states = given + [state for state in states if id(state.saveable) not in given_ids]
+            root = tf.train.Checkpoint(**objects, **extra)
+            return (
+                root,
+                state_lib.check_reachable(root, states, self._objects),
+                state_lib.keras_model(objects),
+            )
         var_list = {}
         for var in _tf1.global_variables():
             if global_step is not None and var is global_step:
                 continue
             var_list[variable_name(var)] = var
-        return tf.train.Checkpoint(var_list=var_list, **extra)
+        state_lib.add_to_var_list(var_list, states)
+        return tf.train.Checkpoint(var_list=var_list, **extra), states, None
+
+    @staticmethod
+    def _state_names(name_vars) -> set[str]:
+        """The keys a name-based Saver writes for the SaveableObjects (not variables) of `name_vars`."""
+        return {
+            spec.name if isinstance(spec.name, str) else spec.name.decode()
+            for item in name_vars
+            if isinstance(item, saveable_object.SaveableObject)
+            for spec in item.specs
+        }
 
     def _saved_variables(self, root) -> list[Any]:
         """Global variables the object graph of `root` reaches; warns once about the others."""
@@ -193,7 +225,9 @@ class ScaffoldSaver(_tf1.train.Saver):
     # -- warm start -----------------------------------------------------------------------
 
     def run_warm_start(self, session) -> None:
-        """Runs the warm-start op, if any (from the scaffold's `init_fn`)."""
+        """Starts the save counter and runs the warm-start op, if any (from the scaffold's `init_fn`)."""
+        if self._counter_init is not None:
+            session.run(self._counter_init)
         if self._warm_start_op is not None:
             session.run(self._warm_start_op)
 
@@ -228,6 +262,8 @@ class ScaffoldSaver(_tf1.train.Saver):
     ):
         """Saves like `Saver.save`; with `also_save_tf1`, also writes the name-based copy."""
         self._apply_retention()
+        if self._count_op is not None and write_state:
+            sess.run(self._count_op)
         prefix = super().save(
             sess,
             save_path,
@@ -317,7 +353,7 @@ class ScaffoldSaver(_tf1.train.Saver):
             raise UnmappedVariablesError(
                 missing_message(info, missing, hint="it is name-based and restore_legacy=False")
             )
-        feed_keys, feed_slices = keys_by_name(info, self._name_builder.specs)
+        feed_keys, feed_slices = keys_by_name(info, self._name_builder.specs, state_keys=self._state_keys)
         builder = self._name_builder
         sess.run(
             self._name_saver.saver_def.restore_op_name,
@@ -327,3 +363,6 @@ class ScaffoldSaver(_tf1.train.Saver):
                 builder.slices_tensor: feed_slices,
             },
         )
+        if self._counter_init is not None:
+            # A name-based checkpoint (or one written before save_counter) has no count: start at 0.
+            sess.run(self._counter_init)

@@ -62,12 +62,23 @@ def make_tf2_scaffold(
     What it saves is decided when the scaffold is finalized, so variables
     created after this call are saved too.
 
+    Everything TF's default Saver saves is saved: the variables, and the
+    SaveableObjects of `GraphKeys.SAVEABLE_OBJECTS` (mutable and dense hash
+    tables as the tables themselves, custom SaveableObjects through TF's
+    `SaveableCompatibilityConverter`), each tensor recording the key TF's
+    Saver gives it as its `full_name`; and a `save_counter`, so that
+    `tf.train.Checkpoint(<same objects>).restore(path)` matches the checkpoint.
+
     Args:
       objects: None saves every global variable but the global step as
         `tf.train.Checkpoint(var_list={variable_name: variable}, step=global_step)`
-        (partitioned variables part by part, optimizer slots by their names).
-        A dict saves `tf.train.Checkpoint(**objects, step=global_step)`; global
-        variables reachable from no object are not saved, with one warning naming them.
+        (partitioned variables part by part, optimizer slots by their names),
+        and each SaveableObject under `var_list/<its name>`.
+        A dict saves `tf.train.Checkpoint(**objects, step=global_step)` (a value
+        may be a SaveableObject); global variables reachable from no object are
+        not saved, with one warning naming them. With a Keras model among the
+        objects, the root also lists the model's children, so that
+        `model.load_weights(path)` restores it.
       also_save_tf1: True also writes every checkpoint name-based (keys are the
         variable names, `global_step` included) to `<model_dir>/tf1/` with its own
         `checkpoint` state file and the same step; a string names that directory.
@@ -91,6 +102,11 @@ def make_tf2_scaffold(
     Raises:
       TypeError: `saver` is given in `scaffold_kwargs`, `objects` is not a
         dict, or `config` is not a `RunConfig`.
+      est_ckpt.errors.UnsavedStateError: at `Scaffold.finalize`, when some
+        state cannot be saved (named in the message): a SaveableObject that no
+        object of `objects` reaches, a table with a variable's name
+        (`objects=None`), an entry of `GraphKeys.SAVEABLE_OBJECTS` that is not a
+        SaveableObject, a tensor that cannot be given its TF1 key.
     """
     _check_kwargs("make_tf2_scaffold", scaffold_kwargs)
     _check_config("make_tf2_scaffold", config)

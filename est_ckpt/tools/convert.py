@@ -10,8 +10,11 @@ Layouts:
   * `to="tf2"` is what `make_tf2_scaffold()` saves, the layout of
     `tf.train.Checkpoint(var_list={name: variable}, step=global_step)`:
     `var_list/<escaped name>/.ATTRIBUTES/VARIABLE_VALUE` for every variable but
-    the global step, `step/.ATTRIBUTES/VARIABLE_VALUE` for `global_step`, and an
-    object graph recording each variable's name as its `full_name`. The one
+    the global step, `step/.ATTRIBUTES/VARIABLE_VALUE` for `global_step`,
+    `save_counter/.ATTRIBUTES/VARIABLE_VALUE` (1), a hash table's `<name>-keys`
+    and `<name>-values` as `var_list/<name>/.ATTRIBUTES/table-keys` and
+    `table-values`, and an object graph recording each tensor's TF1 name as
+    its `full_name`. The one
     deliberate difference: a partitioned variable stays ONE sliced entry under
     `var_list/<name>` with its slices, where `make_tf2_scaffold()` saves parts
     (`var_list/<name>.Spart_0`...). The sliced entry keeps the partitioning
@@ -32,12 +35,13 @@ Naming is `est_ckpt.mapping.tf1_names`, the same naming `diff` matches by.
 from __future__ import annotations
 
 import dataclasses
+import struct
 from typing import Callable, Mapping, Optional, Sequence
 
 from est_ckpt.errors import ConversionError
 from est_ckpt.format import bundle, checkpoint, dtypes, keys, object_graph, tensors
 from est_ckpt.mapping.rules import RenameRule
-from est_ckpt.mapping.tf1_names import GLOBAL_STEP, STEP, Variable, tf1_variables
+from est_ckpt.mapping.tf1_names import GLOBAL_STEP, SAVE_COUNTER, STEP, Variable, tf1_variables
 from est_ckpt.tools import onto, publish
 
 FORMATS = ("tf1", "tf2")
@@ -59,38 +63,67 @@ class ConversionReport:
 # -- writing -------------------------------------------------------------------------
 
 
-def _tf2_key(var: Variable) -> str:
+SAVE_COUNTER_KEY = keys.attribute_key(SAVE_COUNTER)
+# A hash table saved by name is `<name>-keys` and `<name>-values`; object-based, `<path>/.ATTRIBUTES/table-keys`...
+_TABLE = "table"
+_TABLE_PARTS = ("-keys", "-values")
+
+
+def _tables(variables: Sequence[Variable]) -> dict[str, tuple[str, str]]:
+    """`{TF1 name: (table name, part)}` of every `<name>-keys` and `<name>-values` pair (hash tables)."""
+    names = {v.name for v in variables if not v.parts and not v.entry.slices}
+    out = {}
+    for name in names:
+        base = name[: -len(_TABLE_PARTS[0])]
+        if name.endswith(_TABLE_PARTS[0]) and base + _TABLE_PARTS[1] in names and base not in names:
+            for part in _TABLE_PARTS:
+                out[base + part] = (base, part)
+    return out
+
+
+def _tf2_key(var: Variable, tables: Mapping[str, tuple[str, str]]) -> str:
     if var.name == GLOBAL_STEP:
         return keys.attribute_key(STEP)
+    if var.name in tables:
+        base, part = tables[var.name]
+        return keys.attribute_key(keys.join_path([VAR_LIST, base]), _TABLE + part)
     return keys.variable_key([VAR_LIST, var.name])
 
 
-def _object_graph(variables: Sequence[Variable]) -> bytes:
+def _object_graph(variables: Sequence[Variable], tables: Mapping[str, tuple[str, str]]) -> bytes:
     """The object graph TF writes for `Checkpoint(var_list={name: var}, step=global_step)`.
 
     Nodes are numbered breadth first, root children sorted (as `Checkpoint`
-    sorts its keyword arguments), `var_list` entries sorted by name.
+    sorts its keyword arguments), `var_list` entries sorted by name. A hash
+    table is one node with `table-keys` and `table-values`, `save_counter` a
+    variable of the root.
     """
     step = [v for v in variables if v.name == GLOBAL_STEP]
-    listed = sorted((v for v in variables if v.name != GLOBAL_STEP), key=lambda v: v.name)
-    root_children, nodes = [], [None]
-
-    def leaf(var: Variable) -> object_graph.ObjectNode:
-        attr = object_graph.SerializedTensor(keys.VARIABLE_VALUE, var.name, _tf2_key(var))
-        return object_graph.ObjectNode((), (attr,), ())
-
+    entries: dict[str, list[object_graph.SerializedTensor]] = {}
+    for var in sorted((v for v in variables if v.name != GLOBAL_STEP), key=lambda v: v.name):
+        base, part = tables.get(var.name, (var.name, None))
+        attribute = keys.VARIABLE_VALUE if part is None else _TABLE + part
+        entries.setdefault(base, []).append(
+            object_graph.SerializedTensor(attribute, var.name, _tf2_key(var, tables))
+        )
+    # As TF numbers them: the root's children (its sorted arguments, then save_counter), then var_list's.
+    root: list[tuple[str, object_graph.ObjectNode]] = []
     if step:
-        root_children.append((len(nodes), STEP))
-        nodes.append(leaf(step[0]))
-    if listed:
-        var_list_id = len(nodes)
-        root_children.append((var_list_id, VAR_LIST))
-        nodes.append(None)
+        attr = object_graph.SerializedTensor(keys.VARIABLE_VALUE, GLOBAL_STEP, _tf2_key(step[0], tables))
+        root.append((STEP, object_graph.ObjectNode((), (attr,), ())))
+    var_list_at = len(root)
+    if entries:
+        root.append((VAR_LIST, None))
+    counter = object_graph.SerializedTensor(keys.VARIABLE_VALUE, SAVE_COUNTER, SAVE_COUNTER_KEY)
+    root.append((SAVE_COUNTER, object_graph.ObjectNode((), (counter,), ())))
+    nodes: list = [None] + [node for _, node in root]
+    root_children = [(i + 1, name) for i, (name, _) in enumerate(root)]
+    if entries:
         children = []
-        for var in listed:
-            children.append((len(nodes), var.name))
-            nodes.append(leaf(var))
-        nodes[var_list_id] = object_graph.ObjectNode(tuple(children), (), ())
+        for name in sorted(entries):
+            children.append((len(nodes), name))
+            nodes.append(object_graph.ObjectNode((), tuple(entries[name]), ()))
+        nodes[var_list_at + 1] = object_graph.ObjectNode(tuple(children), (), ())
     nodes[0] = object_graph.ObjectNode(tuple(root_children), (), ())
     return object_graph.encode_object_graph(object_graph.ObjectGraph(tuple(nodes)))
 
@@ -116,7 +149,8 @@ def convert(
     variables, dropped, skipped = tf1_variables(
         info, names=names, skip_underivable_slots=skip_underivable_slots, strict=True
     )
-    rename = _tf2_key if to == "tf2" else (lambda v: v.name)
+    tables = _tables(variables) if to == "tf2" else {}
+    rename = (lambda v: _tf2_key(v, tables)) if to == "tf2" else (lambda v: v.name)
     # Only shards that a kept entry uses are carried over, renumbered in order.
     used = sorted(
         {v.entry.shard_id for v in variables if not v.entry.slices}
@@ -140,10 +174,16 @@ def convert(
     num_shards = len(used)
     graph_data = None
     if to == "tf2":
-        graph_data = tensors.encode_string_tensor([_object_graph(variables)])
+        graph_data = tensors.encode_string_tensor([_object_graph(variables, tables)])
         rows[keys.OBJECT_GRAPH_KEY.encode()] = tensors.new_entry(
             dtypes.DT_STRING, (), num_shards, 0, graph_data
         )
+        # As `tf.train.Checkpoint` after one save: save_counter 1, in the object graph's shard.
+        counter = struct.pack("<q", 1)
+        rows[SAVE_COUNTER_KEY.encode()] = tensors.new_entry(
+            dtypes.DT_INT64, (), num_shards, len(graph_data), counter
+        )
+        graph_data += counter
         num_shards += 1
     header = bundle.encode_header(num_shards, template=info.bundle.header)
     shards = [(info.bundle.data_path(old), info.bundle.shard_sizes[old]) for old in used]
