@@ -2,7 +2,7 @@
 
 Each canned Estimator trains 2 steps name-based in a model dir (the plain
 Estimator, as before the switch), continues through the wrapper, evaluates,
-predicts and (v2 and the baselines) exports, restarts, and goes back. Values
+predicts, exports, (v2 and the baselines) restarts, and goes back. Values
 are compared by variable name against the plain Estimator's own checkpoints,
 read with TF's reader; tf2 checkpoints are matched to names through the object
 graph (`est_ckpt.read_checkpoint`). Key sets of tf2 checkpoints are not asserted.
@@ -151,6 +151,17 @@ def _continue_through_the_wrapper(version, kind, tmp_path):
     return plain, wrapped, input_fn, model_dir, reference, tf1_values
 
 
+def _export(wrapped, values, tmp_path):
+    """export_saved_model restores the object-based checkpoint: the SavedModel holds its values."""
+    receiver = tf.estimator.export.build_parsing_serving_input_receiver_fn(
+        tf.feature_column.make_parse_example_spec(COLS)
+    )
+    export_dir = wrapped.export_saved_model(str(tmp_path / "export"), receiver).decode()
+    exported = _by_name(os.path.join(export_dir, "variables", "variables"))
+    assert any(k.endswith(("kernel", "weights", "bias")) for k in exported)
+    _assert_same({k: v for k, v in values.items() if k in exported}, exported, "SavedModel variables")
+
+
 def _back_through_tf1(plain, wrapped, input_fn, model_dir, step):
     back = est_ckpt.with_tf1_checkpoints(wrapped)
     back.train(input_fn, steps=1)
@@ -168,16 +179,7 @@ def test_v2_and_baselines_full_path(kind, tmp_path):
         "v2", kind, tmp_path
     )
 
-    columns = (
-        COLS if kind.startswith(("Linear", "DNN")) else [tf.feature_column.numeric_column("x", shape=[2])]
-    )
-    receiver = tf.estimator.export.build_parsing_serving_input_receiver_fn(
-        tf.feature_column.make_parse_example_spec(columns)
-    )
-    export_dir = wrapped.export_saved_model(str(tmp_path / "export"), receiver).decode()
-    exported = _by_name(os.path.join(export_dir, "variables", "variables"))
-    _assert_same({k: v for k, v in values.items() if k in exported}, exported, "SavedModel variables")
-    assert any(k.endswith(("kernel", "weights", "bias")) for k in exported)
+    _export(wrapped, values, tmp_path)
 
     # Interrupted after step 4 and restarted (a new wrapper, a new graph): 2 more steps give the
     # weights of the plain Estimator that trained 4 steps from the same legacy checkpoint in one go.
@@ -192,8 +194,9 @@ def test_v2_and_baselines_full_path(kind, tmp_path):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_v1_estimators(kind, tmp_path):
-    """tf.compat.v1.estimator.*: legacy → wrapper → evaluate → predict → way back."""
-    plain, wrapped, input_fn, model_dir, _, _ = _continue_through_the_wrapper("v1", kind, tmp_path)
+    """tf.compat.v1.estimator.*: legacy → wrapper → evaluate → predict → export → way back."""
+    plain, wrapped, input_fn, model_dir, _, values = _continue_through_the_wrapper("v1", kind, tmp_path)
+    _export(wrapped, values, tmp_path)
     _back_through_tf1(plain, wrapped, input_fn, model_dir, 4)
 
 
