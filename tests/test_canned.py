@@ -279,6 +279,12 @@ def test_not_an_estimator_is_a_type_error():
         est_ckpt.with_tf1_checkpoints(object())
 
 
+def test_bad_also_save_tf1_is_refused_before_training(tmp_path):
+    plain = _make("v2", "LinearRegressor", str(tmp_path / "model"))
+    with pytest.raises(TypeError, match=r"'also_save_tf1' must be a bool or a directory path \(got 1\)"):
+        est_ckpt.with_tf2_checkpoints(plain, also_save_tf1=1)
+
+
 def test_the_estimators_warm_start_settings_keep_working(tmp_path):
     """`LinearRegressor(warm_start_from=WarmStartSettings)` through the wrapper warm-starts as TF does."""
     source = str(tmp_path / "source")

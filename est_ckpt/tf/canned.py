@@ -141,10 +141,17 @@ def with_tf2_checkpoints(
       v1 `estimator`, as `tf.compat.v1.estimator.LinearClassifier`).
 
     Raises:
-      TypeError: `estimator` is not an Estimator, or (when its `model_fn` runs) a
-        spec's scaffold has its own saver.
+      TypeError: `estimator` is not an Estimator, `also_save_tf1` is neither a bool
+        nor a path, or (when its `model_fn` runs) a spec's scaffold has its own saver.
       ValueError: `warm_start_from` is given and `estimator` has warm-start settings.
     """
+
+    # Checked now, not at the first model_fn call inside train().
+    if not (isinstance(also_save_tf1, bool) or (isinstance(also_save_tf1, str) and also_save_tf1)):
+        raise TypeError(
+            "with_tf2_checkpoints(): 'also_save_tf1' must be a bool or a directory path "
+            f"(got {also_save_tf1!r})."
+        )
 
     def make_scaffold(**kwargs):
         return make_tf2_scaffold(
