@@ -22,6 +22,8 @@ _LAZY = {
     "verify_checkpoint": "est_ckpt.tools.verify",
     "make_tf2_scaffold": "est_ckpt.tf.scaffold",
     "make_tf1_scaffold": "est_ckpt.tf.scaffold",
+    "with_tf2_checkpoints": "est_ckpt.tf.canned",
+    "with_tf1_checkpoints": "est_ckpt.tf.canned",
     "warm_start_settings": "est_ckpt.tf.warm_starting",
     "warm_start": "est_ckpt.tf.warm_starting",
     "WarmStartPlan": "est_ckpt.mapping",

@@ -68,11 +68,11 @@ def metrics(lines: list[str]) -> list[tuple[str, int, float, float]]:
 
 
 def test_demo_tells_the_story_in_order(demo):
-    """Progress shows the five steps in order, each with its elapsed time, and the workdir first."""
+    """Progress shows the six steps in order, each with its elapsed time, and the workdir first."""
     workdir, lines, seconds = demo
     assert lines[0] == f"est-ckpt demo: writing into {workdir}"
-    steps = [int(m.group(1)) for line in lines for m in [re.match(r"^\[(\d)/5\] .*\(\d+\.\ds\)$", line)] if m]
-    assert steps == [1, 2, 3, 4, 5]
+    steps = [int(m.group(1)) for line in lines for m in [re.match(r"^\[(\d)/6\] .*\(\d+\.\ds\)$", line)] if m]
+    assert steps == [1, 2, 3, 4, 5, 6]
     assert lines[-4].startswith("Done in ")
     # Wall time is reported, not asserted: a busy machine must not fail the suite.
     print(f"demo: {seconds:.1f}s wall (goal < 60 s on two idle cores)")
@@ -88,6 +88,7 @@ def test_demo_table_matches_the_disk(demo):
         "migrated, TF1 copy": ("migrated/tf1/model.ckpt-20", "tf1"),
         "cold-start model": ("cold/model.ckpt-20", "tf2"),
         "legacy converted to TF2": ("converted/model.ckpt-100", "tf2"),
+        "canned, migrated in place": ("canned/model.ckpt-30", "tf2"),
     }
     for where, fmt, count in rows.values():
         info = checkpoint.read_checkpoint(os.path.join(workdir, where))
@@ -137,6 +138,39 @@ def test_demo_files_read_back_through_tensorflow(demo):
         == names["dnn/hiddenlayer_0/kernel"]
     )
     assert "dnn/hiddenlayer_0/kernel" not in migrated_tf1.get_variable_to_shape_map()
+
+
+def test_demo_migrates_a_canned_estimator_in_place(demo):
+    """Step 6: a LinearClassifier's name-based dir continues through with_tf2_checkpoints, object-based, step on."""
+    workdir, lines, _ = demo
+    import tensorflow as tf
+
+    canned = os.path.join(workdir, "canned")
+    after = checkpoint.read_checkpoint(canned)
+    assert after.prefix.endswith("model.ckpt-30") and after.format == "tf2"
+    reader = tf.train.load_checkpoint(canned)
+    assert reader.get_tensor(after.keys_for_name("global_step")[0]) == 30
+    assert list(reader.get_tensor(after.keys_for_name("linear/linear_model/x/weights")[0]).shape) == [4, 3]
+    printed = [
+        m.groups()
+        for line in lines
+        for m in [re.match(r"^\s+canned/(model\.ckpt-\d+)\s+(tf[12])  accuracy (\d\.\d{3})  (.*)$", line)]
+        if m
+    ]
+    # As the plain LinearClassifier wrote step 20: name-based.
+    assert [(prefix, fmt) for prefix, fmt, _, _ in printed] == [
+        ("model.ckpt-20", "tf1"),
+        ("model.ckpt-20", "tf1"),
+        ("model.ckpt-30", "tf2"),
+    ]
+    accuracy = {label: float(acc) for _, _, acc, label in printed}
+    assert list(accuracy) == [
+        "plain LinearClassifier",
+        "with_tf2_checkpoints, restored",
+        "with_tf2_checkpoints, trained on",
+    ]
+    assert accuracy["plain LinearClassifier"] == accuracy["with_tf2_checkpoints, restored"]
+    assert any("the global step went on from 20 to 30 in the same directory" in line for line in lines)
 
 
 def test_demo_never_overwrites(tmp_path):

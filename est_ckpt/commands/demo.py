@@ -13,7 +13,7 @@ def add_flags(parser: parsing.Parser) -> None:
     parser.add_argument(
         "--workdir",
         type=parsing.non_empty("a directory"),
-        help="Directory to write legacy/, migrated/, cold/ and converted/ into (must not hold them yet). "
+        help="Directory to write legacy/, migrated/, cold/, converted/ and canned/ into (must not hold them yet). "
         "Default: a fresh temporary directory, printed.",
     )
 

@@ -8,7 +8,9 @@
    warm-started from `DIR/legacy` through a scope map.
 4. Evaluate: the migrated model at step 0 scores what the legacy model scores; a
    cold-started one (`DIR/cold`) starts from scratch.
-5. Convert the legacy checkpoint to TF2 (`DIR/converted`), diff, and print a table.
+5. Convert the legacy checkpoint to TF2 (`DIR/converted`), diff.
+6. Migrate a canned `LinearClassifier` in place (`DIR/canned`) with
+   `est_ckpt.with_tf2_checkpoints` (`est_ckpt.examples.canned_demo`), and print a table.
 
 Runs on CPU in well under a minute, with no network.
 """
@@ -24,13 +26,14 @@ from typing import Optional, TextIO
 
 from est_ckpt import examples, fileio
 from est_ckpt.errors import DestinationExistsError
+from est_ckpt.examples import canned_demo
 from est_ckpt.format import checkpoint
 
 LEGACY_STEPS = 100
 MIGRATED_STEPS = 20
 TRAIN_EXAMPLES = 512
 EVAL_EXAMPLES = 300
-SUBDIRS = ("legacy", "migrated", "cold", "converted")
+SUBDIRS = ("legacy", "migrated", "cold", "converted", "canned")
 # Where each legacy variable goes in the migrated model, in the
 # `tf.compat.v1.train.init_from_checkpoint` grammar ({source scope: target scope}).
 SCOPE_MAP = {
@@ -62,6 +65,7 @@ class DemoResult:
       metrics: one `{"model", "step", "accuracy", "loss"}` per evaluation, in order.
       equal: `{label: bool}` of every diff.
       seconds: wall time of the whole demo.
+      canned: what step 6 (the canned Estimator migrated in place) wrote and measured.
     """
 
     workdir: str
@@ -71,6 +75,7 @@ class DemoResult:
     metrics: tuple[dict, ...]
     equal: dict
     seconds: float
+    canned: Optional[canned_demo.CannedResult] = None
 
 
 class _Progress:
@@ -87,7 +92,7 @@ class _Progress:
         return os.path.relpath(path, self._workdir) if path.startswith(self._workdir) else path
 
     def step(self, n: int, text: str) -> None:
-        self.say(f"[{n}/5] {text}  ({self.elapsed():.1f}s)")
+        self.say(f"[{n}/6] {text}  ({self.elapsed():.1f}s)")
 
     def say(self, text: str) -> None:
         self._out.write(text + "\n")
@@ -187,7 +192,7 @@ def run_demo(workdir: Optional[str] = None, *, out: Optional[TextIO] = None) -> 
     """Runs the whole migration story and prints it.
 
     Args:
-      workdir: where to write (`legacy/`, `migrated/`, `cold/`, `converted/`);
+      workdir: where to write (`legacy/`, `migrated/`, `cold/`, `converted/`, `canned/`);
         None: a fresh temporary directory. Those subdirectories must not exist.
       out: where progress and the table go (default: stdout).
 
@@ -201,7 +206,9 @@ def run_demo(workdir: Optional[str] = None, *, out: Optional[TextIO] = None) -> 
     workdir = _prepare_workdir(workdir)
     progress = _Progress(out, workdir)
     progress.say(f"est-ckpt demo: writing into {workdir}")
-    legacy_dir, migrated_dir, cold_dir, converted_dir = (os.path.join(workdir, d) for d in SUBDIRS)
+    legacy_dir, migrated_dir, cold_dir, converted_dir, canned_dir = (
+        os.path.join(workdir, d) for d in SUBDIRS
+    )
 
     progress.say("loading TensorFlow ...")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -297,6 +304,22 @@ def run_demo(workdir: Optional[str] = None, *, out: Optional[TextIO] = None) -> 
     for label, same in equal.items():
         progress.say(f"      diff {label}: {'equal' if same else 'DIFFERENT'}")
 
+    # 6. A canned Estimator cannot take a scaffold: with_tf2_checkpoints migrates it in place.
+    progress.step(
+        6,
+        f"migrating a canned LinearClassifier in place: {canned_demo.CANNED_STEPS} steps name-based into "
+        f"canned/, then est_ckpt.with_tf2_checkpoints(estimator) trains on {canned_demo.CONTINUED_STEPS} "
+        "steps in the same directory",
+    )
+    canned = canned_demo.migrate_canned_in_place(
+        canned_dir,
+        train_input=train_input,
+        eval_input=eval_input,
+        config=config,
+        say=progress.say,
+        short=progress.short,
+    )
+
     rows = []
     for what, prefix in (
         ("legacy model", legacy_prefix),
@@ -304,6 +327,7 @@ def run_demo(workdir: Optional[str] = None, *, out: Optional[TextIO] = None) -> 
         ("migrated, TF1 copy", tf1_copy),
         ("cold-start model", cold_ckpts[MIGRATED_STEPS]),
         ("legacy converted to TF2", converted_prefix),
+        ("canned, migrated in place", canned.after),
     ):
         ckpt = checkpoint.read_checkpoint(prefix)
         rows.append(Row(what, prefix, ckpt.format, len(ckpt.variables)))
@@ -315,6 +339,7 @@ def run_demo(workdir: Optional[str] = None, *, out: Optional[TextIO] = None) -> 
         metrics=tuple(metrics),
         equal=equal,
         seconds=progress.elapsed(),
+        canned=canned,
     )
     _print_table(result, progress)
     return result
@@ -350,6 +375,8 @@ def main(workdir: Optional[str] = None) -> int:
     problems = [f"diff {label} found differences" for label, same in result.equal.items() if not same]
     if not result.mapped == result.trainable > 0:
         problems.append(f"only {result.mapped} of {result.trainable} trainable variables were warm-started")
+    if result.canned is not None and not result.canned.ok:
+        problems.append(f"the canned LinearClassifier was not migrated in place as told: {result.canned}")
     for problem in problems:
         print(f"est-ckpt demo: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -1,7 +1,8 @@
 """absl flags that put `est_ckpt` a few flags away from any Estimator launch script.
 
 A launch script calls `define_flags()` at module level, then, inside its
-`model_fn`, `scaffold_from_flags(...)`, which also warm-starts as the flags say.
+`model_fn`, `scaffold_from_flags(...)`, which also warm-starts as the flags say
+(a canned Estimator: `est = estimator_from_flags(est)` in `main`).
 (To warm-start through the Estimator instead, pass
 `Estimator(warm_start_from=warm_start_from_flags())` and
 `scaffold_from_flags(warm_start_from=None)`.)::
@@ -341,6 +342,25 @@ def scaffold_from_flags(objects=None, *, flag_values: flags.FlagValues = FLAGS, 
         also_save_tf1=parsed.ckpt_format == "both",
         restore_legacy=parsed.restore_legacy,
         **scaffold_kwargs,
+    )
+
+
+def estimator_from_flags(estimator, flag_values: flags.FlagValues = FLAGS):
+    """Returns `estimator` (a canned one, or any Estimator) saving the format `--ckpt_format` names.
+
+    `tf2`/`both` is `est_ckpt.with_tf2_checkpoints(estimator, also_save_tf1=<both>,
+    restore_legacy=--restore_legacy, warm_start_from=warm_start_from_flags())`,
+    `tf1` is `est_ckpt.with_tf1_checkpoints(estimator, warm_start_from=...)`;
+    `estimator` is left as it was. See `est_ckpt.tf.canned`.
+    """
+    from est_ckpt.tf import canned
+
+    parsed = read_flags(flag_values)
+    return canned.apply_ckpt_format(
+        estimator,
+        ckpt_format=parsed.ckpt_format,
+        restore_legacy=parsed.restore_legacy,
+        warm_start_from=warm_start_from_flags(flag_values),
     )
 
 
