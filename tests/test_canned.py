@@ -234,9 +234,11 @@ def test_the_specs_own_scaffold_pieces_are_kept(tmp_path):
             initializer=tf1.zeros_initializer(),
             collections=[tf1.GraphKeys.LOCAL_VARIABLES],
         )
+        with tf.control_dependencies([marker.initializer]):  # ordered: tf.group alone has no order
+            set_marker = tf1.assign(marker, 42.0)
         return {
             "init_fn": lambda scaffold, session: calls.append(type(scaffold.saver).__name__),
-            "local_init_op": tf.group(marker.initializer, tf1.assign(marker, 42.0)),
+            "local_init_op": set_marker,
             # In no collection: only the spec's summary_op writes it.
             "summary_op": tf1.summary.scalar("marker_value", marker, collections=[]),
         }
