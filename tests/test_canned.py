@@ -2,7 +2,7 @@
 
 Each canned Estimator trains 2 steps name-based in a model dir (the plain
 Estimator, as before the switch), continues through the wrapper, evaluates,
-predicts, exports, (v2 and the baselines) restarts, and goes back. Values
+predicts, exports, restarts, and goes back. Values
 are compared by variable name against the plain Estimator's own checkpoints,
 read with TF's reader; tf2 checkpoints are matched to names through the object
 graph (`est_ckpt.read_checkpoint`). Key sets of tf2 checkpoints are not asserted.
@@ -172,32 +172,36 @@ def _back_through_tf1(plain, wrapped, input_fn, model_dir, step):
     assert len(_predictions(plain)) == len(X)
 
 
+def _restart(plain, version, kind, input_fn, model_dir, reference):
+    """Interrupted after step 4 and restarted (a new wrapper, a new graph): 2 more steps give the
+    weights of the plain Estimator that trained 4 steps from the same legacy checkpoint in one go."""
+    est_ckpt.with_tf2_checkpoints(plain, also_save_tf1=True).train(input_fn, steps=2)
+    _make(version, kind, reference).train(input_fn, steps=4)
+    restarted = _by_name(model_dir)
+    assert restarted["global_step"] == 6
+    _assert_same(_by_name(reference), restarted, "restarted vs never stopped")
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_v2_and_baselines_full_path(kind, tmp_path):
     """Legacy → wrapper (object-based, tf1/ copy) → evaluate → predict → export → restart → way back."""
     plain, wrapped, input_fn, model_dir, reference, values = _continue_through_the_wrapper(
         "v2", kind, tmp_path
     )
-
     _export(wrapped, values, tmp_path)
-
-    # Interrupted after step 4 and restarted (a new wrapper, a new graph): 2 more steps give the
-    # weights of the plain Estimator that trained 4 steps from the same legacy checkpoint in one go.
-    est_ckpt.with_tf2_checkpoints(plain, also_save_tf1=True).train(input_fn, steps=2)
-    _make("v2", kind, reference).train(input_fn, steps=4)
-    restarted = _by_name(model_dir)
-    assert restarted["global_step"] == 6
-    _assert_same(_by_name(reference), restarted, "restarted vs never stopped")
-
+    _restart(plain, "v2", kind, input_fn, model_dir, reference)
     _back_through_tf1(plain, wrapped, input_fn, model_dir, 6)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_v1_estimators(kind, tmp_path):
-    """tf.compat.v1.estimator.*: legacy → wrapper → evaluate → predict → export → way back."""
-    plain, wrapped, input_fn, model_dir, _, values = _continue_through_the_wrapper("v1", kind, tmp_path)
+    """tf.compat.v1.estimator.*: legacy → wrapper → evaluate → predict → export → restart → way back."""
+    plain, wrapped, input_fn, model_dir, reference, values = _continue_through_the_wrapper(
+        "v1", kind, tmp_path
+    )
     _export(wrapped, values, tmp_path)
-    _back_through_tf1(plain, wrapped, input_fn, model_dir, 4)
+    _restart(plain, "v1", kind, input_fn, model_dir, reference)
+    _back_through_tf1(plain, wrapped, input_fn, model_dir, 6)
 
 
 # -- the wrapper itself: the spec's scaffold, warm-starting, errors, flags ---------------------
