@@ -82,7 +82,7 @@ def test_tf1_momentum_onto_keras_sgd(tf, tmp_path, legacy, nesterov):
         if legacy
         else "optimizer/_variables/1/.ATTRIBUTES/VARIABLE_VALUE"
     )
-    assert computed[slot] == "-0.100000001 * 'dense/kernel/Momentum'"
+    assert computed[slot] == "-0.1 * 'dense/kernel/Momentum'"
     assert len(computed) == 2 and not any("Momentum" in a.source_key for a in report.plan.assignments)
     assert any("saves neither its momentum nor use_nesterov" in n for n in report.step_checks)
     reader, source = tf.train.load_checkpoint(report.prefix), tf.train.load_checkpoint(src)
@@ -164,7 +164,9 @@ def test_map_optimizer_state_is_the_plan_convert_like_executes(tf, tmp_path, kin
     converted = _plan_part(json.loads(out))
     assert planned["unmapped"] == [] and planned["mismatched"] == []
     assert {k: planned[k] for k in converted} == converted
-    assert planned["computed"] and planned["kept"]
+    assert bool(planned["computed"]) == (kind != "adam")
+    # A TF1 template records no hyperparameter to keep, and a Keras source no Adam power to check.
+    assert bool(planned["kept"]) == bool(planned["step_checks"]) == (kind != "adam_back")
     rc, text, _ = _cli("map", src, "--target", like, "--optimizer_state")
     assert rc == 0 and text.rstrip().endswith(": ok")
     assert all(f"computed: {key}" in text for key in planned["computed"])

@@ -44,6 +44,7 @@ from est_ckpt.mapping.rules import RenameRule
 HYPERPARAMETERS = frozenset(
     (
         "learning_rate",
+        "current_learning_rate",  # the last step's, of a TF 2.11+ Keras optimizer with a schedule
         "lr",
         "beta_1",
         "beta_2",

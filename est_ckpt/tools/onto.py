@@ -50,7 +50,7 @@ class OntoReport:
       kept: TEMPLATE keys that keep TEMPLATE's values, in key order.
       computed: TEMPLATE keys given new values that SRC does not hold: TF1 Adam's
         `beta1_power`/`beta2_power` from a Keras step count, with those values; Momentum slots
-        computed from SRC's, with how (`"-0.1 * 'dense/kernel/Momentum'"`, `"-'m/dense/kernel' / 0.1"`).
+        computed from SRC's, with how (`"-0.1 * 'dense/kernel/Momentum'"`, `"-'<velocity key>' / 0.1"`).
       step_checks: how the step count carried over was checked against SRC's Adam powers, and what
         the computed Momentum slots assume.
       state_file_updated: whether the `checkpoint` state file now names `prefix`.

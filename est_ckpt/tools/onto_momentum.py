@@ -30,12 +30,12 @@ class Scaled:
 
     key: str
     source_key: str
-    learning_rate: float
+    learning_rate: float  # a numpy scalar of the dtype it was saved in
     to_keras: bool
 
     def describe(self) -> str:
         """The `computed` entry of the JSON plan: how the value is made, not the value."""
-        lr = f"{self.learning_rate:.9g}"
+        lr = str(self.learning_rate)
         return f"-{lr} * '{self.source_key}'" if self.to_keras else f"-'{self.source_key}' / {lr}"
 
 
@@ -49,11 +49,14 @@ def _last(t: checkpoint.TensorInfo) -> str:
 
 
 def _hyper(info: checkpoint.CheckpointInfo, names: tuple[str, ...]) -> dict[float, str]:
-    """`{value: key}` of `info`'s float scalar hyperparameters named one of `names`."""
+    """`{value: key}` of `info`'s float scalar hyperparameters named one of `names`.
+
+    The values stay numpy scalars of their dtype: printed, they read as saved (`0.1`, not `0.100000001`).
+    """
     found: dict[float, str] = {}
     for key, t in info.tensors.items():
         if t.dtype in _FLOATS and is_hyperparameter(t) and _last(t) in names:
-            found.setdefault(float(tensors.read_tensor(info.bundle, key).item()), key)
+            found.setdefault(tensors.read_tensor(info.bundle, key)[()], key)
     return found
 
 
@@ -71,7 +74,7 @@ def learning_rate(
         if len(found) > 1:
             raise ConversionError(
                 f"{info.prefix}: '{slot}' is computed from the learning rate, and it records several: "
-                + ", ".join(f"'{k}' = {v:.9g}" for v, k in found.items())
+                + ", ".join(f"'{k}' = {v!s}" for v, k in found.items())
                 + ". Use a checkpoint of one Keras SGD optimizer."
             )
         if found:
@@ -80,7 +83,7 @@ def learning_rate(
             if decay:
                 ((value, decay_key),) = list(decay.items())[:1]
                 raise ConversionError(
-                    f"{info.prefix}: '{decay_key}' = {value:.9g}: the learning rate changes with the step, "
+                    f"{info.prefix}: '{decay_key}' = {value!s}: the learning rate changes with the step, "
                     f"so '{slot}' cannot be computed from '{key}'. Use an optimizer without decay."
                 )
             if lr == 0:
@@ -126,9 +129,9 @@ def plan_momentum(
     recorded = "momentum not recorded"
     if len(momentum) == 1:
         ((value, key),) = momentum.items()
-        recorded = f"momentum = {value:.9g} from '{key}'"
+        recorded = f"momentum = {value!s} from '{key}'"
     note = (
-        f"{len(out)} Momentum slot(s) computed with learning_rate = {lr:.9g} ('{lr_key}' of {where.prefix}); "
+        f"{len(out)} Momentum slot(s) computed with learning_rate = {lr!s} ('{lr_key}' of {where.prefix}); "
         "TF1 MomentumOptimizer saves neither its momentum nor use_nesterov, and Keras SGD not nesterov: "
         f"they must equal the Keras SGD's ({recorded}) for the next steps to agree"
     )
