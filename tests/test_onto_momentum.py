@@ -197,3 +197,24 @@ def test_map_step_mismatch_exits_1_as_convert(tf, tmp_path):
     for rc, out, err in results:
         assert rc == 1 and out == "" and "'global_step' = 5 does not count" in err
     assert results[0][2] == results[1][2]
+
+
+def test_map_optimizer_state_refuses_what_convert_refuses(tf, tmp_path):
+    """A template variable SRC has no source for: `map --optimizer_state` lists it and exits 1, as convert does."""
+    src = str(tmp_path / "src" / "model.ckpt")
+    _train_tf1(tf, _tf1(False), src, steps=1)
+    model, optimizer = _keras(tf, _sgd(False, False))
+    extra = tf.Variable(tf.zeros([2]), name="extra")
+    like = tf.train.Checkpoint(model=model, optimizer=optimizer, extra=extra).save(
+        str(tmp_path / "tpl" / "ckpt")
+    )
+    rc_map, out, _ = _cli("map", src, "--target", like, "--optimizer_state", "--json")
+    planned = json.loads(out)
+    rc_convert, out, err = _cli("convert", src, str(tmp_path / "out" / "ckpt"), f"--like={like}")
+    assert rc_map == rc_convert == 1 and out == "" and "extra" in err
+    assert planned["unmapped"] == ["extra"] and planned["computed"] == {}
+    rc, text, _ = _cli("map", src, "--target", like, "--optimizer_state")
+    assert (
+        rc == 1 and "unmapped: extra" in text and text.rstrip().endswith("convert --like would refuse this")
+    )
+    assert not os.path.exists(tmp_path / "out")
