@@ -189,14 +189,16 @@ def test_keras_onto_tf1_graph_template(tf, tmp_path, name):
         np.testing.assert_allclose(after[key], value, atol=1e-6, rtol=0)
 
 
-def test_keras_sgd_momentum_onto_tf1_momentum_is_refused(tf, tmp_path):
-    """The way back refuses Keras SGD's velocity as TF1 Momentum's accumulator, naming both."""
-    like = str(tmp_path / "tpl" / "model.ckpt")
-    _train_tf1(tf, lambda tf1: tf1.train.MomentumOptimizer(0.1, momentum=0.9), like, steps=0)
-    model, optimizer = _keras_trained(tf, lambda tf: tf.keras.optimizers.SGD(0.1, momentum=0.9), steps=2)
-    src = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "keras" / "ckpt"))
-    with pytest.raises(MismatchError, match=r"'m/dense/(\w+)' cannot become 'dense/\1/Momentum'"):
-        est_ckpt.convert_checkpoint(src, str(tmp_path / "out" / "model.ckpt"), like=like)
+def test_momentum_onto_legacy_sgd_with_decay_is_refused(tf, tmp_path):
+    """A legacy Keras SGD whose `decay` changes the learning rate with the step: the Momentum slots are refused."""
+    src = str(tmp_path / "src" / "model.ckpt")
+    _train_tf1(tf, lambda tf1: tf1.train.MomentumOptimizer(0.1, momentum=0.9), src, steps=2)
+    model, optimizer = _legacy(tf, lambda tf: tf.keras.optimizers.legacy.SGD(0.1, momentum=0.9, decay=0.01))
+    like = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "tpl" / "ckpt"))
+    with pytest.raises(
+        est_ckpt.errors.ConversionError, match=r"'optimizer/decay/.ATTRIBUTES/VARIABLE_VALUE' = 0.01"
+    ):
+        est_ckpt.convert_checkpoint(src, str(tmp_path / "out" / "ckpt"), like=like)
     assert not os.path.exists(tmp_path / "out")
 
 

@@ -122,7 +122,12 @@ def run_like(args: argparse.Namespace) -> int:
     for key in report.kept:
         print(f"est-ckpt: note: kept the template's value of '{key}'", file=sys.stderr)
     for key, value in report.computed:
-        print(f"est-ckpt: note: wrote '{key}' = {value:.9g} (derived from the step count)", file=sys.stderr)
+        how = (
+            f"{value} (from the learning rate)"
+            if isinstance(value, str)
+            else f"{value:.9g} (from the step count)"
+        )
+        print(f"est-ckpt: note: wrote '{key}' = {how}", file=sys.stderr)
     for note in report.step_checks:
         print(f"est-ckpt: note: {note}", file=sys.stderr)
     sys.stdout.write(

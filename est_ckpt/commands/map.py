@@ -3,6 +3,11 @@
 Exit 0 when `warm_start` would succeed, 1 when it would refuse (unmapped,
 ambiguous or mismatched variables, unused map entries), 2 on usage errors
 (a malformed `--assignment_map` or `--rename_rule`, a regex that does not compile).
+With `--optimizer_state` it is the plan `convert --like=TARGET` executes
+(`tools.onto_plan.plan_onto`, the same function), with its exit code: the
+JSON adds `kept`, `computed` and `step_checks` as `convert --like --json`
+has them, and a step count that disagrees with SRC's Adam powers is an
+error (exit 1).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import sys
 from est_ckpt import mapping
 from est_ckpt.commands import parsing
 from est_ckpt.format import checkpoint
-from est_ckpt.mapping import optimizer_state
+from est_ckpt.tools import onto_plan
 
 USAGE = (
     "map SOURCE --target TARGET [--assignment_map SRC=DST ...] [--rename_rule REGEX=REPLACEMENT ...] "
@@ -91,6 +96,15 @@ def to_json(plan: mapping.WarmStartPlan) -> dict:
     }
 
 
+def onto_json(planned: onto_plan.OntoPlan) -> dict:
+    """What `map --optimizer_state --json` adds to `to_json`, as `convert --like --json` has it."""
+    return {
+        "kept": list(planned.kept),
+        "computed": planned.computed(),
+        "step_checks": list(planned.step_checks),
+    }
+
+
 def _line(a: mapping.Assignment) -> str:
     if a.shape_ok and a.dtype_ok:
         verdict = "ok"
@@ -118,12 +132,15 @@ def run(args: argparse.Namespace) -> int:
             raise parsing.UsageError(
                 "--optimizer_state plans every template variable: drop --vars_to_warm_start."
             )
-        plan = optimizer_state.plan_onto_template(
+        planned = onto_plan.plan_onto(
             checkpoint.read_checkpoint(args.positionals[0]),
             checkpoint.read_checkpoint(args.target),
             **mapping_options(args),
+            strict=False,
         )
+        plan = planned.plan
     else:
+        planned = None
         plan = mapping.map_checkpoints(
             args.positionals[0],
             args.target,
@@ -131,7 +148,10 @@ def run(args: argparse.Namespace) -> int:
             vars_to_warm_start=args.vars_to_warm_start,
         )
     if args.json:
-        sys.stdout.write(json.dumps(to_json(plan)) + "\n")
+        out = to_json(plan)
+        if planned is not None:
+            out.update(onto_json(planned))
+        sys.stdout.write(json.dumps(out) + "\n")
     else:
         lines = [f"source: {plan.checkpoint} ({plan.format})"]
         lines += [_line(a) for a in plan.assignments]
@@ -146,10 +166,20 @@ def run(args: argparse.Namespace) -> int:
         lines += [f"skipped by rule: {name}" for name in plan.skipped]
         lines += [f"unused source: {key}" for key in plan.unused_sources]
         lines += [f"unused mapping: {entry}" for entry in plan.unused_mappings]
+        if planned is not None:
+            lines += [f"kept: {key}" for key in planned.kept]
+            lines += [f"computed: {key} = {value}" for key, value in planned.computed().items()]
+            lines += [f"note: {note}" for note in planned.step_checks]
         lines.append(
             f"{len(plan.assignments)} mapped, {len(plan.unmapped)} unmapped, {len(plan.mismatched)} mismatched, "
             f"{len(plan.unused_sources)} unused source(s): "
-            + ("ok" if plan.ok else "warm_start would refuse this")
+            + (
+                "ok"
+                if plan.ok
+                else "convert --like would refuse this"
+                if planned
+                else "warm_start would refuse this"
+            )
         )
         sys.stdout.write("\n".join(lines) + "\n")
     return 0 if plan.ok else 1

@@ -51,13 +51,10 @@ KERAS_SLOT_NAMES = frozenset(
         "average_gradient",
     )
 )
-# Kinds whose state means something else on each side, and why.
-DIFFERENT = {
-    frozenset(("tf1_momentum", "keras_momentum")): (
-        "TF1 MomentumOptimizer's slot accumulates gradients (accum = momentum * accum + g; var -= lr * accum) "
-        "while Keras SGD's momentum is the velocity (m = momentum * m - lr * g; var += m)"
-    ),
-}
+# TF1 MomentumOptimizer's accumulator and Keras SGD's velocity: the same state scaled by -learning_rate
+# (TF1: accum = momentum * accum + g, var -= lr * accum; Keras: v = momentum * v - lr * g, var += v), so
+# a conversion computes one from the other (`tools.onto_momentum`) rather than copying it.
+SCALED = frozenset(("tf1_momentum", "keras_momentum"))
 CENTERED = (
     "a centered RMSProp keeps the mean gradient (its denominator is ms - mg**2), a plain one does not: "
     "the same slots update another way"
@@ -150,11 +147,6 @@ def different(
     source_kinds: dict[str, Slot], target_kinds: dict[str, Slot]
 ) -> Optional[tuple[Slot, Slot, str]]:
     """`(source slot, target slot, why)` when one variable's slots mean different things on each side."""
-    for pair, why in DIFFERENT.items():
-        for sk, s in source_kinds.items():
-            for tk, t in target_kinds.items():
-                if sk != tk and frozenset((sk, tk)) == pair:
-                    return s, t, why
     if "rms" in source_kinds and "rms" in target_kinds:
         s_c, t_c = source_kinds.get("rms_mean_gradient"), target_kinds.get("rms_mean_gradient")
         if (s_c is None) != (t_c is None):
@@ -178,4 +170,4 @@ def step_key(info: checkpoint.CheckpointInfo) -> Optional[str]:
     return None
 
 
-__all__ = ["CENTERED", "DIFFERENT", "Slot", "different", "find_slots", "step_key"]
+__all__ = ["CENTERED", "SCALED", "Slot", "different", "find_slots", "step_key"]

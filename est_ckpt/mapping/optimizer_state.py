@@ -19,8 +19,10 @@ variable:
 
 TF1 `MomentumOptimizer` keeps `accum = momentum * accum + g` and applies
 `lr * accum`; Keras SGD keeps `m = momentum * m - lr * g` and applies `m`:
-the same name, another meaning, so it is refused (`MismatchError`), never
-copied; so is a centered RMSProp onto a plain one (or back). TF1 Adam's
+the same state scaled by `-lr`, so `momentum_targets` lists those slots for
+a conversion to compute (`m = -lr * accum`, back `accum = -m / lr`), never
+to copy. A centered RMSProp onto a plain one (or back) is refused
+(`MismatchError`). TF1 Adam's
 `beta1_power`/`beta2_power` are derived values (`beta ** (step + 1)`):
 `power_targets` lists those a conversion back onto a TF1 template must
 write. Hyperparameters (`learning_rate`, `beta_1`, `decay`, ...) are not
@@ -34,7 +36,7 @@ from typing import Mapping, Optional, Sequence
 from est_ckpt.errors import MismatchError
 from est_ckpt.format import checkpoint, keys
 from est_ckpt.mapping.names import NameIndex
-from est_ckpt.mapping.optimizer_slots import different, find_slots, step_key
+from est_ckpt.mapping.optimizer_slots import SCALED, Slot, different, find_slots, step_key
 from est_ckpt.mapping.plan import Target, WarmStartPlan
 from est_ckpt.mapping.planner import plan_mapping, targets_from_checkpoint
 from est_ckpt.mapping.rules import RenameRule
@@ -42,6 +44,7 @@ from est_ckpt.mapping.rules import RenameRule
 HYPERPARAMETERS = frozenset(
     (
         "learning_rate",
+        "current_learning_rate",  # the last step's, of a TF 2.11+ Keras optimizer with a schedule
         "lr",
         "beta_1",
         "beta_2",
@@ -91,27 +94,22 @@ def _target_names(index: NameIndex, targets: Sequence[Target]) -> dict[str, str]
     return out
 
 
-def optimizer_assignment_map(
-    plan: WarmStartPlan,
-    source: checkpoint.CheckpointInfo,
-    template: checkpoint.CheckpointInfo,
-    targets: Sequence[Target],
-) -> dict[str, str]:
-    """`{source slot: target}` entries for the template's optimizer state that `plan` left unmapped.
+def _slot_pairs(
+    plan: WarmStartPlan, source: checkpoint.CheckpointInfo, template: checkpoint.CheckpointInfo
+) -> list[tuple[dict[str, Slot], dict[str, Slot]]]:
+    """`(source kinds, template kinds)` of each template variable with optimizer slots that `plan` maps.
 
     Raises:
       MismatchError: a slot exists on both sides but means something else on each.
     """
-    s_index, t_index = NameIndex(source), NameIndex(template)
-    names = _target_names(t_index, targets)
+    t_index = NameIndex(template)
     var_source: dict[str, str] = {}
     for a in plan.assignments:
         found, _ = t_index.resolve(a.target, shape=a.target_shape)
         if found is not None and len(found.keys) == 1 and len(a.source_keys) == 1:
             var_source[found.keys[0]] = a.source_keys[0]
-    unmapped = {u.target for u in plan.unmapped}
     s_slots = find_slots(source)
-    out: dict[str, str] = {}
+    out = []
     for t_var, kinds in find_slots(template).items():
         s_var = var_source.get(t_var)
         if s_var is None:
@@ -124,6 +122,26 @@ def optimizer_assignment_map(
                 f"{source.prefix}: '{s.name}' cannot become '{t.name}': {why}. Leave the optimizer state "
                 "out (keep_unmapped) or use an optimizer whose state means the same."
             )
+        out.append((s_kinds, kinds))
+    return out
+
+
+def optimizer_assignment_map(
+    plan: WarmStartPlan,
+    source: checkpoint.CheckpointInfo,
+    template: checkpoint.CheckpointInfo,
+    targets: Sequence[Target],
+) -> dict[str, str]:
+    """`{source slot: target}` entries for the template's optimizer state that `plan` left unmapped.
+
+    Raises:
+      MismatchError: a slot exists on both sides but means something else on each.
+    """
+    s_index = NameIndex(source)
+    names = _target_names(NameIndex(template), targets)
+    unmapped = {u.target for u in plan.unmapped}
+    out: dict[str, str] = {}
+    for s_kinds, kinds in _slot_pairs(plan, source, template):
         for kind, slot in kinds.items():
             target = names.get(slot.key)
             if target in unmapped and kind in s_kinds:
@@ -132,6 +150,27 @@ def optimizer_assignment_map(
     if s_step is not None and t_step is not None and names.get(t_step) in unmapped:
         s_name = s_index.tensors[s_step].name or s_step
         out[_label(s_index, s_name, s_step)] = names[t_step]
+    return out
+
+
+def momentum_targets(
+    plan: WarmStartPlan, source: checkpoint.CheckpointInfo, template: checkpoint.CheckpointInfo
+) -> dict[str, tuple[str, str, bool]]:
+    """`{target name: (template key, source key, whether onto Keras)}`: TF1 Momentum accumulators onto Keras SGD velocities, or back.
+
+    Those `plan` leaves unmapped: their values are computed (`-lr * accum`,
+    `-velocity / lr`), never copied.
+    """
+    targets = targets_from_checkpoint(template) + slot_targets(template)
+    names = _target_names(NameIndex(template), targets)
+    unmapped = {u.target for u in plan.unmapped if not u.ambiguous_keys}
+    out: dict[str, tuple[str, str, bool]] = {}
+    for s_kinds, kinds in _slot_pairs(plan, source, template):
+        for kind, slot in kinds.items():
+            other = next(iter(SCALED - {kind}), None) if kind in SCALED else None
+            target = names.get(slot.key)
+            if other in s_kinds and target in unmapped:
+                out[target] = (slot.key, s_kinds[other].key, kind == "keras_momentum")
     return out
 
 
@@ -190,6 +229,7 @@ __all__ = [
     "HYPERPARAMETERS",
     "POWERS",
     "is_hyperparameter",
+    "momentum_targets",
     "optimizer_assignment_map",
     "plan_onto_template",
     "power_targets",
