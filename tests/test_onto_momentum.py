@@ -200,7 +200,8 @@ def test_map_step_mismatch_exits_1_as_convert(tf, tmp_path):
 
 
 def test_map_optimizer_state_refuses_what_convert_refuses(tf, tmp_path):
-    """A template variable SRC has no source for: `map --optimizer_state` lists it and exits 1, as convert does."""
+    """A template variable SRC has no source for: `map --optimizer_state` lists it and exits 1, as convert does
+    (and with `--keep_unmapped` both keep it)."""
     src = str(tmp_path / "src" / "model.ckpt")
     _train_tf1(tf, _tf1(False), src, steps=1)
     model, optimizer = _keras(tf, _sgd(False, False))
@@ -218,3 +219,15 @@ def test_map_optimizer_state_refuses_what_convert_refuses(tf, tmp_path):
         rc == 1 and "unmapped: extra" in text and text.rstrip().endswith("convert --like would refuse this")
     )
     assert not os.path.exists(tmp_path / "out")
+    # With --keep_unmapped both accept it, and map plans what convert then does: `extra` is kept.
+    rc_map, out, _ = _cli("map", src, "--target", like, "--optimizer_state", "--keep_unmapped", "--json")
+    planned = json.loads(out)
+    rc_convert, out, err = _cli(
+        "convert", src, str(tmp_path / "out" / "ckpt"), f"--like={like}", "--keep_unmapped", "--json"
+    )
+    assert rc_map == rc_convert == 0, err
+    converted = _plan_part(json.loads(out))
+    assert "extra/.ATTRIBUTES/VARIABLE_VALUE" in planned["kept"]
+    assert planned["unmapped"] == [] and {k: planned[k] for k in converted} == converted
+    rc, _, err = _cli("map", src, "--target", like, "--keep_unmapped")
+    assert rc == 2 and "--keep_unmapped applies to --optimizer_state" in err

@@ -23,7 +23,7 @@ from est_ckpt.tools import onto_plan
 
 USAGE = (
     "map SOURCE --target TARGET [--assignment_map SRC=DST ...] [--rename_rule REGEX=REPLACEMENT ...] "
-    "[--vars_to_warm_start REGEX | --optimizer_state] [--json]"
+    "[--vars_to_warm_start REGEX | --optimizer_state [--keep_unmapped]] [--json]"
 )
 
 
@@ -38,6 +38,11 @@ def add_flags(parser: parsing.Parser) -> None:
     parser.add_bool(
         "optimizer_state",
         "Plan as `convert --like` does: also TF1 optimizer slots onto a Keras optimizer's variables.",
+    )
+    parser.add_bool(
+        "keep_unmapped",
+        "With --optimizer_state: plan as `convert --like --keep_unmapped` (TARGET keeps its own values of "
+        "variables SOURCE has no source for; they are listed as kept).",
     )
     parser.add_argument(
         "--vars_to_warm_start",
@@ -136,10 +141,16 @@ def run(args: argparse.Namespace) -> int:
             checkpoint.read_checkpoint(args.positionals[0]),
             checkpoint.read_checkpoint(args.target),
             **mapping_options(args),
+            keep_unmapped=args.keep_unmapped,
             strict=False,
         )
         plan = planned.plan
     else:
+        if args.keep_unmapped:
+            raise parsing.UsageError(
+                "--keep_unmapped applies to --optimizer_state (the plan of convert --like), not to the "
+                "warm-start plan."
+            )
         planned = None
         plan = mapping.map_checkpoints(
             args.positionals[0],
