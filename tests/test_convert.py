@@ -82,6 +82,19 @@ def test_tf1_to_tf2_reads_back_identically_through_tf(ckpts, tf, tmp_path, name)
     assert {t.name for t in info.variables.values()} == set(before) | {"save_counter"}
 
 
+def test_the_destination_by_keyword_dst_or_dst_prefix(ckpts, tmp_path):
+    """`convert_checkpoint(src, dst=...)` (the issue's spelling) and `dst_prefix=` write the same; one is required."""
+    src = ckpts.prefix("tf1")
+    a = est_ckpt.convert_checkpoint(src, dst=str(tmp_path / "a"), to="tf2")
+    b = est_ckpt.convert_checkpoint(src, dst_prefix=str(tmp_path / "b"), to="tf2")
+    assert (a, b) == (str(tmp_path / "a"), str(tmp_path / "b"))
+    assert est_ckpt.diff_checkpoints(a, b).equal
+    for kwargs in ({}, {"dst_prefix": str(tmp_path / "x"), "dst": str(tmp_path / "y")}):
+        with pytest.raises(ConversionError, match="give the destination once"):
+            est_ckpt.convert_checkpoint(src, to="tf2", **kwargs)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(("x", "y"))]
+
+
 @pytest.mark.parametrize("name", TF2_FIXTURES)
 def test_tf2_to_tf1_keys_are_full_names(ckpts, tf, tmp_path, name):
     """Every object-based fixture converts to keys named by full_name, values bit-identical (parts reassembled)."""

@@ -202,8 +202,9 @@ def check_mode(*, to: Optional[str], like: Optional[str]) -> None:
 
 def convert_checkpoint(
     src: str,
-    dst_prefix: str,
+    dst_prefix: Optional[str] = None,
     *,
+    dst: Optional[str] = None,
     to: Optional[str] = None,
     like: Optional[str] = None,
     assignment_map: Optional[Mapping[str, str]] = None,
@@ -228,6 +229,7 @@ def convert_checkpoint(
         source's base name. The destination directory's `checkpoint` state
         file is written (created if there is none, as `Saver.save` does) so
         that the new checkpoint is the latest.
+      dst: the same as `dst_prefix`, by keyword (`convert_checkpoint(src, dst=...)`); give one of the two.
       to: `"tf2"` for the `make_tf2_scaffold()` layout, `"tf1"` for name-based keys.
       like: instead of `to`, a checkpoint of the new model (either kind, a
         prefix or model directory): the result has exactly its keys, dtypes,
@@ -257,6 +259,12 @@ def convert_checkpoint(
       UnmappedVariablesError, AmbiguousNameError, MismatchError, UnusedMappingError:
         with `like`, the plan is refused (nothing is written).
     """
+    if (dst_prefix is None) == (dst is None):
+        raise ConversionError(
+            "convert_checkpoint: give the destination once, as the second argument (`dst_prefix`) or as "
+            f"`dst=` (got dst_prefix={dst_prefix!r}, dst={dst!r})."
+        )
+    dst_prefix = dst_prefix if dst is None else dst
     check_mode(to=to, like=like)
     if like is not None:
         if names != "full_name" or skip_underivable_slots:
