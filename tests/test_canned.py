@@ -183,24 +183,15 @@ def _restart(plain, version, kind, input_fn, model_dir, reference):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_v2_and_baselines_full_path(kind, tmp_path):
-    """Legacy → wrapper (object-based, tf1/ copy) → evaluate → predict → export → restart → way back."""
+@pytest.mark.parametrize("version", ["v2", "v1"])
+def test_every_canned_estimator_full_path(version, kind, tmp_path):
+    """tf.estimator.* and tf.compat.v1.estimator.*: legacy → wrapper (object-based, tf1/ copy) → evaluate →
+    predict → export → restart → way back."""
     plain, wrapped, input_fn, model_dir, reference, values = _continue_through_the_wrapper(
-        "v2", kind, tmp_path
+        version, kind, tmp_path
     )
     _export(wrapped, values, tmp_path)
-    _restart(plain, "v2", kind, input_fn, model_dir, reference)
-    _back_through_tf1(plain, wrapped, input_fn, model_dir, 6)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_v1_estimators(kind, tmp_path):
-    """tf.compat.v1.estimator.*: legacy → wrapper → evaluate → predict → export → restart → way back."""
-    plain, wrapped, input_fn, model_dir, reference, values = _continue_through_the_wrapper(
-        "v1", kind, tmp_path
-    )
-    _export(wrapped, values, tmp_path)
-    _restart(plain, "v1", kind, input_fn, model_dir, reference)
+    _restart(plain, version, kind, input_fn, model_dir, reference)
     _back_through_tf1(plain, wrapped, input_fn, model_dir, 6)
 
 

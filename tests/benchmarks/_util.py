@@ -39,3 +39,17 @@ def save_many_tensors_in_subprocess(prefix: str, n: int, elements: int = 4) -> N
         f"from _util import save_many_tensors; save_many_tensors({prefix!r}, {n}, {elements})"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def report_against_tf(theirs_label: str, theirs: dict, ours_label: str, ours: dict, goal: float = 0.1) -> int:
+    """Prints both runs (`{'seconds', 'peak_mib'}`) side by side with the ratios; 0 if both are within `goal`."""
+    width = max(len(theirs_label), len(ours_label)) + 1
+    for label, run in ((theirs_label, theirs), (ours_label, ours)):
+        print(f"{label + ':':<{width}} {run['seconds']:7.2f} s  {run['peak_mib']:7.0f} MiB peak")
+    time_ratio = ours["seconds"] / theirs["seconds"]
+    mem_ratio = ours["peak_mib"] / theirs["peak_mib"]
+    print(
+        f"ratio {ours_label.split(' ')[0]} / {theirs_label.split(' ')[0]}: time {time_ratio:.3f}x, "
+        f"peak memory {mem_ratio:.3f}x (goal <= {goal}x each)"
+    )
+    return 0 if time_ratio <= goal and mem_ratio <= goal else 1

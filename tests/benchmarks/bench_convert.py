@@ -25,6 +25,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 EST_CKPT = os.path.join(os.path.dirname(sys.executable), "est-ckpt")
+sys.path.insert(0, HERE)
+from _util import report_against_tf  # noqa: E402
 
 _GENERATE = """
 import os, sys
@@ -107,18 +109,12 @@ def main() -> int:
         )
         recipe = _measure([sys.executable, "-c", _RECIPE, src, os.path.join(work, "recipe", "converted")])
         ours = _measure([EST_CKPT, "convert", src, os.path.join(work, "ours", "converted"), "--to=tf2"])
-        print(
-            f"guide recipe (load into tf.Variable, Checkpoint.save): {recipe['seconds']:7.2f} s  {recipe['peak_mib']:7.0f} MiB peak"
+        return report_against_tf(
+            "guide recipe (load into tf.Variable, Checkpoint.save)",
+            recipe,
+            "est-ckpt convert --to=tf2 (index only, hard links)",
+            ours,
         )
-        print(
-            f"est-ckpt convert --to=tf2 (index only, hard links):   {ours['seconds']:7.2f} s  {ours['peak_mib']:7.0f} MiB peak"
-        )
-        time_ratio = ours["seconds"] / recipe["seconds"]
-        mem_ratio = ours["peak_mib"] / recipe["peak_mib"]
-        print(
-            f"ratio est-ckpt / recipe: time {time_ratio:.3f}x, peak memory {mem_ratio:.3f}x (goal <= 0.1x each)"
-        )
-        return 0 if time_ratio <= 0.1 and mem_ratio <= 0.1 else 1
     finally:
         if args.keep:
             print(f"kept {work}")

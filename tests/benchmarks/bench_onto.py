@@ -31,6 +31,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _util import report_against_tf  # noqa: E402
 from bench_convert import EST_CKPT, _dir_size, _measure  # noqa: E402
 
 _GENERATE = """
@@ -101,20 +102,12 @@ def main() -> int:
         )
         theirs = _measure([sys.executable, "-c", _TF_WAY, src, os.path.join(work, "tf", "ckpt"), *sizes])
         ours = _measure([EST_CKPT, "convert", src, os.path.join(work, "ours", "ckpt"), f"--like={template}"])
-        print(
-            f"TF (load_checkpoint, assign, Checkpoint.write):      {theirs['seconds']:7.2f} s  "
-            f"{theirs['peak_mib']:7.0f} MiB peak"
+        return report_against_tf(
+            "TF (load_checkpoint, assign, Checkpoint.write)",
+            theirs,
+            "est-ckpt convert --like (index only, hard links)",
+            ours,
         )
-        print(
-            f"est-ckpt convert --like (index only, hard links):    {ours['seconds']:7.2f} s  "
-            f"{ours['peak_mib']:7.0f} MiB peak"
-        )
-        time_ratio = ours["seconds"] / theirs["seconds"]
-        mem_ratio = ours["peak_mib"] / theirs["peak_mib"]
-        print(
-            f"ratio est-ckpt / TF: time {time_ratio:.3f}x, peak memory {mem_ratio:.3f}x (goal <= 0.1x each)"
-        )
-        return 0 if time_ratio <= 0.1 and mem_ratio <= 0.1 else 1
     finally:
         if args.keep:
             print(f"kept {work}")
