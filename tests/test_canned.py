@@ -352,3 +352,27 @@ def test_estimator_from_flags_warm_starts(tmp_path):
     assert _latest(fresh).format == "tf2"
     _assert_same({k: v for k, v in want.items() if k.startswith("linear/")}, _by_name(fresh), "warm-started")
     assert _by_name(fresh)["global_step"] == 1
+
+
+def test_mirrored_strategy_continues_a_legacy_dir(tmp_path):
+    """Under MirroredStrategy over two CPUs the wrapper continues a legacy dir object-based, in step with TF."""
+    # Built in a graph: in eager, MirroredStrategy probes its devices and there is one logical CPU.
+    with tf.Graph().as_default():
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    config = tf.estimator.RunConfig(
+        train_distribute=strategy, session_config=tf1.ConfigProto(device_count={"CPU": 2}), **CONFIG
+    )
+    input_fn = _input_fn(True)
+
+    def make(model_dir):
+        return tf.estimator.LinearRegressor(COLS, model_dir=model_dir, config=config)
+
+    model_dir, reference = str(tmp_path / "model"), str(tmp_path / "reference")
+    make(model_dir).train(input_fn, steps=2)
+    shutil.copytree(model_dir, reference)
+    est_ckpt.with_tf2_checkpoints(make(model_dir), also_save_tf1=True).train(input_fn, steps=2)
+    make(reference).train(input_fn, steps=2)
+    assert _latest(model_dir).format == "tf2" and _latest(reference).format == "tf1"
+    values = _by_name(model_dir)
+    assert values["global_step"] == 4
+    _assert_same(_by_name(reference), values, "mirrored: wrapper vs plain")
