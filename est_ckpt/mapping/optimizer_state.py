@@ -63,20 +63,26 @@ HYPERPARAMETERS = frozenset(
 POWERS = ("beta1_power", "beta2_power")
 
 
-def is_hyperparameter(t: Optional[checkpoint.TensorInfo]) -> bool:
-    """Whether a template tensor is an optimizer's scalar hyperparameter.
+def hyperparameter_name(t: Optional[checkpoint.TensorInfo]) -> Optional[str]:
+    """The name (`learning_rate`, `beta_1`) of an optimizer's scalar hyperparameter, or None if `t` is none.
 
     `optimizer/_learning_rate`, `optimizer/beta_1` (object-based), or a scoped
     TF1 key such as `training/Adam/beta_1` (a Keras optimizer in graph mode).
     """
     if t is None or t.shape != () or t.slot is not None:
-        return False
+        return None
     path = t.object_path if t.object_path is not None else t.key
     try:
         edges = keys.split_path(path) if t.object_path is not None else path.split("/")
     except keys.KeyGrammarError:
-        return False
-    return len(edges) >= 2 and edges[-1].lstrip("_") in HYPERPARAMETERS
+        return None
+    name = edges[-1].lstrip("_")
+    return name if len(edges) >= 2 and name in HYPERPARAMETERS else None
+
+
+def is_hyperparameter(t: Optional[checkpoint.TensorInfo]) -> bool:
+    """Whether a template tensor is an optimizer's scalar hyperparameter (`hyperparameter_name`)."""
+    return hyperparameter_name(t) is not None
 
 
 def _label(index: NameIndex, name: str, key: str) -> str:
@@ -228,6 +234,7 @@ def plan_onto_template(
 __all__ = [
     "HYPERPARAMETERS",
     "POWERS",
+    "hyperparameter_name",
     "is_hyperparameter",
     "momentum_targets",
     "optimizer_assignment_map",

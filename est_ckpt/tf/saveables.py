@@ -73,7 +73,12 @@ def state_of(saveable) -> State:
         if _is_table(owner)
         else saveable_object_util.SaveableCompatibilityConverter(saveable, [saveable])
     )
-    return State(_name(saveable.name), saveable, trackable, tuple(_name(s.name) for s in saveable.specs))
+    return State(_name(saveable.name), saveable, trackable, tf1_keys(saveable))
+
+
+def tf1_keys(saveable) -> tuple[str, ...]:
+    """The keys a name-based Saver writes for one SaveableObject (one per spec)."""
+    return tuple(_name(spec.name) for spec in saveable.specs)
 
 
 def collected_state() -> list[State]:
@@ -254,5 +259,6 @@ __all__ = [
     "keras_model",
     "make_save_counter",
     "state_of",
+    "tf1_keys",
     "wrap_objects",
 ]

@@ -159,8 +159,14 @@ class ScaffoldSaver(_tf1.train.Saver):
             allow_empty=True,
             name="est_ckpt_by_name",
         )
+        state_names = {
+            key
+            for item in name_vars
+            if isinstance(item, saveable_object.SaveableObject)
+            for key in state_lib.tf1_keys(item)
+        }
         self._state_keys = frozenset(
-            spec.name for spec in self._name_builder.specs if spec.name in self._state_names(name_vars)
+            spec.name for spec in self._name_builder.specs if spec.name in state_names
         )
         if self._layout == TF1:
             self._primary_keys = frozenset(spec.name for spec in self._name_builder.specs)
@@ -192,16 +198,6 @@ class ScaffoldSaver(_tf1.train.Saver):
             var_list[variable_name(var)] = var
         state_lib.add_to_var_list(var_list, states)
         return tf.train.Checkpoint(var_list=var_list, **extra), states, None
-
-    @staticmethod
-    def _state_names(name_vars) -> set[str]:
-        """The keys a name-based Saver writes for the SaveableObjects (not variables) of `name_vars`."""
-        return {
-            spec.name if isinstance(spec.name, str) else spec.name.decode()
-            for item in name_vars
-            if isinstance(item, saveable_object.SaveableObject)
-            for spec in item.specs
-        }
 
     def _saved_variables(self, root) -> list[Any]:
         """Global variables the object graph of `root` reaches; warns once about the others."""

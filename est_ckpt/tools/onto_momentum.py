@@ -18,8 +18,8 @@ import dataclasses
 from typing import Mapping, Optional
 
 from est_ckpt.errors import ConversionError, MismatchError
-from est_ckpt.format import checkpoint, keys, tensors
-from est_ckpt.mapping.optimizer_state import is_hyperparameter
+from est_ckpt.format import checkpoint, tensors
+from est_ckpt.mapping.optimizer_state import hyperparameter_name
 
 _FLOATS = ("float16", "float32", "float64")
 
@@ -39,15 +39,6 @@ class Scaled:
         return f"-{lr} * '{self.source_key}'" if self.to_keras else f"-'{self.source_key}' / {lr}"
 
 
-def _last(t: checkpoint.TensorInfo) -> str:
-    path = t.object_path if t.object_path is not None else t.key
-    try:
-        edges = keys.split_path(path) if t.object_path is not None else path.split("/")
-    except keys.KeyGrammarError:
-        return ""
-    return edges[-1].lstrip("_")
-
-
 def _hyper(info: checkpoint.CheckpointInfo, names: tuple[str, ...]) -> dict[float, str]:
     """`{value: key}` of `info`'s float scalar hyperparameters named one of `names`.
 
@@ -55,7 +46,7 @@ def _hyper(info: checkpoint.CheckpointInfo, names: tuple[str, ...]) -> dict[floa
     """
     found: dict[float, str] = {}
     for key, t in info.tensors.items():
-        if t.dtype in _FLOATS and is_hyperparameter(t) and _last(t) in names:
+        if t.dtype in _FLOATS and hyperparameter_name(t) in names:
             found.setdefault(tensors.read_tensor(info.bundle, key)[()], key)
     return found
 
