@@ -106,8 +106,12 @@ def _derive_slot_name(
     return f"{var_name}/{op}" + (f"_{k}" if k else "")
 
 
-def _joined(info: checkpoint.CheckpointInfo, name: str, source: Source) -> Variable:
-    """The variable that parts saved one by one form: one sliced entry over the parts' own entries."""
+def join_parts(info: checkpoint.CheckpointInfo, name: str, source: Source) -> Variable:
+    """Parts saved one by one (a `NameIndex` `Source` of several keys) as one partitioned variable `name`.
+
+    Index only: one sliced entry (dtype, whole shape, each part's extents)
+    over the parts' own entries, whose data stays where it is.
+    """
     entries = [info.bundle.entries[k] for k in source.keys]
     parts, start = [], 0
     for e in entries:
@@ -116,15 +120,6 @@ def _joined(info: checkpoint.CheckpointInfo, name: str, source: Source) -> Varia
         start += e.shape[source.axis]
     whole = _sliced_entry(name, entries[0].dtype, source.shape, [extents for extents, _ in parts])
     return Variable(name, whole, tuple(parts), source.keys)
-
-
-def join_parts(info: checkpoint.CheckpointInfo, name: str, source: Source) -> Variable:
-    """Parts saved one by one (a `NameIndex` `Source` of several keys) as one partitioned variable `name`.
-
-    Index only: one sliced entry (dtype, whole shape, each part's extents)
-    over the parts' own entries, whose data stays where it is.
-    """
-    return _joined(info, name, source)
 
 
 def _sliced_entry(key: str, dtype: int, shape: Sequence[int], slices: Sequence) -> bundle.Entry:
@@ -227,7 +222,7 @@ def tf1_variables(
         if len(ks) > 1 and name:
             parts = index.parts(ks)
             if parts is not None:
-                out.append(_joined(info, name, parts))
+                out.append(join_parts(info, name, parts))
                 continue
         if not name or len(ks) > 1:
             if strict:
