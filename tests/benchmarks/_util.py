@@ -53,3 +53,20 @@ def report_against_tf(theirs_label: str, theirs: dict, ours_label: str, ours: di
         f"peak memory {mem_ratio:.3f}x (goal <= {goal}x each)"
     )
     return 0 if time_ratio <= goal and mem_ratio <= goal else 1
+
+
+def size_args(description: str):
+    """`(args, floats per variable)` of a benchmark over `--size-mb` MiB in `--variables` float32 variables."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--size-mb", type=float, default=1024.0, help="total tensor bytes, in MiB (default 1024)"
+    )
+    parser.add_argument("--variables", type=int, default=200, help="number of variables (default 200)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    floats = int(args.size_mb * (1 << 20) / 4 / args.variables) // 1024 * 1024
+    if floats < 1024:
+        parser.error("--size-mb too small for --variables (each variable needs at least 4 KiB)")
+    return args, floats

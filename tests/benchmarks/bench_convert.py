@@ -13,7 +13,6 @@ child's `ru_maxrss` (RUSAGE_CHILDREN), so the numbers are per command.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 EST_CKPT = os.path.join(os.path.dirname(sys.executable), "est-ckpt")
 sys.path.insert(0, HERE)
-from _util import report_against_tf  # noqa: E402
+from _util import report_against_tf, size_args  # noqa: E402
 
 _GENERATE = """
 import os, sys
@@ -85,17 +84,7 @@ def _dir_size(prefix: str) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--size-mb", type=float, default=1024.0, help="total tensor bytes, in MiB (default 1024)"
-    )
-    parser.add_argument("--variables", type=int, default=200, help="number of variables (default 200)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    args = parser.parse_args()
-
-    floats = int(args.size_mb * (1 << 20) / 4 / args.variables) // 1024 * 1024
-    if floats < 1024:
-        parser.error("--size-mb too small for --variables (each variable needs at least 4 KiB)")
+    args, floats = size_args(__doc__.splitlines()[0])
     work = tempfile.mkdtemp(prefix="bench-convert-")
     try:
         src = os.path.join(work, "src", "model.ckpt")

@@ -21,7 +21,6 @@ child's `ru_maxrss` (RUSAGE_CHILDREN), so the numbers are per command.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -31,7 +30,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _util import report_against_tf  # noqa: E402
+from _util import report_against_tf, size_args  # noqa: E402
 from bench_convert import EST_CKPT, _dir_size, _measure  # noqa: E402
 
 _GENERATE = """
@@ -76,17 +75,7 @@ tf.train.Checkpoint(model=model).write(out)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--size-mb", type=float, default=1024.0, help="total tensor bytes, in MiB (default 1024)"
-    )
-    parser.add_argument("--variables", type=int, default=200, help="number of variables (default 200)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    args = parser.parse_args()
-
-    floats = int(args.size_mb * (1 << 20) / 4 / args.variables) // 1024 * 1024
-    if floats < 1024:
-        parser.error("--size-mb too small for --variables (each variable needs at least 4 KiB)")
+    args, floats = size_args(__doc__.splitlines()[0])
     work = tempfile.mkdtemp(prefix="bench-onto-")
     try:
         src = os.path.join(work, "src", "model.ckpt")
