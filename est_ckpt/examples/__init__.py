@@ -4,7 +4,8 @@
   a launch script configured only by flags (see `configs/`).
 - `est-ckpt demo`: the whole migration story (`est_ckpt.examples.demo`).
 
-Both learn the same deterministic in-code dataset, `blobs`.
+Both learn the same deterministic in-code dataset, `blobs`, with the same
+seeded Keras classifier, `classifier`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,39 @@ def blobs(num_examples: int, *, seed: int):
     y = rs.randint(0, NUM_CLASSES, size=num_examples).astype(np.int32)
     x = (centres[y] + rs.normal(size=(num_examples, NUM_FEATURES))).astype(np.float32)
     return x, y
+
+
+def classifier(hidden_units: int, *, seed: int):
+    """Returns the examples' two-layer Keras classifier, named `classifier/{hidden,logits}`.
+
+    Its initial weights depend only on `seed`: Keras initializers without a
+    seed draw one from Python's `random` in every process, and ignore the
+    graph-level seed (`RunConfig(tf_random_seed=...)`), so an unseeded model
+    starts from different weights in every run.
+
+    Args:
+      hidden_units: width of the hidden layer.
+      seed: seed of the initial weights (each layer gets its own, derived from it).
+    """
+    from est_ckpt.tf import runtime
+
+    keras = runtime.tf().keras
+    return keras.Sequential(
+        [
+            keras.layers.Dense(
+                hidden_units,
+                activation="relu",
+                name="hidden",
+                kernel_initializer=keras.initializers.GlorotUniform(seed=2 * seed),
+            ),
+            keras.layers.Dense(
+                NUM_CLASSES,
+                name="logits",
+                kernel_initializer=keras.initializers.GlorotUniform(seed=2 * seed + 1),
+            ),
+        ],
+        name="classifier",
+    )
 
 
 def input_fn(num_examples: int, *, seed: int, batch_size: int = 32, repeat: bool):

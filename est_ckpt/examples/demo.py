@@ -122,13 +122,7 @@ def _migrated_model_fn(features, labels, mode, params):
     v1 = tf.compat.v1
     estimator = runtime.estimator()
     with v1.variable_scope("migrated"):
-        model = tf.keras.Sequential(
-            [
-                tf.keras.layers.Dense(16, activation="relu", name="hidden"),
-                tf.keras.layers.Dense(examples.NUM_CLASSES, name="logits"),
-            ],
-            name="classifier",
-        )
+        model = examples.classifier(16, seed=0)
         logits = model(features[examples.FEATURE_KEY])
     class_ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
     loss = v1.losses.sparse_softmax_cross_entropy(labels, logits)

@@ -42,7 +42,9 @@ SCOPE = flags.DEFINE_string(
     "Variable scope the model is built under (empty: none). A model renamed this way "
     "warm-starts from the old one with --warm_start_map=classifier/=<scope>/classifier/.",
 )
-SEED = flags.DEFINE_integer("seed", 0, "Graph-level random seed (initial weights).")
+SEED = flags.DEFINE_integer(
+    "seed", 0, "Seed of the initial weights (and the graph-level seed, RunConfig(tf_random_seed=...))."
+)
 
 ckpt_flags.define_flags()
 # So `--helpshort` lists the est_ckpt flags with the script's own.
@@ -67,13 +69,7 @@ def model_fn(features, labels, mode, params):
     estimator = runtime.estimator()
     scope = v1.variable_scope(params["scope"]) if params["scope"] else contextlib.nullcontext()
     with scope:
-        model = tf.keras.Sequential(
-            [
-                tf.keras.layers.Dense(params["hidden_units"], activation="relu", name="hidden"),
-                tf.keras.layers.Dense(examples.NUM_CLASSES, name="logits"),
-            ],
-            name="classifier",
-        )
+        model = examples.classifier(params["hidden_units"], seed=params["seed"])
         logits = model(features[examples.FEATURE_KEY], training=mode == estimator.ModeKeys.TRAIN)
     class_ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
     predictions = {"class_ids": class_ids, "probabilities": tf.nn.softmax(logits)}
@@ -142,6 +138,7 @@ def main(argv: list[str]) -> int:
             "scope": SCOPE.value,
             "hidden_units": HIDDEN_UNITS.value,
             "learning_rate": LEARNING_RATE.value,
+            "seed": SEED.value,
         },
     )
     result: dict = {"mode": MODE.value}
