@@ -276,10 +276,16 @@ def test_not_an_estimator_is_a_type_error():
         est_ckpt.with_tf1_checkpoints(object())
 
 
-def test_bad_also_save_tf1_is_refused_before_training(tmp_path):
+@pytest.mark.parametrize("bad", [1, ""])
+def test_bad_also_save_tf1_is_refused_before_training(tmp_path, bad):
+    """The scaffold's own rule, checked when wrapping; None (like False) means no copy, as for the scaffold."""
     plain = _make("v2", "LinearRegressor", str(tmp_path / "model"))
-    with pytest.raises(TypeError, match=r"'also_save_tf1' must be a bool or a directory path \(got 1\)"):
-        est_ckpt.with_tf2_checkpoints(plain, also_save_tf1=1)
+    with pytest.raises(
+        TypeError,
+        match=rf"with_tf2_checkpoints\(\): 'also_save_tf1' must be a bool or a directory path \(got {bad!r}\)",
+    ):
+        est_ckpt.with_tf2_checkpoints(plain, also_save_tf1=bad)
+    assert est_ckpt.with_tf2_checkpoints(plain, also_save_tf1=None).model_dir == plain.model_dir
 
 
 def test_the_estimators_warm_start_settings_keep_working(tmp_path):

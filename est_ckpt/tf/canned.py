@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from est_ckpt.tf.runtime import tf, v1
-from est_ckpt.tf.scaffold import make_tf1_scaffold, make_tf2_scaffold
+from est_ckpt.tf.scaffold import make_tf1_scaffold, make_tf2_scaffold, tf1_copy_dir
 
 __all__ = ["with_tf2_checkpoints", "with_tf1_checkpoints", "apply_ckpt_format"]
 
@@ -132,7 +132,7 @@ def with_tf2_checkpoints(
     Args:
       estimator: a `tf.estimator.Estimator` (canned or not; not `TPUEstimator`).
       also_save_tf1: True also writes every checkpoint name-based under
-        `<model_dir>/tf1/`; a string names that directory.
+        `<model_dir>/tf1/`; a string names that directory; False or None: no copy.
       restore_legacy: restore a name-based checkpoint of the model dir by variable name.
       warm_start_from: est_ckpt's warm start (see above), or None.
 
@@ -147,11 +147,7 @@ def with_tf2_checkpoints(
     """
 
     # Checked now, not at the first model_fn call inside train().
-    if not (isinstance(also_save_tf1, bool) or (isinstance(also_save_tf1, str) and also_save_tf1)):
-        raise TypeError(
-            "with_tf2_checkpoints(): 'also_save_tf1' must be a bool or a directory path "
-            f"(got {also_save_tf1!r})."
-        )
+    tf1_copy_dir("with_tf2_checkpoints", also_save_tf1)
 
     def make_scaffold(**kwargs):
         return make_tf2_scaffold(

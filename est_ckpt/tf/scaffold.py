@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 from est_ckpt.tf.runtime import estimator, v1
 
-__all__ = ["make_tf2_scaffold", "make_tf1_scaffold"]
+__all__ = ["make_tf2_scaffold", "make_tf1_scaffold", "tf1_copy_dir"]
 
 
 def _check_kwargs(function: str, scaffold_kwargs: dict) -> None:
@@ -44,6 +44,27 @@ def _scaffold(saver, scaffold_kwargs: dict):
             user_init_fn(scaffold, session)
 
     return v1().train.Scaffold(saver=saver, init_fn=init_fn, **scaffold_kwargs)
+
+
+def tf1_copy_dir(caller: str, also_save_tf1: Any) -> Optional[str]:
+    """Where the name-based copy goes: `""` for `<model_dir>/tf1/`, a path, or None for no copy.
+
+    Args:
+      caller: the public function checking its argument (named in the error).
+      also_save_tf1: True, False/None, or a non-empty directory path.
+
+    Raises:
+      TypeError: `also_save_tf1` is none of those.
+    """
+    if also_save_tf1 is True:
+        return ""
+    if also_save_tf1 is False or also_save_tf1 is None:
+        return None
+    if isinstance(also_save_tf1, str) and also_save_tf1:
+        return also_save_tf1
+    raise TypeError(
+        f"{caller}(): 'also_save_tf1' must be a bool or a directory path (got {also_save_tf1!r})."
+    )
 
 
 def make_tf2_scaffold(
@@ -114,16 +135,7 @@ def make_tf2_scaffold(
         raise TypeError(
             f"make_tf2_scaffold(): 'objects' must be a dict of name -> trackable (got {objects!r})."
         )
-    if also_save_tf1 is True:
-        tf1_dir: Optional[str] = ""
-    elif also_save_tf1 is False or also_save_tf1 is None:
-        tf1_dir = None
-    elif isinstance(also_save_tf1, str) and also_save_tf1:
-        tf1_dir = also_save_tf1
-    else:
-        raise TypeError(
-            f"make_tf2_scaffold(): 'also_save_tf1' must be a bool or a directory path (got {also_save_tf1!r})."
-        )
+    tf1_dir = tf1_copy_dir("make_tf2_scaffold", also_save_tf1)
     from est_ckpt.tf.savers import TF2, ScaffoldSaver
 
     saver = ScaffoldSaver(
