@@ -22,7 +22,7 @@ from typing import Mapping, Optional
 from est_ckpt.errors import ConversionError, MismatchError
 from est_ckpt.format import checkpoint, dtypes, tensors
 from est_ckpt.mapping.optimizer_slots import step_key
-from est_ckpt.mapping.optimizer_state import POWERS
+from est_ckpt.mapping.optimizer_state import POWERS, hyperparameter_name
 
 _HYPER = {"beta1_power": "beta_1", "beta2_power": "beta_2"}
 # float32 rounding per multiplication of `beta_power *= beta`.
@@ -56,8 +56,7 @@ def template_beta(template: checkpoint.CheckpointInfo, power: str) -> Optional[t
     hyper = _HYPER[power]
     found: dict[float, str] = {}
     for key, t in template.tensors.items():
-        path = t.object_path if t.object_path is not None else key
-        if t.shape == () and t.dtype == "float32" and path.rpartition("/")[2] == hyper and t.slot is None:
+        if t.dtype == "float32" and hyperparameter_name(t) == hyper:
             found.setdefault(_scalar(template, key), key)
     if len(found) == 1:
         ((value, key),) = found.items()
