@@ -48,25 +48,37 @@ def _values(path):
 class EnsembleSaveable(saveable_object.SaveableObject):
     """Like BoostedTrees' TreeEnsemble: a stamp and a serialized state; restore is the only way back."""
 
-    def __init__(self, var, name):
+    def __init__(self, var, name, op=None):
         self._var = var
         specs = [
             saveable_object.SaveSpec(var.read_value(), "", name + "_stamp"),
             saveable_object.SaveSpec(tf.io.serialize_tensor(var.read_value()), "", name + "_serialized"),
         ]
-        super().__init__(var.handle, specs, name)
+        # TF documents `op` as "the 'producer' object that this saveable wraps": a variable, its handle,
+        # a name. Whatever it is, the specs are what a name-based Saver saves.
+        super().__init__(var.handle if op is None else op, specs, name)
 
     def restore(self, restored_tensors, restored_shapes):
         del restored_shapes
         return self._var.assign(tf.io.parse_tensor(restored_tensors[1], tf.int64), read_value=False)
 
 
-def _ensemble():
+# The `op` of the custom SaveableObject: the variable's handle, the variable itself, its name.
+CUSTOM_OPS = {
+    "custom": lambda var: var.handle,
+    "custom_variable_op": lambda var: var,
+    "custom_name_op": lambda var: var.op.name,
+}
+
+
+def _ensemble(kind="custom"):
     var = tf1.Variable(
         0, dtype=tf.int64, trainable=False, collections=[], name="ensemble_state", use_resource=True
     )
     resources.register_resource(var.handle, var.initializer, var.is_initialized())
-    tf1.add_to_collection(tf1.GraphKeys.SAVEABLE_OBJECTS, EnsembleSaveable(var, "ensemble"))
+    tf1.add_to_collection(
+        tf1.GraphKeys.SAVEABLE_OBJECTS, EnsembleSaveable(var, "ensemble", CUSTOM_OPS[kind](var))
+    )
     return var
 
 
@@ -81,8 +93,8 @@ def _state(kind, vocab):
             tf.int64, tf.int64, 0, empty_key=-1, deleted_key=-2, initial_num_buckets=8, name="dense"
         )
         return table.insert(k, table.lookup(k) + 1001), table.lookup(k)[0]
-    if kind == "custom":
-        var = _ensemble()
+    if kind in CUSTOM_OPS:
+        var = _ensemble(kind)
         return var.assign_add(1001, read_value=False), var.read_value()
     table = tf.lookup.StaticHashTable(
         tf.lookup.TextFileInitializer(
@@ -146,6 +158,7 @@ STATE_KEYS = {
     "custom": {"ensemble_stamp", "ensemble_serialized"},
     "static": set(),
 }
+STATE_KEYS.update({kind: STATE_KEYS["custom"] for kind in CUSTOM_OPS})
 TF2_KEYS = {
     "mutable": {"var_list/counts/.ATTRIBUTES/table-keys", "var_list/counts/.ATTRIBUTES/table-values"},
     "dense": {"var_list/dense/.ATTRIBUTES/table-keys", "var_list/dense/.ATTRIBUTES/table-values"},
@@ -155,9 +168,10 @@ TF2_KEYS = {
     },
     "static": set(),
 }
+TF2_KEYS.update({kind: TF2_KEYS["custom"] for kind in CUSTOM_OPS})
 
 
-@pytest.mark.parametrize("kind", ["mutable", "dense", "custom", "static"])
+@pytest.mark.parametrize("kind", ["mutable", "dense", *CUSTOM_OPS, "static"])
 def test_state_through_fresh_legacy_tf1_copy_and_convert(kind, vocab, tmp_path):
     """Every layout saves and restores the state TF's default Saver does, under TF1's keys where name-based."""
     legacy = str(tmp_path / "legacy")
@@ -192,7 +206,7 @@ def test_state_through_fresh_legacy_tf1_copy_and_convert(kind, vocab, tmp_path):
     # convert --to tf2 gives the scaffold's layout, restored as is; --to tf1 back gives TF1's keys and values.
     converted = str(tmp_path / "converted")
     tf2_prefix = convert_checkpoint(legacy, converted + "/", to="tf2")
-    if kind == "custom":
+    if kind in CUSTOM_OPS:
         # Nothing in a name-based checkpoint says which tensors one SaveableObject saved: each is keyed alone.
         keyed_alone = {f"var_list/{k}{VV}" for k in STATE_KEYS[kind]}
         assert set(_values(tf2_prefix)) == set(saved) - TF2_KEYS[kind] | keyed_alone

@@ -59,18 +59,28 @@ def _name(x) -> str:
     return x.decode() if isinstance(x, bytes) else str(x)
 
 
-def _is_table(obj) -> bool:
-    return isinstance(
-        obj, trackable_base.Trackable
-    ) and saveable_object_util.trackable_has_serialize_to_tensor(obj)
+def _saves_as_table(saveable) -> bool:
+    """Whether `saveable` is a hash table's own: its `op` a table saving exactly `<name>-keys`, `<name>-values`.
+
+    Only then may the table itself stand for it in the object graph. Any other
+    `op` (a variable, which is a Trackable that serializes itself too, a
+    handle, a name, or a table behind custom specs) says nothing about what
+    is saved: the SaveableObject's own specs are, as TF's `Saver` saves them.
+    """
+    owner = getattr(saveable, "op", None)
+    return (
+        isinstance(owner, trackable_base.Trackable)
+        and not isinstance(owner, tf.Variable)
+        and saveable_object_util.trackable_has_serialize_to_tensor(owner)
+        and tf1_keys(saveable) == (f"{_name(saveable.name)}-keys", f"{_name(saveable.name)}-values")
+    )
 
 
 def state_of(saveable) -> State:
-    """The `State` saving one SaveableObject."""
-    owner = getattr(saveable, "op", None)
+    """The `State` saving one SaveableObject: exactly the specs a name-based `Saver` saves."""
     trackable = (
-        owner
-        if _is_table(owner)
+        saveable.op
+        if _saves_as_table(saveable)
         else saveable_object_util.SaveableCompatibilityConverter(saveable, [saveable])
     )
     return State(_name(saveable.name), saveable, trackable, tf1_keys(saveable))
