@@ -8,6 +8,9 @@ warm-starting, flags helpers) are imported on first use.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 from typing import Any
 
 from est_ckpt import errors
@@ -31,6 +34,44 @@ _LAZY = {
 }
 # Modules reachable as `from est_ckpt import flags` (the documented spelling for launch scripts).
 _LAZY_MODULES = {"flags": "est_ckpt.tf.flags"}
+
+# Modules moved into the layer folders keep their old import paths (`import est_ckpt.flags`, as documented).
+# `est_ckpt.warm_start`, once a module, is now the function of that name, so it is not among them.
+_MOVED = {
+    "est_ckpt.flags": "est_ckpt.tf.flags",
+    "est_ckpt.scaffold": "est_ckpt.tf.scaffold",
+    "est_ckpt.warm_starting": "est_ckpt.tf.warm_starting",
+    "est_ckpt._savers": "est_ckpt.tf.savers",
+    "est_ckpt._tf": "est_ckpt.tf.runtime",
+    "est_ckpt.keys": "est_ckpt.format.keys",
+    "est_ckpt.bundle": "est_ckpt.format.bundle",
+    "est_ckpt.checkpoint": "est_ckpt.format.checkpoint",
+    "est_ckpt._wire": "est_ckpt.format.wire",
+    "est_ckpt.convert": "est_ckpt.tools.convert",
+    "est_ckpt.diff": "est_ckpt.tools.diff",
+    "est_ckpt.verify": "est_ckpt.tools.verify",
+    "est_ckpt.cli": "est_ckpt.commands.main",
+    "est_ckpt.demo": "est_ckpt.examples.demo",
+}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports an old module path as the module it moved to (the very same module object)."""
+
+    def find_spec(self, fullname, path, target=None):
+        del path, target
+        return importlib.util.spec_from_loader(fullname, self) if fullname in _MOVED else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        # The import system returns what `sys.modules` holds once this returns: the moved module.
+        sys.modules[module.__name__] = importlib.import_module(_MOVED[module.__name__])
+
+
+if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
+    sys.meta_path.append(_MovedModules())
 
 __all__ = [
     "CheckpointInfo",
