@@ -212,7 +212,8 @@ def test_hostile_offsets_are_reported_without_tensorflow(ckpts, tmp_path):
     problems, imported_tf = json.loads(out.stdout)
     assert imported_tf is False
     assert problems == [
-        f"{prefix}.index: entry 'a': bytes [{1 << 62}, {(1 << 62) + 4}) lie outside shard 0 (12 bytes)",
+        f"{prefix}.data-00000-of-00001: entry 'a' needs bytes [{1 << 62}, {(1 << 62) + 4}), but the file "
+        f"holds only 12 bytes: the data file is truncated (or {os.path.basename(prefix)}.index is damaged)",
         f"{prefix}.index: entry 'b': bad offset 4 or size -1",
     ]
 
@@ -259,7 +260,7 @@ def test_object_graph_entry_with_hostile_size_is_not_read(ckpts, tmp_path):
     report = verify_checkpoint(prefix)
     assert len(report.problems) == 1
     assert (
-        f"entry '{keys.OBJECT_GRAPH_KEY}'" in report.problems[0] and "lie outside shard" in report.problems[0]
+        f"entry '{keys.OBJECT_GRAPH_KEY}'" in report.problems[0] and "the file holds only" in report.problems[0]
     )
 
 

@@ -35,6 +35,20 @@ MAX_DECLARED_SIZE = 1 << 48
 MAX_SHARDS = 1 << 20
 
 
+# What `entry_problem` returns for an entry whose bytes run past the end of its data shard: the shard is
+# short (an interrupted copy), which `short_shard_problem` says naming the shard, not the index.
+SHORT_SHARD = "short shard"
+
+
+def short_shard_problem(prefix: str, entry: Entry, where: str, header: Header, size: int) -> str:
+    """The line for an entry whose bytes `[offset, offset + size)` run past its data shard's `size`."""
+    data = data_path(prefix, entry.shard_id, header.num_shards)
+    return (
+        f"{data}: {where} needs bytes [{entry.offset}, {entry.offset + entry.size}), but the file holds "
+        f"only {size} bytes: the data file is truncated (or {fileio.basename(index_path(prefix))} is damaged)"
+    )
+
+
 def entry_problem(entry: Entry, header: Header, shard_sizes: Sequence[Optional[int]]) -> Optional[str]:
     """What is wrong with an entry's metadata, or None: dtype, shape, shard, offset and size.
 
@@ -54,14 +68,14 @@ def entry_problem(entry: Entry, header: Header, shard_sizes: Sequence[Optional[i
     if entry.offset < 0 or entry.size < 0 or entry.size > MAX_DECLARED_SIZE:
         return f"bad offset {entry.offset} or size {entry.size}"
     if entry.offset + entry.size > limit:
-        return (
-            f"bytes [{entry.offset}, {entry.offset + entry.size}) lie outside "
-            f"shard {entry.shard_id} ({limit} bytes)"
-        )
+        return SHORT_SHARD
     itemsize = dtypes.itemsize(entry.dtype)
     if itemsize and entry.size != entry.num_elements * itemsize:
         return f"{entry.size} bytes do not hold {entry.num_elements} {entry.dtype_name} values"
     return None
+
+
+_SHORT_SHARD_ADVICE = ". Copy every .data-* file again, together with its .index, from a good copy."
 
 
 def _damaged(problems: Optional[Problems], line: str) -> None:
@@ -125,7 +139,11 @@ def parse_index(prefix: str, data: bytes, *, problems: Optional[Problems] = None
         problem = entry_problem(entry, header, shard_sizes)
         if problem is not None:
             where = f"entry '{name}'" if extents is None else f"slice {list(extents)} of '{name}'"
-            _damaged(problems, f"{path}: {where}: {problem}")
+            if problem == SHORT_SHARD:
+                line = short_shard_problem(prefix, entry, where, header, shard_sizes[entry.shard_id])
+                report(problems, line, advice=_SHORT_SHARD_ADVICE)
+            else:
+                _damaged(problems, f"{path}: {where}: {problem}")
             damaged.add(raw_key)
         if extents is None:
             entries[name] = entry

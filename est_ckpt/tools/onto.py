@@ -132,6 +132,9 @@ def convert_onto(
         }
         new_rows, new_shard = onto_steps.encode_new(planned.powers, raw, len(shards))
         rows.update(new_rows)
+    publish.check_sources(
+        ((b, e) for b, entry, parts, _ in chosen for e in ([p for _, p in parts] or [entry])), dest.prefix
+    )
     header = bundle.encode_header(len(shards) + (new_shard is not None), template=template.bundle.header)
     copied = publish.publish(dest, header, rows, shards, new_shard=new_shard, progress=progress)
     return OntoReport(

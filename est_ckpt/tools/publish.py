@@ -13,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from est_ckpt import fileio
-from est_ckpt.errors import ConversionError, DestinationExistsError, FormatError
-from est_ckpt.format import bundle, state_file
+from est_ckpt.errors import ConversionError, CorruptCheckpointError, DestinationExistsError, FormatError
+from est_ckpt.format import bundle, state_file, tensors
 from est_ckpt.format.table import read_table
 
 
@@ -83,6 +83,42 @@ def destination(src_prefix: str, dst: str, *, force: bool, inputs: Sequence[str]
             f"Destination {prefix} already exists ({fileio.basename(existing[0])}); pass force=True (--force) to replace it."
         )
     return Destination(prefix, fileio.dirname(prefix) or ".", tuple(existing))
+
+
+def check_sources(referenced: Iterable[tuple[bundle.Bundle, bundle.Entry]], dst_prefix: str) -> int:
+    """Checks the CRC32C of every stored tensor a new index will point at, in the file it lives in now.
+
+    Linking a shard shares bytes it never reads: without this, a damaged
+    source would be published as a sound-looking checkpoint. The reader is
+    the one `verify` runs (numeric tensors streamed in chunks).
+
+    Args:
+      referenced: `(bundle, entry)` for every stored (unpartitioned, or one
+        part's) entry the new index reuses.
+      dst_prefix: the destination, named in the error.
+
+    Returns:
+      The bytes checked.
+
+    Raises:
+      CorruptCheckpointError: a tensor's bytes are truncated or fail their CRC32C, naming its file and key.
+    """
+    seen: set[tuple[int, str, int, int]] = set()
+    checked = 0
+    for b, entry in referenced:
+        where = (id(b), entry.key, entry.shard_id, entry.offset)
+        if entry.slices or where in seen:
+            continue
+        seen.add(where)
+        try:
+            tensors.check_tensor(b, entry)
+        except CorruptCheckpointError as e:
+            raise CorruptCheckpointError(
+                f"{e} Nothing was written to {dst_prefix}: restore the source from a good copy "
+                "(`est-ckpt verify` lists every damaged tensor)."
+            ) from None
+        checked += entry.size
+    return checked
 
 
 def verify_written(prefix: str, header: bytes, rows: dict[bytes, bytes], shard_sizes: Sequence[int]) -> None:
@@ -173,4 +209,4 @@ def publish(
     return copied
 
 
-__all__ = ["Destination", "destination", "publish", "verify_written"]
+__all__ = ["Destination", "check_sources", "destination", "publish", "verify_written"]

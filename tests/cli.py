@@ -1,0 +1,35 @@
+"""Running `est-ckpt` in tests as users do: a subprocess, bounded in time, and what a clean failure is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(*args: str, env: Optional[dict] = None, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    """Runs `python -m est_ckpt ARGS` from the repository root; text output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "est_ckpt", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=None if env is None else {**os.environ, **env},
+        **kwargs,
+    )
+
+
+def assert_one_error_line(proc: subprocess.CompletedProcess, *needles: str, code: int = 1) -> str:
+    """The CLI failed cleanly: exit `code`, one stderr line naming each needle, no traceback, no stdout."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("est-ckpt: error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert proc.stdout == "", proc.stdout
+    return lines[0]
