@@ -8,18 +8,20 @@ warm-starting, flags helpers) are imported on first use.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.util
 import sys
+from importlib.machinery import ModuleSpec
 from typing import Any
 
 from est_ckpt import errors
-from est_ckpt.format.checkpoint import CheckpointInfo, TensorInfo, read_checkpoint, resolve_checkpoint
 
 __version__ = "0.1.0"
 
 # Public names whose modules are imported only when first used.
 _LAZY = {
+    "CheckpointInfo": "est_ckpt.format.checkpoint",
+    "TensorInfo": "est_ckpt.format.checkpoint",
+    "read_checkpoint": "est_ckpt.format.checkpoint",
+    "resolve_checkpoint": "est_ckpt.format.checkpoint",
     "convert_checkpoint": "est_ckpt.tools.convert",
     "diff_checkpoints": "est_ckpt.tools.diff",
     "verify_checkpoint": "est_ckpt.tools.verify",
@@ -55,12 +57,12 @@ _MOVED = {
 }
 
 
-class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class _MovedModules:
     """Imports an old module path as the module it moved to (the very same module object)."""
 
     def find_spec(self, fullname, path, target=None):
         del path, target
-        return importlib.util.spec_from_loader(fullname, self) if fullname in _MOVED else None
+        return ModuleSpec(fullname, self) if fullname in _MOVED else None
 
     def create_module(self, spec):
         return None
@@ -73,14 +75,7 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
     sys.meta_path.append(_MovedModules())
 
-__all__ = [
-    "CheckpointInfo",
-    "TensorInfo",
-    "errors",
-    "read_checkpoint",
-    "resolve_checkpoint",
-    *_LAZY,
-]
+__all__ = ["errors", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
 """`python -m est_ckpt`: the `est-ckpt` command line."""
 
-from est_ckpt.commands.main import run
+from est_ckpt.commands.entry import run
 
 run()

@@ -74,3 +74,11 @@ class KeyGrammarError(EstCkptError, ValueError):
 
 class UnsavedStateError(EstCkptError, ValueError):
     """Some state of the model (a table, a SaveableObject) cannot be saved in the checkpoint layout asked for."""
+
+
+class RemoteTimeoutError(EstCkptError, TimeoutError):
+    """A remote store (`s3://`, `gs://`, ...) did not answer within the time allowed."""
+
+
+class MissingDependencyError(EstCkptError, ImportError):
+    """An optional package that this feature needs is not installed; the message names the extra."""

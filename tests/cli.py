@@ -10,7 +10,14 @@ from typing import Optional
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_cli(*args: str, env: Optional[dict] = None, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+def cli_env(env: Optional[dict] = None) -> dict:
+    """The environment of a user's shell: TensorFlow's C++ logs as `est-ckpt` leaves them (conftest lowers it)."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+
+
+def run_cli(
+    *args: str, env: Optional[dict] = None, timeout: float = 120, **kwargs
+) -> subprocess.CompletedProcess:
     """Runs `python -m est_ckpt ARGS` from the repository root; text output captured."""
     return subprocess.run(
         [sys.executable, "-m", "est_ckpt", *map(str, args)],
@@ -18,7 +25,7 @@ def run_cli(*args: str, env: Optional[dict] = None, timeout: float = 120, **kwar
         text=True,
         timeout=timeout,
         cwd=ROOT,
-        env=None if env is None else {**os.environ, **env},
+        env=cli_env(env),
         **kwargs,
     )
 

@@ -260,7 +260,8 @@ def test_object_graph_entry_with_hostile_size_is_not_read(ckpts, tmp_path):
     report = verify_checkpoint(prefix)
     assert len(report.problems) == 1
     assert (
-        f"entry '{keys.OBJECT_GRAPH_KEY}'" in report.problems[0] and "the file holds only" in report.problems[0]
+        f"entry '{keys.OBJECT_GRAPH_KEY}'" in report.problems[0]
+        and "the file holds only" in report.problems[0]
     )
 
 

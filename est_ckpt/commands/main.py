@@ -20,7 +20,9 @@ from absl import app
 
 import est_ckpt
 from est_ckpt.commands import parsing
+from est_ckpt.commands.entry import EXIT_INTERRUPTED
 from est_ckpt.errors import EstCkptError
+from est_ckpt.fileio import remote
 from est_ckpt.tf import runtime
 
 COMMANDS = {
@@ -54,7 +56,8 @@ class Invocation(NamedTuple):
 
 
 def _fail(message: str, code: int):
-    print(f"est-ckpt: error: {message}", file=sys.stderr)
+    # One line, whatever the message holds (TensorFlow's span several).
+    print(f"est-ckpt: error: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(code)
 
 
@@ -108,6 +111,11 @@ def main(invocation: Invocation) -> int:
     """Runs a parsed command line; returns its exit code."""
     name, module, args = invocation
     try:
+        remote.set_remote_timeout(args.remote_timeout)
+        remote.remote_timeout()  # A bad EST_CKPT_REMOTE_TIMEOUT is a usage error before any work.
+    except ValueError as e:
+        _fail(str(e), 2)
+    try:
         code = int(module.run(args) or 0)
         sys.stdout.flush()  # A reader that went away shows here, while the error can still be handled.
         return code
@@ -120,12 +128,12 @@ def main(invocation: Invocation) -> int:
     except (OSError, MemoryError) as e:
         _fail(str(e) or type(e).__name__, 1)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        _fail("interrupted", EXIT_INTERRUPTED)
     return 1
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Runs the command line of this process (`entry.run`, the console script, comes here)."""
     runtime.quiet_native_logs()
     try:
         try:
@@ -136,3 +144,6 @@ def run() -> None:
         # `est-ckpt ... | head`: stop quietly; the interpreter's last flush must not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_BROKEN_PIPE)
+    except KeyboardInterrupt:
+        # Ctrl-C outside a command's own run (parsing, importing the command or TensorFlow): one line too.
+        _fail("interrupted", EXIT_INTERRUPTED)

@@ -19,6 +19,7 @@ from absl import app, flags
 from absl.flags import argparse_flags
 
 import est_ckpt
+from est_ckpt.fileio import remote
 
 # absl's spellings of a boolean flag's value: `--json=true`, `--json=0`, ...
 _TRUE = ("true", "t", "1")
@@ -49,6 +50,15 @@ class Parser(argparse_flags.ArgumentParser):
             "--version", action="version", version=f"est-ckpt {est_ckpt.__version__}", help=argparse.SUPPRESS
         )
         self.add_argument("positionals", nargs="*", help=argparse.SUPPRESS)
+        self.add_argument(
+            "--remote_timeout",
+            type=positive_float,
+            default=None,
+            metavar="SECONDS",
+            help=f"Seconds a remote store (s3://, gs://) may take to answer a request before est-ckpt gives "
+            f"up naming its endpoint (default: ${remote.REMOTE_TIMEOUT_ENV}, else "
+            f"{remote.DEFAULT_REMOTE_TIMEOUT:g}).",
+        )
 
     def add_argument(self, *names, **kwargs) -> argparse.Action:
         self.long_flags.update(n[2:] for n in names if n.startswith("--"))
@@ -134,6 +144,17 @@ def non_negative_float(value: str) -> float:
         number = math.nan
     if not number >= 0:
         raise argparse.ArgumentTypeError(f"must be a number >= 0 (got {value!r})")
+    return number
+
+
+def positive_float(value: str) -> float:
+    """A `type=` for a finite number > 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 < number < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0 (got {value!r})")
     return number
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import hashlib
 import os
 import posixpath
@@ -21,87 +20,12 @@ import stat
 from typing import BinaryIO, Iterator
 
 from est_ckpt.errors import SymlinkLoopError
+from est_ckpt.fileio import remote
 
 
 def is_remote(path: str) -> bool:
     """Returns whether `path` names a `scheme://` location."""
     return "://" in str(path)
-
-
-@functools.cache
-def _gfile():
-    import tensorflow as tf  # noqa: PLC0415 - only remote paths pay for TF.
-
-    try:
-        # TF no longer implements `s3://` itself: tensorflow-io's filesystem plugin,
-        # registered on import, does. Without it the CLI could not read an S3 model dir.
-        import tensorflow_io  # noqa: F401, PLC0415
-    except ImportError:
-        pass
-    return _RemoteFiles(tf.io.gfile, tf.errors)
-
-
-class _RemoteFiles:
-    """`tf.io.gfile`, raising each TensorFlow I/O error as the `OSError` it stands for.
-
-    Every caller (and the CLI, which reports an `OSError` in one line) handles
-    `OSError`s; `tf.errors.NotFoundError` and its kin are not `OSError`s, so a
-    missing bucket or object would otherwise escape as a traceback.
-    """
-
-    def __init__(self, gfile, errors):
-        self._gfile = gfile
-        self._errors = errors
-        self._errnos = {
-            errors.NotFoundError: errno.ENOENT,
-            errors.AlreadyExistsError: errno.EEXIST,
-            errors.PermissionDeniedError: errno.EACCES,
-            errors.UnauthenticatedError: errno.EACCES,
-            errors.ResourceExhaustedError: errno.ENOSPC,
-            errors.DeadlineExceededError: errno.ETIMEDOUT,
-        }
-
-    @contextlib.contextmanager
-    def translated(self, path: str) -> Iterator[None]:
-        try:
-            yield
-        except self._errors.OpError as e:
-            # OSError(errno, ...) is the matching subclass: FileNotFoundError for ENOENT.
-            raise OSError(self._errnos.get(type(e), errno.EIO), e.message, path) from e
-
-    def __getattr__(self, name: str):
-        function = getattr(self._gfile, name)
-
-        def call(path, *args, **kwargs):
-            with self.translated(path):
-                result = function(path, *args, **kwargs)
-            return _RemoteFile(result, path, self) if name == "GFile" else result
-
-        return call
-
-
-class _RemoteFile:
-    """A `tf.io.gfile.GFile` whose reads, writes and close raise `OSError`s (see `_RemoteFiles`)."""
-
-    def __init__(self, file, path: str, files: _RemoteFiles):
-        self._file, self._path, self._files = file, path, files
-
-    def __getattr__(self, name: str):
-        method = getattr(self._file, name)
-
-        def call(*args, **kwargs):
-            with self._files.translated(self._path):
-                return method(*args, **kwargs)
-
-        return call
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        # Closing is when S3 and GCS upload what was written: its errors matter most.
-        with self._files.translated(self._path):
-            self._file.close()
 
 
 def join(path: str, *parts: str) -> str:
@@ -134,7 +58,7 @@ def exists(path: str) -> bool:
         would call it missing, and "no such file" sends a user looking elsewhere).
     """
     if is_remote(path):
-        return _gfile().exists(path)
+        return remote.gfile().exists(path)
     try:
         os.stat(path)
     except OSError as e:
@@ -149,7 +73,7 @@ def exists(path: str) -> bool:
 
 
 def isdir(path: str) -> bool:
-    return _gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
+    return remote.gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
 
 
 def isfile(path: str) -> bool:
@@ -158,22 +82,22 @@ def isfile(path: str) -> bool:
 
 def listdir(path: str) -> list[str]:
     if is_remote(path):
-        return [name.rstrip("/") for name in _gfile().listdir(path)]
+        return [name.rstrip("/") for name in remote.gfile().listdir(path)]
     return os.listdir(path)
 
 
 def getsize(path: str) -> int:
-    return _gfile().stat(path).length if is_remote(path) else os.path.getsize(path)
+    return remote.gfile().stat(path).length if is_remote(path) else os.path.getsize(path)
 
 
 def mtime(path: str) -> float:
     if is_remote(path):
-        return _gfile().stat(path).mtime_nsec / 1e9
+        return remote.gfile().stat(path).mtime_nsec / 1e9
     return os.path.getmtime(path)
 
 
 def open_read(path: str) -> BinaryIO:
-    return _gfile().GFile(path, "rb") if is_remote(path) else open(path, "rb")
+    return remote.gfile().GFile(path, "rb") if is_remote(path) else open(path, "rb")
 
 
 def read_bytes(path: str) -> bytes:
@@ -202,7 +126,7 @@ def iter_range(path: str, offset: int, size: int, chunk: int = 1 << 22) -> Itera
 
 def makedirs(path: str) -> None:
     if is_remote(path):
-        _gfile().makedirs(path)
+        remote.gfile().makedirs(path)
     else:
         os.makedirs(path, exist_ok=True)
 
@@ -211,7 +135,7 @@ def remove(path: str) -> None:
     """Removes a file; a missing file is not an error."""
     try:
         if is_remote(path):
-            _gfile().remove(path)
+            remote.gfile().remove(path)
         else:
             os.remove(path)
     except (FileNotFoundError, OSError) as e:
@@ -222,7 +146,7 @@ def remove(path: str) -> None:
 def rename(src: str, dst: str) -> None:
     """Renames `src` onto `dst`, replacing it (atomic on a local filesystem)."""
     if is_remote(src):
-        _gfile().rename(src, dst, overwrite=True)
+        remote.gfile().rename(src, dst, overwrite=True)
     else:
         os.replace(src, dst)
         # POSIX: renaming onto another hard link of the same file does nothing and keeps `src`.
@@ -315,7 +239,7 @@ def write_atomic(path: str, data: bytes) -> None:
     """Writes `data` to `path` through a temporary name in the same directory."""
     tmp = temp_path(path)
     if is_remote(path):
-        with _gfile().GFile(tmp, "wb") as f:
+        with remote.gfile().GFile(tmp, "wb") as f:
             f.write(data)
     else:
         with _naming(tmp), open(tmp, "wb") as f:
@@ -339,7 +263,7 @@ def link_or_copy(src: str, dst: str, progress=None) -> str:
             with _naming(dst):
                 shutil.copyfile(src, dst)
             return "copy"
-    gfile = _gfile()
+    gfile = remote.gfile()
     total = getsize(src)
     with gfile.GFile(src, "rb") as fin, gfile.GFile(dst, "wb") as fout:
         done = 0
@@ -361,7 +285,7 @@ def write_new(path: str, data: bytes) -> None:
     never a write through an existing (possibly hard-linked) file.
     """
     if is_remote(path):
-        with _gfile().GFile(path, "wb") as f:
+        with remote.gfile().GFile(path, "wb") as f:
             f.write(data)
         return
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

@@ -1,0 +1,33 @@
+"""The `est-ckpt` console script: Ctrl-C is one line and exit code 130 from its first instruction on.
+
+Until the command line tool is imported there is nothing to clean up, so an
+interrupt ends the process at once; from then on it unwinds as
+`KeyboardInterrupt`, so temporary files are removed, and `main` reports it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+EXIT_INTERRUPTED = 130
+
+
+def _interrupted_while_starting(signum, frame) -> None:
+    del signum, frame
+    sys.stderr.write("est-ckpt: error: interrupted\n")
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
+
+
+def run() -> None:
+    """Console-script entry point (`est-ckpt`, `python -m est_ckpt`)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.default_int_handler:  # Not when the shell made SIGINT ignored (`cmd &`).
+        signal.signal(signal.SIGINT, _interrupted_while_starting)
+    from est_ckpt.commands import main  # noqa: PLC0415 - after the handler, so imports are covered.
+
+    if previous is signal.default_int_handler:
+        signal.signal(signal.SIGINT, previous)
+    main.run()
