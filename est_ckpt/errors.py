@@ -7,9 +7,20 @@ file or key involved and say what to do.
 
 from __future__ import annotations
 
+from typing import Optional
+
 
 class EstCkptError(Exception):
     """Base class of every error `est_ckpt` raises on bad input."""
+
+    # What the CLI prints instead of the message, where the way out is a flag (`--force`) rather than an
+    # argument (`force=True`); None to print the message.
+    cli_message: Optional[str] = None
+
+    def for_cli(self, message: str) -> EstCkptError:
+        """Sets the CLI's wording of this error; returns the error, to raise."""
+        self.cli_message = message
+        return self
 
 
 class CheckpointNotFoundError(EstCkptError, FileNotFoundError):
@@ -82,3 +93,7 @@ class RemoteTimeoutError(EstCkptError, TimeoutError):
 
 class MissingDependencyError(EstCkptError, ImportError):
     """An optional package that this feature needs is not installed; the message names the extra."""
+
+
+class DestinationNotWritableError(EstCkptError, PermissionError):
+    """The destination's directory cannot be written (read-only, or no permission)."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from typing import Optional
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,3 +43,14 @@ def assert_one_error_line(proc: subprocess.CompletedProcess, *needles: str, code
         assert needle in lines[0], (needle, lines[0])
     assert proc.stdout == "", proc.stdout
     return lines[0]
+
+
+def mount_namespace() -> list[str]:
+    """The `unshare` command that gives a child its own mount namespace (so it may mount a tmpfs), or skips."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare(1) is not installed: no private mount namespace for a small tmpfs")
+    for command in (["unshare", "--mount"], ["unshare", "--user", "--map-root-user", "--mount"]):
+        probe = subprocess.run([*command, "true"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return command
+    pytest.skip("cannot make a mount namespace here (needs root or unprivileged user namespaces)")

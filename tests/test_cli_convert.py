@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 
@@ -13,6 +12,7 @@ import pytest
 from est_ckpt.commands import convert as convert_command
 from est_ckpt.format import bundle
 from est_ckpt.tools import convert
+from tests.cli import mount_namespace
 
 
 def test_progress_bar_only_over_threshold(capsys):
@@ -38,20 +38,9 @@ def test_progress_callback_sees_each_copied_shard(ckpts, tmp_path):
     assert calls == []  # hard-linked: nothing to copy
 
 
-def _mount_namespace() -> list[str]:
-    """The `unshare` command that gives a child its own mount namespace (so it may mount a tmpfs), or skips."""
-    if shutil.which("unshare") is None:
-        pytest.skip("unshare(1) is not installed: no private mount namespace for a small tmpfs")
-    for command in (["unshare", "--mount"], ["unshare", "--user", "--map-root-user", "--mount"]):
-        probe = subprocess.run([*command, "true"], capture_output=True, timeout=30)
-        if probe.returncode == 0:
-            return command
-    pytest.skip("cannot make a mount namespace here (needs root or unprivileged user namespaces)")
-
-
 def test_full_disk_names_the_file(ckpts, tmp_path):
     """On a full disk, convert fails with one line naming the file it was writing; fileio's writers name theirs."""
-    unshare = _mount_namespace()
+    unshare = mount_namespace()
     src = ckpts.prefix("tf1")
     small = tmp_path / "small"
     small.mkdir()

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 import pytest
 
+import est_ckpt
 from est_ckpt import convert_checkpoint, errors, read_checkpoint
-from tests.cli import ROOT, assert_one_error_line, cli_env, run_cli
+from tests.cli import ROOT, assert_one_error_line, cli_env, mount_namespace, run_cli
 
 
 def _copy_prefix(prefix: str, directory) -> str:
@@ -200,3 +203,164 @@ def test_ctrl_c_while_importing_tensorflow(tmp_path):
         ["demo", f"--workdir={tmp_path / 'demo'}"], {}, lambda proc: proc.stdout.readline()
     )
     assert code == 130 and err == "est-ckpt: error: interrupted\n", (code, out, err)
+
+
+# -- 6. Keras files and SavedModel directories -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keras_files(tmp_path_factory):
+    """A small tf.keras model's files: weights as HDF5 (`.h5`), the model as `.keras`, and a SavedModel."""
+    tf = pytest.importorskip("tensorflow")
+    root = tmp_path_factory.mktemp("keras")
+    model = tf.keras.Sequential([tf.keras.layers.Dense(3, input_shape=(4,), name="dense")])
+    model.save_weights(str(root / "model.h5"))
+    model.save(str(root / "model.keras"))
+    shutil.copy(root / "model.h5", root / "weights_without_suffix")
+    module = tf.Module()
+    module.w = tf.Variable(tf.reshape(tf.range(6, dtype=tf.float32), [2, 3]), name="w")
+    module.step = tf.Variable(7, dtype=tf.int64, name="global_step")
+    tf.saved_model.save(module, str(root / "exported"))
+    tf.train.Checkpoint(w=module.w, step=module.step).write(str(root / "ckpt" / "plain"))
+    return root
+
+
+@pytest.mark.parametrize(
+    "name,kind",
+    [
+        ("model.h5", "a Keras HDF5 file (.h5)"),
+        ("model.keras", "a Keras model archive (.keras)"),
+        ("weights_without_suffix", "an HDF5 file (as Keras writes)"),
+    ],
+)
+def test_a_keras_file_says_what_it_is_and_what_to_do(keras_files, name, kind):
+    """A Keras file is named as such, with the way to a checkpoint, from the library and every command."""
+    path = str(keras_files / name)
+    with pytest.raises(errors.CorruptCheckpointError) as e:
+        read_checkpoint(path)
+    assert str(e.value).startswith(f"{path}: is {kind}, not a TensorFlow checkpoint.")
+    assert "model.load_weights" in str(e.value) and "tf.train.Checkpoint(model=model).write" in str(e.value)
+    for args in (
+        ["inspect", path],
+        ["diff", path, path],
+        ["convert", path, str(keras_files / "x/"), "--to=tf2"],
+    ):
+        assert_one_error_line(run_cli(*args), path, kind)
+
+
+def test_a_saved_model_directory_is_a_checkpoint_everywhere(keras_files, tmp_path):
+    """inspect, verify, diff, map, convert and warm_start read a SavedModel's `variables/variables`."""
+    exported = str(keras_files / "exported")
+    prefix = os.path.join(exported, "variables", "variables")
+    assert est_ckpt.resolve_checkpoint(exported) == prefix
+    info = read_checkpoint(exported)
+    assert info.format == "tf2" and {"w", "global_step"} <= set(info.duplicate_names) | {
+        t.name for t in info.tensors.values()
+    }
+    proc = run_cli("inspect", exported, "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["prefix"] == prefix, proc.stderr
+    assert run_cli("verify", exported).returncode == 0
+    assert est_ckpt.diff_checkpoints(exported, str(keras_files / "ckpt" / "plain")).equal
+    proc = run_cli("diff", exported, str(keras_files / "ckpt" / "plain"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    converted = convert_checkpoint(exported, str(tmp_path / "tf1/"), to="tf1")
+    assert run_cli("map", exported, "--target", converted).returncode == 0
+
+    tf = pytest.importorskip("tensorflow")
+    with tf.Graph().as_default():
+        w = tf.compat.v1.get_variable("w", [2, 3])
+        est_ckpt.warm_start(exported, vars_to_warm_start="w")
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            value = session.run(w)
+    assert value.tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_a_saved_model_without_variables_says_so(tmp_path):
+    """A SavedModel directory with no variables is one error naming what is missing."""
+    (tmp_path / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(errors.CheckpointNotFoundError, match="SavedModel without variables"):
+        read_checkpoint(str(tmp_path))
+
+
+# -- 7. a mistyped path --------------------------------------------------------------------------
+
+
+def test_a_mistyped_path_lists_the_nearest_checkpoints(ckpts, tmp_path):
+    """`model.ckpt-10` where `model.ckpt-100` is, or `legacy_dri` for `legacy_dir`: the error suggests them."""
+    model = tmp_path / "legacy_dir"
+    prefix = _copy_prefix(ckpts("tf1"), model)
+    typo = prefix[:-1] + "X"
+    line = assert_one_error_line(
+        run_cli("inspect", typo), typo, "no such checkpoint", f"Did you mean '{prefix}'"
+    )
+    assert line.endswith("?")
+    assert_one_error_line(run_cli("inspect", str(tmp_path / "legacy_dri")), f"Did you mean '{model}'")
+    assert_one_error_line(run_cli("convert", typo, str(tmp_path / "out/"), "--to=tf2"), f"'{prefix}'")
+
+
+# -- 8. messages that fit their caller ------------------------------------------------------------
+
+
+def test_destination_exists_says_force_in_each_callers_words(ckpts, tmp_path):
+    """Python says `force=True`, the CLI says `--force`; neither says both."""
+    dst = str(tmp_path / "dst") + "/"
+    convert_checkpoint(ckpts("tf1"), dst, to="tf2")
+    with pytest.raises(errors.DestinationExistsError) as e:
+        convert_checkpoint(ckpts("tf1"), dst, to="tf2")
+    assert str(e.value).endswith("; pass force=True to replace it.") and "--force" not in str(e.value)
+    line = assert_one_error_line(run_cli("convert", ckpts("tf1"), dst, "--to=tf2"), "already exists")
+    assert line.endswith("; pass --force to replace it.") and "force=True" not in line
+
+
+def test_a_read_only_destination_names_its_directory(ckpts, tmp_path):
+    """DST in a read-only directory: the error names that directory and says it is not writable."""
+    unshare = mount_namespace()
+    target = tmp_path / "readonly"
+    target.mkdir()
+    script = (
+        f"mount --bind {target} {target} && mount -o remount,bind,ro {target} || exit 99\n"
+        f"TF_CPP_MIN_LOG_LEVEL=3 {sys.executable} -m est_ckpt convert {ckpts('tf1')} {target}/out --to=tf2\n"
+    )
+    proc = subprocess.run(
+        [*unshare, "sh", "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    if proc.returncode == 99:
+        pytest.skip(f"cannot make a read-only bind mount here: {proc.stderr.strip()}")
+    line = assert_one_error_line(proc, f"{target}: the destination directory is not writable")
+    assert ".tmp-est-ckpt-" not in line
+    assert os.listdir(target) == []
+
+
+# -- 10. output -------------------------------------------------------------------------------------
+
+
+def test_state_file_updated_only_when_the_state_file_changed(ckpts, tmp_path):
+    """`convert --json`: true for a new latest; false when --force rewrites the latest it already names."""
+    dst = str(tmp_path / "dst") + "/"
+    first = json.loads(run_cli("convert", ckpts("tf1"), dst, "--to=tf2", "--json").stdout)
+    assert first["state_file_updated"] is True
+    state = (tmp_path / "dst" / "checkpoint").read_text()
+    again = run_cli("convert", ckpts("tf1"), dst, "--to=tf2", "--json", "--force")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["state_file_updated"] is False
+    assert (tmp_path / "dst" / "checkpoint").read_text().splitlines()[:2] == state.splitlines()[:2]
+    text = run_cli("convert", ckpts("tf1"), dst, "--to=tf2", "--force")
+    assert text.stdout.endswith("(already the latest in its 'checkpoint' state file)\n")
+
+
+def test_a_copy_across_file_systems_is_said(ckpts, tmp_path):
+    """Where no hard link can be made (DST on another file system), convert says it copied, and how much."""
+    shm = "/dev/shm"
+    if not os.path.isdir(shm) or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system (/dev/shm) to copy across")
+    dst = tempfile.mkdtemp(dir=shm)
+    try:
+        proc = run_cli("convert", ckpts("tf1"), dst + "/", "--to=tf2", "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert "est-ckpt: note: copied " in proc.stderr and "another file system" in proc.stderr
+        assert est_ckpt.diff_checkpoints(ckpts("tf1"), dst).equal
+        quiet = run_cli("convert", ckpts("tf1"), str(tmp_path / "same") + "/", "--to=tf2")
+        assert "copied" not in quiet.stderr
+    finally:
+        shutil.rmtree(dst)

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Callable, Optional, TextIO
 
+from est_ckpt import fileio
 from est_ckpt.commands import map as map_command
 from est_ckpt.commands import parsing
 from est_ckpt.tools import convert, onto
@@ -79,6 +80,21 @@ def progress_bar(stream: Optional[TextIO] = None) -> Callable[[int, int], None]:
     return progress
 
 
+def copy_note(copied_bytes: int, dst: str) -> None:
+    """Says on stderr that data was copied, not shared by hard link, and why."""
+    if not copied_bytes:
+        return
+    why = (
+        "a remote path has no hard links"
+        if fileio.is_remote(dst)
+        else "DST is on another file system than the data it reuses, so no hard link could be made"
+    )
+    print(
+        f"est-ckpt: note: copied {copied_bytes / 1e6:.1f} MB of tensor data into {dst}: {why}",
+        file=sys.stderr,
+    )
+
+
 def to_json(report: convert.ConversionReport) -> dict:
     """The JSON of `est-ckpt convert --json`."""
     return {
@@ -116,6 +132,7 @@ def run_like(args: argparse.Namespace) -> int:
         force=args.force,
         progress=progress_bar(),
     )
+    copy_note(report.copied_bytes, dst)
     if args.json:
         sys.stdout.write(json.dumps(onto_json(report)) + "\n")
         return 0
@@ -160,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         skip_underivable_slots=args.skip_underivable_slots,
         progress=progress_bar(),
     )
+    copy_note(report.copied_bytes, dst)
     if args.json:
         sys.stdout.write(json.dumps(to_json(report)) + "\n")
         return 0
@@ -173,6 +191,10 @@ def run(args: argparse.Namespace) -> int:
             f"est-ckpt: warning: skipped slot variable '{key}' (its TF1 name cannot be derived)",
             file=sys.stderr,
         )
-    suffix = " (now the latest in its 'checkpoint' state file)" if report.state_file_updated else ""
+    suffix = (
+        " (now the latest in its 'checkpoint' state file)"
+        if report.state_file_updated
+        else " (already the latest in its 'checkpoint' state file)"
+    )
     sys.stdout.write(f"wrote {report.prefix}{suffix}\n")
     return 0

@@ -122,7 +122,7 @@ def main(invocation: Invocation) -> int:
     except app.UsageError as e:
         _fail(f"{e} (usage: est-ckpt {module.USAGE})", 2)
     except EstCkptError as e:
-        _fail(str(e), 1)
+        _fail(e.cli_message or str(e), 1)
     except BrokenPipeError:
         raise
     except (OSError, MemoryError) as e:

@@ -105,9 +105,9 @@ def _prepare_workdir(workdir: Optional[str]) -> str:
     workdir = os.path.abspath(workdir)
     taken = [os.path.join(workdir, d) for d in SUBDIRS if fileio.exists(os.path.join(workdir, d))]
     if taken:
-        raise DestinationExistsError(
-            f"Destination {', '.join(taken)} already exists: the demo never overwrites. "
-            "Choose another --workdir or remove those directories."
+        what = f"Destination {', '.join(taken)} already exists: the demo never overwrites. Choose another"
+        raise DestinationExistsError(f"{what} workdir or remove those directories.").for_cli(
+            f"{what} --workdir or remove those directories."
         )
     fileio.makedirs(workdir)
     return workdir

@@ -14,7 +14,6 @@ import os
 import posixpath
 import re
 import secrets
-import shutil
 import socket
 import stat
 from typing import BinaryIO, Iterator
@@ -255,17 +254,19 @@ def link_or_copy(src: str, dst: str, progress=None) -> str:
     Returns `"link"` or `"copy"`. The caller must never write through `dst`:
     a hard link shares its bytes with `src`.
     """
-    if not is_remote(src) and not is_remote(dst):
+    local = not is_remote(src) and not is_remote(dst)
+    if local:
         try:
             os.link(src, dst)
             return "link"
         except OSError:
-            with _naming(dst):
-                shutil.copyfile(src, dst)
-            return "copy"
-    gfile = remote.gfile()
+            pass  # Another file system (or one without hard links): copy, as a remote path is.
     total = getsize(src)
-    with gfile.GFile(src, "rb") as fin, gfile.GFile(dst, "wb") as fout:
+    with (
+        open_read(src) as fin,
+        _naming(dst),
+        open(dst, "xb") if local else remote.gfile().GFile(dst, "wb") as fout,
+    ):
         done = 0
         while True:
             data = fin.read(1 << 24)

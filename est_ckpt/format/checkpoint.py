@@ -8,11 +8,12 @@ TensorFlow and returns a `CheckpointInfo`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from typing import Optional
 
 from est_ckpt import fileio
-from est_ckpt.errors import CheckpointNotFoundError, CorruptCheckpointError, WireError
+from est_ckpt.errors import CheckpointNotFoundError, CorruptCheckpointError, EstCkptError, WireError
 from est_ckpt.format import bundle, dtypes, keys, reader
 from est_ckpt.format.object_graph import ObjectGraph, parse_object_graph
 from est_ckpt.format.problems import Problems, report
@@ -261,6 +262,9 @@ def resolve_checkpoint(path: str) -> str:
     if fileio.exists(bundle.index_path(path)):
         return path
     if fileio.isdir(path):
+        saved_model = saved_model_variables(path)
+        if saved_model is not None:
+            return saved_model
         latest = latest_in_directory(path)
         if latest is None:
             raise CheckpointNotFoundError(
@@ -269,7 +273,86 @@ def resolve_checkpoint(path: str) -> str:
             )
         return latest
     if fileio.exists(path):
+        kind = _keras_file_kind(path)
+        if kind is not None:
+            raise CorruptCheckpointError(
+                f"{path}: is {kind}, not a TensorFlow checkpoint. est_ckpt reads TF checkpoints (a prefix, its "
+                ".index, a model directory or a SavedModel directory). To carry these weights over, load them "
+                "into the model with Keras (`model.load_weights(path)`), write a TF checkpoint with "
+                "`tf.train.Checkpoint(model=model).write(prefix)`, and pass that prefix."
+            )
         raise CorruptCheckpointError(
-            f"{path}: is not a checkpoint (expected a prefix, '<prefix>.index', '<prefix>.data-*' or a model directory)."
+            f"{path}: is not a checkpoint (expected a prefix, '<prefix>.index', '<prefix>.data-*', a model "
+            "directory or a SavedModel directory)."
         )
-    raise CheckpointNotFoundError(f"{path}: no such checkpoint, file or directory.")
+    raise CheckpointNotFoundError(f"{path}: no such checkpoint, file or directory.{_nearest_hint(path)}")
+
+
+def _nearest_hint(path: str, limit: int = 3) -> str:
+    """ " Did you mean ...?" naming the checkpoint prefixes (and model dirs) of `path`'s directory nearest to it."""
+    directory = fileio.dirname(path.rstrip("/")) or "."
+    try:
+        names = fileio.listdir(directory)
+    except (OSError, EstCkptError):
+        return ""
+    found = {fileio.basename(p): p for p in prefixes_on_disk(directory)}
+    for name in names:
+        sub = fileio.join(directory, name)
+        try:
+            if fileio.isdir(sub) and any(
+                n == STATE_FILENAME or n.endswith(".index") or n in SAVED_MODEL_FILES
+                for n in fileio.listdir(sub)
+            ):
+                found[name] = sub
+        except (OSError, EstCkptError):
+            continue
+    if not found:
+        return ""
+    wanted = fileio.basename(path.rstrip("/"))
+    nearest = difflib.get_close_matches(wanted, list(found), n=limit, cutoff=0.5) or sorted(found)[:limit]
+    return " Did you mean " + " or ".join(repr(found[n]) for n in nearest) + "?"
+
+
+# A SavedModel directory holds its variables as a checkpoint: `variables/variables.{index,data-*}`.
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+SAVED_MODEL_VARIABLES = ("variables", "variables")
+
+
+def saved_model_variables(directory: str) -> Optional[str]:
+    """The checkpoint prefix of the SavedModel at `directory`, or None if it is no SavedModel.
+
+    Raises:
+      CheckpointNotFoundError: a SavedModel without variables (nothing to read).
+    """
+    if not any(fileio.exists(fileio.join(directory, name)) for name in SAVED_MODEL_FILES):
+        return None
+    prefix = fileio.join(directory, *SAVED_MODEL_VARIABLES)
+    if not fileio.exists(bundle.index_path(prefix)):
+        raise CheckpointNotFoundError(
+            f"{directory}: is a SavedModel without variables ({bundle.index_path(prefix)} does not exist): "
+            "it holds no checkpoint to read."
+        )
+    return prefix
+
+
+# The first bytes of what Keras writes: HDF5 (`.weights.h5`, legacy `.h5`) and zip (`.keras`).
+_KERAS_MAGIC = ((b"\x89HDF\r\n\x1a\n", "an HDF5 file"), (b"PK\x03\x04", "a zip archive"))
+_KERAS_SUFFIXES = {
+    ".weights.h5": "a Keras 3 weights file (.weights.h5)",
+    ".keras": "a Keras model archive (.keras)",
+    ".h5": "a Keras HDF5 file (.h5)",
+    ".hdf5": "a Keras HDF5 file (.hdf5)",
+}
+
+
+def _keras_file_kind(path: str) -> Optional[str]:
+    """What Keras file `path` is, by its suffix or its first bytes; None if it looks like none."""
+    for suffix, kind in _KERAS_SUFFIXES.items():
+        if path.lower().endswith(suffix):
+            return kind
+    try:
+        fileio.require_regular(path, directory_ok=False)
+        head = fileio.read_range(path, 0, 8)
+    except OSError:
+        return None
+    return next((f"{what} (as Keras writes)" for magic, what in _KERAS_MAGIC if head.startswith(magic)), None)

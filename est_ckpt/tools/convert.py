@@ -189,8 +189,10 @@ def convert(
     referenced = [e for v in variables for e in ([p for _, p in v.parts] or [v.entry])]
     publish.check_sources(((info.bundle, e) for e in referenced), dest.prefix)
     shards = [(info.bundle.data_path(old), info.bundle.shard_sizes[old]) for old in used]
-    copied = publish.publish(dest, header, rows, shards, new_shard=graph_data, progress=progress)
-    return ConversionReport(dest.prefix, tuple(dropped), tuple(skipped), True, copied)
+    published = publish.publish(dest, header, rows, shards, new_shard=graph_data, progress=progress)
+    return ConversionReport(
+        dest.prefix, tuple(dropped), tuple(skipped), published.state_file_updated, published.copied_bytes
+    )
 
 
 def check_mode(*, to: Optional[str], like: Optional[str]) -> None:

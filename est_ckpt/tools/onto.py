@@ -53,8 +53,8 @@ class OntoReport:
         computed from SRC's, with how (`"-0.1 * 'dense/kernel/Momentum'"`, `"-'<velocity key>' / 0.1"`).
       step_checks: how the step count carried over was checked against SRC's Adam powers, and what
         the computed Momentum slots assume.
-      state_file_updated: whether the `checkpoint` state file now names `prefix`.
-      copied_bytes: data copied rather than linked (remote paths).
+      state_file_updated: whether the `checkpoint` state file changed (it names `prefix` as the latest).
+      copied_bytes: data copied rather than linked (remote paths, another file system).
     """
 
     prefix: str
@@ -136,13 +136,13 @@ def convert_onto(
         ((b, e) for b, entry, parts, _ in chosen for e in ([p for _, p in parts] or [entry])), dest.prefix
     )
     header = bundle.encode_header(len(shards) + (new_shard is not None), template=template.bundle.header)
-    copied = publish.publish(dest, header, rows, shards, new_shard=new_shard, progress=progress)
+    published = publish.publish(dest, header, rows, shards, new_shard=new_shard, progress=progress)
     return OntoReport(
         dest.prefix,
         planned.plan,
         planned.kept,
-        True,
-        copied,
+        published.state_file_updated,
+        published.copied_bytes,
         tuple(planned.computed().items()),
         planned.step_checks,
     )

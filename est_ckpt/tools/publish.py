@@ -10,13 +10,21 @@ half-written checkpoint is ever readable. The destination directory's
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import os
 import re
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from est_ckpt import fileio
-from est_ckpt.errors import ConversionError, CorruptCheckpointError, DestinationExistsError, FormatError
+from est_ckpt.errors import (
+    ConversionError,
+    CorruptCheckpointError,
+    DestinationExistsError,
+    DestinationNotWritableError,
+    FormatError,
+)
 from est_ckpt.format import bundle, state_file, tensors
 from est_ckpt.format.table import read_table
 
@@ -79,8 +87,9 @@ def destination(src_prefix: str, dst: str, *, force: bool, inputs: Sequence[str]
     if fileio.exists(bundle.index_path(prefix)):
         existing.append(bundle.index_path(prefix))
     if existing and not force:
-        raise DestinationExistsError(
-            f"Destination {prefix} already exists ({fileio.basename(existing[0])}); pass force=True (--force) to replace it."
+        what = f"Destination {prefix} already exists ({fileio.basename(existing[0])})"
+        raise DestinationExistsError(f"{what}; pass force=True to replace it.").for_cli(
+            f"{what}; pass --force to replace it."
         )
     return Destination(prefix, fileio.dirname(prefix) or ".", tuple(existing))
 
@@ -160,30 +169,35 @@ def publish(
       progress: as for `convert_checkpoint`, while a shard is copied rather than linked.
 
     Returns:
-      The bytes copied rather than linked.
+      What was done: the bytes copied rather than linked, whether the state file changed.
+
+    Raises:
+      DestinationNotWritableError: DST's directory cannot be written (nothing is left there).
     """
     prefix, directory, existing = dest.prefix, dest.directory, dest.existing
     num_shards = len(shards) + (new_shard is not None)
     shard_sizes = [size for _, size in shards] + ([len(new_shard)] if new_shard is not None else [])
     index = bundle.build_index(header, rows.items())
-    fileio.makedirs(directory)
-    fileio.remove_abandoned_temps(directory)
+    before = _latest_paths(directory)
     tmp = fileio.temp_prefix(prefix)
     created: list[str] = []
     copied = 0
     try:
-        for new, (source, size) in enumerate(shards):
-            target = bundle.data_path(tmp, new, num_shards)
-            created.append(target)
-            how = fileio.link_or_copy(source, target, progress=progress)
-            if how == "copy":
-                copied += size
-        if new_shard is not None:
-            target = bundle.data_path(tmp, num_shards - 1, num_shards)
-            created.append(target)
-            fileio.write_new(target, new_shard)
-        created.append(bundle.index_path(tmp))
-        fileio.write_new(bundle.index_path(tmp), index)
+        with _writable(directory):
+            fileio.makedirs(directory)
+            fileio.remove_abandoned_temps(directory)
+            for new, (source, size) in enumerate(shards):
+                target = bundle.data_path(tmp, new, num_shards)
+                created.append(target)
+                how = fileio.link_or_copy(source, target, progress=progress)
+                if how == "copy":
+                    copied += size
+            if new_shard is not None:
+                target = bundle.data_path(tmp, num_shards - 1, num_shards)
+                created.append(target)
+                fileio.write_new(target, new_shard)
+            created.append(bundle.index_path(tmp))
+            fileio.write_new(bundle.index_path(tmp), index)
         verify_written(tmp, header, rows, shard_sizes)
         # Publish: the old index goes first and the new one last, so no half-written DST is ever readable.
         if existing:
@@ -206,7 +220,40 @@ def publish(
             fileio.remove(stale)
     # As `Saver.save` does, even in a new directory: so `tf.train.latest_checkpoint` and Estimator find DST.
     state_file.record_latest(directory, prefix)
-    return copied
+    return Published(copied, _latest_paths(directory) != before)
 
 
-__all__ = ["Destination", "check_sources", "destination", "publish", "verify_written"]
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """What `publish` did.
+
+    Attributes:
+      copied_bytes: data copied rather than shared by hard link (remote paths, another file system).
+      state_file_updated: whether the `checkpoint` state file now names other checkpoints, or another
+        latest one, than before (False when DST replaced, with force, the latest it already named).
+    """
+
+    copied_bytes: int
+    state_file_updated: bool
+
+
+def _latest_paths(directory: str) -> Optional[tuple[str, tuple[str, ...]]]:
+    state = state_file.read_state(directory)
+    return None if state is None else (state.model_checkpoint_path, state.all_model_checkpoint_paths)
+
+
+@contextlib.contextmanager
+def _writable(directory: str) -> Iterator[None]:
+    """Says that DST's directory is not writable, rather than naming a hidden temporary file in it."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise DestinationNotWritableError(
+            f"{directory}: the destination directory is not writable ({e.strerror or e}); choose a DST in a "
+            "writable directory, or make this one writable."
+        ) from None
+
+
+__all__ = ["Destination", "Published", "check_sources", "destination", "publish", "verify_written"]
