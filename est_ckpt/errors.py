@@ -97,3 +97,7 @@ class MissingDependencyError(EstCkptError, ImportError):
 
 class DestinationNotWritableError(EstCkptError, PermissionError):
     """The destination's directory cannot be written (read-only, or no permission)."""
+
+
+class GraphModeError(EstCkptError, RuntimeError):
+    """A graph-mode API (a Scaffold, a Saver) was called while TensorFlow executes eagerly."""

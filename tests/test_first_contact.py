@@ -364,3 +364,22 @@ def test_a_copy_across_file_systems_is_said(ckpts, tmp_path):
         assert "copied" not in quiet.stderr
     finally:
         shutil.rmtree(dst)
+
+
+# -- 9. a scaffold outside a graph ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", ["make_tf2_scaffold", "make_tf1_scaffold"])
+def test_a_scaffold_made_eagerly_says_where_to_make_it(make):
+    """The README's one-liner run at top level (eager TF2) says to call it in model_fn or a tf.Graph."""
+    tf = pytest.importorskip("tensorflow")
+    kwargs = {"also_save_tf1": True} if make == "make_tf2_scaffold" else {}
+    assert tf.executing_eagerly()
+    with pytest.raises(errors.GraphModeError) as e:
+        getattr(est_ckpt, make)(**kwargs)
+    assert isinstance(e.value, RuntimeError)
+    assert str(e.value).startswith(f"{make}() builds a Saver for a graph")
+    assert "model_fn" in str(e.value) and "tf.Graph().as_default()" in str(e.value)
+    with tf.Graph().as_default():
+        tf.compat.v1.get_variable("w", [1])
+        assert getattr(est_ckpt, make)(**kwargs) is not None

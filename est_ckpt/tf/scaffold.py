@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
+from est_ckpt.errors import GraphModeError
 from est_ckpt.tf.runtime import estimator, v1
 
 __all__ = ["make_tf2_scaffold", "make_tf1_scaffold", "tf1_copy_dir"]
@@ -23,6 +24,15 @@ def _check_kwargs(function: str, scaffold_kwargs: dict) -> None:
             f"{function}() got 'saver': the scaffold's saver is what {function} provides (it saves and "
             "restores both checkpoint formats). Drop 'saver=', or use a plain tf.compat.v1.train.Scaffold "
             "if you need your own Saver."
+        )
+
+
+def _check_graph_mode(function: str) -> None:
+    if v1().executing_eagerly():
+        raise GraphModeError(
+            f"{function}() builds a Saver for a graph, and TensorFlow is executing eagerly here. Call it "
+            "inside your Estimator's model_fn, or inside `with tf.Graph().as_default():` before "
+            "tf.compat.v1.train.MonitoredTrainingSession."
         )
 
 
@@ -123,6 +133,8 @@ def make_tf2_scaffold(
     Raises:
       TypeError: `saver` is given in `scaffold_kwargs`, `objects` is not a
         dict, or `config` is not a `RunConfig`.
+      est_ckpt.errors.GraphModeError: called while TensorFlow executes eagerly
+        (outside `model_fn` and any `tf.Graph`).
       est_ckpt.errors.UnsavedStateError: at `Scaffold.finalize`, when some
         state cannot be saved (named in the message): a SaveableObject that no
         object of `objects` reaches, a table with a variable's name
@@ -131,6 +143,7 @@ def make_tf2_scaffold(
     """
     _check_kwargs("make_tf2_scaffold", scaffold_kwargs)
     _check_config("make_tf2_scaffold", config)
+    _check_graph_mode("make_tf2_scaffold")
     if objects is not None and not isinstance(objects, dict):
         raise TypeError(
             f"make_tf2_scaffold(): 'objects' must be a dict of name -> trackable (got {objects!r})."
@@ -168,9 +181,11 @@ def make_tf1_scaffold(*, warm_start_from: Any = None, config: Any = None, **scaf
 
     Raises:
       TypeError: `saver` is given in `scaffold_kwargs`, or `config` is not a `RunConfig`.
+      est_ckpt.errors.GraphModeError: called while TensorFlow executes eagerly.
     """
     _check_kwargs("make_tf1_scaffold", scaffold_kwargs)
     _check_config("make_tf1_scaffold", config)
+    _check_graph_mode("make_tf1_scaffold")
     from est_ckpt.tf.savers import TF1, ScaffoldSaver
 
     saver = ScaffoldSaver(layout=TF1, warm_start_from=warm_start_from, config=config)
