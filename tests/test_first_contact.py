@@ -383,3 +383,53 @@ def test_a_scaffold_made_eagerly_says_where_to_make_it(make):
     with tf.Graph().as_default():
         tf.compat.v1.get_variable("w", [1])
         assert getattr(est_ckpt, make)(**kwargs) is not None
+
+
+@pytest.fixture(scope="module")
+def values_ckpt(tmp_path_factory):
+    """A checkpoint of a long float tensor, an int scalar, strings, bfloat16 and bool, written by TF."""
+    tf = pytest.importorskip("tensorflow")
+    prefix = str(tmp_path_factory.mktemp("values") / "ckpt")
+    tf.train.Checkpoint(
+        long=tf.Variable(tf.range(1000, dtype=tf.float32) / 4 - 7),
+        step=tf.Variable(tf.constant(42, tf.int64)),
+        words=tf.Variable(tf.constant(["short", "x" * 100])),
+        half=tf.Variable(tf.constant([1.5, -2.0], tf.bfloat16)),
+        flags=tf.Variable(tf.constant([True, False])),
+    ).write(prefix)
+    return prefix
+
+
+def test_inspect_values_are_readable_and_bounded(values_ckpt):
+    """`inspect --values` shows each tensor's first values, its size and min/max; --all_values shows all."""
+    proc = run_cli("inspect", values_ckpt, "--values")
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines()[2:]}
+    assert lines["long/.ATTRIBUTES/VARIABLE_VALUE"].endswith(
+        "= [-7, -6.75, -6.5, -6.25, -6, -5.75, ... (1000 values)] min=-7 max=242.75"
+    )
+    assert lines["step/.ATTRIBUTES/VARIABLE_VALUE"].endswith("= 42")
+    assert lines["words/.ATTRIBUTES/VARIABLE_VALUE"].endswith(f"= ['short', '{'x' * 37}...']")
+    assert lines["half/.ATTRIBUTES/VARIABLE_VALUE"].endswith("= [1.5, -2]")
+    assert lines["flags/.ATTRIBUTES/VARIABLE_VALUE"].endswith("= [True, False]")
+    assert "array(" not in proc.stdout and max(len(line) for line in proc.stdout.splitlines()) < 300
+    full = run_cli("inspect", values_ckpt, "--values", "--all_values")
+    long_line = next(line for line in full.stdout.splitlines() if line.startswith("long/"))
+    assert long_line.endswith("241.75, 242, 242.25, 242.5, 242.75]") and "..." not in long_line
+    assert_one_error_line(run_cli("inspect", values_ckpt, "--all_values"), "--all_values", code=2)
+
+
+def test_inspect_into_a_closed_pipe_is_quiet(values_ckpt):
+    """`est-ckpt inspect --values PATH | head -1`: the reader goes away; no traceback, exit 141."""
+    proc = subprocess.run(
+        f"{sys.executable} -m est_ckpt inspect {values_ckpt} --values --all_values | head -c 10; "
+        "echo; echo ${PIPESTATUS[0]}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=cli_env(),
+        timeout=120,
+    )
+    assert proc.stdout.splitlines()[-1] in ("0", "141") and proc.stderr == "", proc

@@ -213,7 +213,10 @@ def test_map_optimizer_state_refuses_what_convert_refuses(tf, tmp_path):
     planned = json.loads(out)
     rc_convert, out, err = _cli("convert", src, str(tmp_path / "out" / "ckpt"), f"--like={like}")
     assert rc_map == rc_convert == 1 and out == "" and "extra" in err
+    assert "keep_unmapped=True" not in err  # the CLI names flags, not arguments (issue 20.8)
     assert planned["unmapped"] == ["extra"] and planned["computed"] == {}
+    # What has no source is unmapped, not also kept (issue 20.10).
+    assert "extra/.ATTRIBUTES/VARIABLE_VALUE" not in planned["kept"]
     rc, text, _ = _cli("map", src, "--target", like, "--optimizer_state")
     assert (
         rc == 1 and "unmapped: extra" in text and text.rstrip().endswith("convert --like would refuse this")
@@ -231,3 +234,19 @@ def test_map_optimizer_state_refuses_what_convert_refuses(tf, tmp_path):
     assert planned["unmapped"] == [] and {k: planned[k] for k in converted} == converted
     rc, _, err = _cli("map", src, "--target", like, "--keep_unmapped")
     assert rc == 2 and "--keep_unmapped applies to --optimizer_state" in err
+
+
+def test_map_lists_slots_without_a_source_as_unmapped_only(tf, tmp_path):
+    """Plain SGD (no slots) onto Keras SGD with momentum: its velocities are unmapped, never also kept."""
+    src = str(tmp_path / "src" / "model.ckpt")
+    _train_tf1(tf, lambda tf1: tf1.train.GradientDescentOptimizer(_LR), src, steps=1)
+    model, optimizer = _keras(tf, _sgd(False, False))
+    like = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "tpl" / "ckpt"))
+    rc, out, _ = _cli("map", src, "--target", like, "--optimizer_state", "--json")
+    planned = json.loads(out)
+    assert rc == 1 and len(planned["unmapped"]) == len(model.trainable_variables)
+    template = checkpoint.read_checkpoint(like)
+    slot_keys = {
+        k for u in planned["unmapped"] for k in [u, *template.keys_for_name(u)] if k in template.tensors
+    }
+    assert slot_keys and not slot_keys & set(planned["kept"]), (slot_keys, planned["kept"])

@@ -208,10 +208,16 @@ def tf1_variables(
         elif strict:
             underivable.append(key)
     if underivable:
-        raise ConversionError(
+        what = (
             f"{info.prefix}: the TF1 name of {len(underivable)} slot variable(s) cannot be derived: "
-            f"{', '.join(underivable)}. Pass skip_underivable_slots=True (--skip_underivable_slots) to leave "
-            "them out, or names='path' (--names=path) to name every variable by its object path."
+            f"{', '.join(underivable)}. Pass"
+        )
+        raise ConversionError(
+            f"{what} skip_underivable_slots=True to leave them out, or names='path' to name every variable "
+            "by its object path."
+        ).for_cli(
+            f"{what} --skip_underivable_slots to leave them out, or --names=path to name every variable by "
+            "its object path."
         )
     index = NameIndex(info)
     out: list[Variable] = []

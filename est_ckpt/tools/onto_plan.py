@@ -163,15 +163,23 @@ def plan_onto(
     if missing and not keep_unmapped:
         # Slots and other variables `map_checkpoints` does not plan (its unmapped ones are in `refused`).
         if strict:
-            raise UnmappedVariablesError(
+            what = (
                 f"{template.prefix}: {len(missing)} template variable(s) have no source in {src.prefix}: "
                 + ", ".join(f"'{k}'" for k in missing)
-                + ". Map them with `assignment_map` (an object path or name on either side) or pass "
-                "keep_unmapped=True (--keep_unmapped) to keep the template's values."
+                + ". Map them with"
+            )
+            raise UnmappedVariablesError(
+                f"{what} `assignment_map` (an object path or name on either side) or pass keep_unmapped=True "
+                "to keep the template's values."
+            ).for_cli(
+                f"{what} --assignment_map (an object path or name on either side) or pass --keep_unmapped "
+                "to keep the template's values."
             )
         extra = tuple(Unmapped(k, k, "key") for k in missing)
         plan = dataclasses.replace(plan, unmapped=plan.unmapped + extra)
-    kept = tuple(t.key for t in left if t.key not in powers)
+    # Without keep_unmapped, what has no source is unmapped (refused), not kept: never listed as both.
+    not_kept = set(powers) | (set() if keep_unmapped else {*resolved, *missing})
+    kept = tuple(t.key for t in left if t.key not in not_kept)
     step_checks = onto_steps.check_step(src, template, sources)
     power_names = {k: p for k, p in powers.items() if k not in sources}
     t_step = step_key(template)
