@@ -29,7 +29,7 @@ _LAZY = {
     "make_tf1_scaffold": "est_ckpt.tf.scaffold",
     "with_tf2_checkpoints": "est_ckpt.tf.canned",
     "with_tf1_checkpoints": "est_ckpt.tf.canned",
-    "warm_start_settings": "est_ckpt.tf.warm_starting",
+    "warm_start_settings": "est_ckpt.tf.settings",
     "warm_start": "est_ckpt.tf.warm_starting",
     "WarmStartPlan": "est_ckpt.mapping",
     "plan_mapping": "est_ckpt.mapping",

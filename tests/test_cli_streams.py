@@ -111,9 +111,9 @@ def test_no_tensorflow_noise_when_the_cli_loads_tensorflow():
 
 
 def test_quiet_native_logs_keeps_the_users_level():
-    """`runtime.quiet_native_logs()` sets TF's C++ log level only when the user has not set one."""
+    """`quiet_native_logs()` (the CLI's, `est_ckpt.commands.entry`) sets TF's C++ log level only when the user has not set one."""
     code = (
-        "import os; from est_ckpt.tf import runtime; runtime.quiet_native_logs(); "
+        "import os; from est_ckpt.commands.entry import quiet_native_logs; quiet_native_logs(); "
         "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
     )
     for preset, expected in ((None, "3"), ("0", "0"), ("1", "1")):

@@ -21,7 +21,11 @@ def add_flags(parser: parsing.Parser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.positionals:
         raise parsing.UsageError(f"demo takes no positional arguments (got {' '.join(args.positionals)}).")
-    # Imported here: the demo needs TensorFlow, and `est-ckpt --help` must not pay for it.
+    # Imported here: the demo needs TensorFlow and Estimator, and `est-ckpt --help` must not pay for them.
+    # Without them, `est_ckpt.tf` says what to install (before the demo writes anything).
+    from est_ckpt.tf import runtime
+
+    runtime.require("est-ckpt demo", estimator_too=True)
     from est_ckpt.examples import demo
 
     return demo.main(args.workdir)

@@ -20,10 +20,9 @@ from absl import app
 
 import est_ckpt
 from est_ckpt.commands import parsing
-from est_ckpt.commands.entry import EXIT_INTERRUPTED
+from est_ckpt.commands.entry import EXIT_INTERRUPTED, quiet_native_logs
 from est_ckpt.errors import EstCkptError
 from est_ckpt.fileio import remote
-from est_ckpt.tf import runtime
 
 COMMANDS = {
     "inspect": "est_ckpt.commands.inspect",
@@ -134,7 +133,7 @@ def main(invocation: Invocation) -> int:
 
 def run() -> None:
     """Runs the command line of this process (`entry.run`, the console script, comes here)."""
-    runtime.quiet_native_logs()
+    quiet_native_logs()
     try:
         try:
             app.run(main, flags_parser=parse)

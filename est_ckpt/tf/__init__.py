@@ -5,3 +5,8 @@
 launch scripts) and `runtime` (lazy, version-checked imports). No module
 outside this package imports TensorFlow, except `fileio` for `scheme://` paths.
 """
+
+from est_ckpt.tf import runtime
+
+# `import est_ckpt.tf` without TensorFlow: one line naming what to install, not a ModuleNotFoundError deep inside.
+runtime.require("est_ckpt.tf (scaffolds, warm starts, flags, the demo)")

@@ -3,31 +3,55 @@
 from __future__ import annotations
 
 import functools
-import os
+import importlib.util
 
-# TF's C++ logging: 0 all, 1 hides INFO, 2 also WARNING, 3 also ERROR. Importing TF 2.15
-# logs the oneDNN notice and CPU features (INFO), TensorRT's absence (WARNING) and, on every
-# machine, "Unable to register cuDNN/cuFFT/cuBLAS factory" (ERROR, harmless): only 3 hides it all.
-_QUIET_LOG_LEVEL = "3"
+from est_ckpt.errors import MissingDependencyError
+
+# What each feature needs beyond the core, and the extra that installs it.
+ESTIMATOR_EXTRA = (
+    "pip install 'est-ckpt[estimator]'  (TensorFlow 2.13-2.15 and tensorflow-estimator of the same minor)"
+)
+TENSORFLOW_EXTRA = "pip install 'est-ckpt[estimator]', or any tensorflow>=2.13 (graph mode via tf.compat.v1)"
 
 
-def quiet_native_logs() -> None:
-    """Hides TensorFlow's C++ start-up logs, unless the user set `TF_CPP_MIN_LOG_LEVEL` themselves.
+def require(feature: str, *, estimator_too: bool = False) -> None:
+    """Raises `MissingDependencyError` naming what to install if `feature` cannot run here; imports nothing.
 
-    TF reads the level once, when it is first imported: call this before that.
-    The `est-ckpt` command line calls it; the library itself never changes a
-    program's logging. The oneDNN notice is hidden with the rest; oneDNN itself
-    stays on (`TF_ENABLE_ONEDNN_OPTS` is left alone: turning it off changes
-    numerics).
+    Args:
+      feature: what the user asked for, named in the message (`"est-ckpt demo"`).
+      estimator_too: the feature needs tensorflow-estimator as well as TensorFlow.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", _QUIET_LOG_LEVEL)
+    missing = [
+        m for m in ("tensorflow",) + (("tensorflow_estimator",) if estimator_too else ()) if not _found(m)
+    ]
+    if missing:
+        raise MissingDependencyError(
+            f"{feature} needs {' and '.join(missing)}, which is not installed here: "
+            + (ESTIMATOR_EXTRA if estimator_too else TENSORFLOW_EXTRA)
+            + "."
+        )
+
+
+def _found(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @functools.cache
 def tf():
-    """Returns the `tensorflow` module, importing it on first use."""
-    import tensorflow
+    """Returns the `tensorflow` module, importing it on first use.
 
+    Raises:
+      MissingDependencyError: TensorFlow is not installed (an `ImportError`).
+    """
+    try:
+        import tensorflow
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"est_ckpt's TensorFlow layer needs TensorFlow ({e}): {TENSORFLOW_EXTRA}."
+        ) from e
     return tensorflow
 
 
@@ -36,22 +60,24 @@ def estimator():
     """Returns `tensorflow_estimator`'s `estimator` module, checking it matches TensorFlow.
 
     Raises:
-      ImportError: Estimator is missing or of another minor version than TF.
-        TF 2.15 is the last release with Estimator: `tensorflow-estimator` 2.15
-        fails to import on TF 2.16+.
+      MissingDependencyError: (an `ImportError`) Estimator is missing or of
+        another minor version than TF. TF 2.15 is the last release with
+        Estimator: `tensorflow-estimator` 2.15 fails to import on TF 2.16+.
     """
     tf_version = tf().__version__
     try:
         from tensorflow_estimator import estimator as est
     except ImportError as e:
-        raise ImportError(
-            f"est_ckpt needs tensorflow-estimator of the same minor version as TensorFlow {tf_version} "
-            "(supported: TF 2.13 to 2.15; TF 2.15 is the last release with Estimator): "
-            f"pip install 'tensorflow-estimator=={'.'.join(tf_version.split('.')[:2])}.*' ({e})"
+        raise MissingDependencyError(
+            f"this part of est_ckpt (WarmStartSettings, canned-Estimator wrappers, the demo) needs "
+            f"tensorflow-estimator of the same minor version as TensorFlow {tf_version} (supported: TF 2.13 to "
+            f"2.15; TF 2.15 is the last release with Estimator): {ESTIMATOR_EXTRA}, or "
+            f"pip install 'tensorflow-estimator=={'.'.join(tf_version.split('.')[:2])}.*' ({e}). "
+            "est_ckpt.warm_start, make_tf2_scaffold and the CLI need no Estimator."
         ) from e
     est_version = _distribution_version("tensorflow-estimator") or tf_version
     if est_version.split(".")[:2] != tf_version.split(".")[:2]:
-        raise ImportError(
+        raise MissingDependencyError(
             f"tensorflow-estimator {est_version} does not match TensorFlow "
             f"{tf_version}: install the same minor version of both (TF 2.13 to 2.15)."
         )

@@ -18,7 +18,6 @@ Estimator only calls it when the model_dir has no checkpoint yet; our
 
 from __future__ import annotations
 
-import os
 import sys
 import weakref
 from typing import Any, Mapping, Optional, Sequence
@@ -27,68 +26,17 @@ import tensorflow as tf
 from tensorflow.python.util import deprecation
 
 from est_ckpt import mapping
-from est_ckpt.errors import NotAMappingError
 from est_ckpt.tf import runtime
+from est_ckpt.tf.request import WarmStartRequest, mapping_arg
+from est_ckpt.tf.warm_starting import build_warm_start
 
+# Only this module (of the warm start) needs Estimator: importing it without Estimator says what to install.
 _estimator_lib = runtime.estimator()
 _logger = tf.get_logger()
 _TFWarmStartSettings = _estimator_lib.WarmStartSettings
 
+# `WarmStartRequest` and `mapping_arg` moved to `est_ckpt.tf.request`; they stay importable from here.
 __all__ = ["WarmStartRequest", "WarmStartSettings", "mapping_arg", "warm_start_settings"]
-
-
-def mapping_arg(value, argument: str, *, none_only: bool = False) -> dict:
-    """`value` as a dict: None (with `none_only` False, anything empty) is `{}`, a non-mapping is refused.
-
-    Raises:
-      NotAMappingError: `value` is not a mapping (TF's warm_start calls `.get` on
-        it: an AttributeError; ours is a TypeError too).
-    """
-    if value is None or (not none_only and not value):
-        return {}
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise NotAMappingError(
-        f"`{argument}` must be a dict keyed by variable name (got {type(value).__name__}: {value!r:.80})."
-    )
-
-
-class WarmStartRequest:
-    """What a warm start is asked to do, from a path or either kind of `WarmStartSettings`.
-
-    Attributes:
-      ckpt: the checkpoint (model dir, prefix or SavedModel dir).
-      vars: TF's `vars_to_warm_start`.
-      vocab: `{variable name: VocabInfo}`.
-      prev: TF's `{target: source}` renames.
-      amap: `{source: target}` in `init_from_checkpoint`'s grammar.
-      rules: ordered `(regex, replacement)` rename rules.
-
-    Raises:
-      TypeError: `warm_start_from` is none of those.
-    """
-
-    def __init__(self, warm_start_from):
-        if isinstance(warm_start_from, (str, bytes, os.PathLike)):
-            path = (
-                warm_start_from.decode() if isinstance(warm_start_from, bytes) else os.fspath(warm_start_from)
-            )
-            self.ckpt, self.vars, self.vocab, self.prev, self.amap, self.rules = path, ".*", {}, {}, {}, ()
-        elif isinstance(warm_start_from, WarmStartSettings):
-            self.ckpt, self.vars, self.vocab, _ = tuple.__iter__(warm_start_from)
-            self.prev = dict(warm_start_from.prev_var_names)
-            self.amap = dict(warm_start_from.assignment_map)
-            self.rules = tuple(warm_start_from.rename_rules)
-        elif isinstance(warm_start_from, _TFWarmStartSettings):
-            self.ckpt, self.vars, self.vocab, prev = tuple.__iter__(warm_start_from)
-            self.prev = mapping_arg(prev, "var_name_to_prev_var_name")
-            self.amap, self.rules = {}, ()
-        else:
-            raise TypeError(
-                "warm_start_from must be a checkpoint path or a WarmStartSettings "
-                f"(got {type(warm_start_from).__name__})."
-            )
-        self.vocab = mapping_arg(self.vocab, "var_name_to_vocab_info")
 
 
 _ESTIMATOR_NOTE = " (TF's own warm_start, which Estimator runs next, is left nothing to do and logs 0)"
@@ -138,9 +86,6 @@ class WarmStartSettings(_TFWarmStartSettings):
         graph = tf.compat.v1.get_default_graph()
         plan = self.plans.get(graph)
         if plan is None:
-            # The engine imports this module, so it is imported here, when Estimator applies the settings.
-            from est_ckpt.tf.warm_starting import build_warm_start
-
             plan = build_warm_start(
                 WarmStartRequest(self), var_list=None, install=True, note=_ESTIMATOR_NOTE
             )[1]

@@ -24,18 +24,28 @@ from est_ckpt.errors import MappingError, UnusedMappingError
 from est_ckpt.format import checkpoint
 from est_ckpt.mapping import WarmStartPlan
 from est_ckpt.tf import vocab_remap
-from est_ckpt.tf.settings import WarmStartRequest, WarmStartSettings, mapping_arg, warm_start_settings
+from est_ckpt.tf.request import WarmStartRequest, mapping_arg
 
 _logger = tf.get_logger()
 
-# `WarmStartSettings` and `warm_start_settings` live in `est_ckpt.tf.settings`; they stay importable from here.
+# `WarmStartSettings` and `warm_start_settings` live in `est_ckpt.tf.settings` (they need Estimator, which
+# `warm_start` does not); they stay importable from here, imported when first asked for.
+_FROM_SETTINGS = ("WarmStartSettings", "warm_start_settings")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_SETTINGS:
+        from est_ckpt.tf import settings  # noqa: PLC0415 - Estimator only for those who use it.
+
+        return getattr(settings, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "WarmStartRequest",
-    "WarmStartSettings",
     "build_warm_start",
     "build_warm_start_op",
     "warm_start",
-    "warm_start_settings",
 ]
 
 
@@ -46,11 +56,7 @@ _INFO_CACHE: dict[str, tuple[tuple, checkpoint.CheckpointInfo]] = {}
 
 def _resolve(path: Union[str, os.PathLike]) -> str:
     """A model dir, prefix or SavedModel dir (as Estimator accepts) -> checkpoint prefix."""
-    path = os.fspath(path)
-    saved_model_vars = fileio.join(path, "variables", "variables")
-    if fileio.isdir(path) and fileio.exists(saved_model_vars + ".index"):
-        return saved_model_vars
-    return checkpoint.resolve_checkpoint(path)
+    return checkpoint.resolve_checkpoint(os.fspath(path))
 
 
 def _read_info(prefix: str) -> checkpoint.CheckpointInfo:
