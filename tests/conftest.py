@@ -34,6 +34,37 @@ if _ROOT not in sys.path:
 
 from tests import fixtures as _fx  # noqa: E402
 
+# In the TF-free environment (`make test`'s core run, numpy 2, no TensorFlow), a test that needs TensorFlow or
+# Estimator is skipped, saying so, wherever it asks for them: a test module importing them, a fixture
+# building a checkpoint with TensorFlow, `est_ckpt.tf` checking for them. Everything else must pass there.
+_NEEDS = {
+    "tensorflow": "[estimator] extra: TensorFlow",
+    "tensorflow_estimator": "[estimator] extra: tensorflow-estimator",
+    "tf_keras": "tf-keras",
+}
+
+
+class _SkipWhereMissing:
+    """A meta-path finder turning the import of a missing heavy dependency into a skip of the test asking."""
+
+    def find_spec(self, fullname, path, target=None):
+        del path, target
+        top = fullname.partition(".")[0]
+        if top in _NEEDS and not _INSTALLED[top]:
+            pytest.skip(f"needs {_NEEDS[top]} (not installed here)", allow_module_level=True)
+        return None
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+_INSTALLED = {m: _installed(m) for m in _NEEDS}
+if not all(_INSTALLED.values()):
+    sys.meta_path.insert(0, _SkipWhereMissing())
+
 
 class CheckpointCache:
     """Callable building each fixture on first request, then caching it."""
@@ -86,3 +117,40 @@ def _make_named_fixture(fixture_name: str):
 for _name in _fx.FIXTURES:
     globals()[f"_fixture_{_name}_ckpt"] = _make_named_fixture(_name)
 del _name
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "tensorflow: needs TensorFlow (the [estimator] extra); skipped without it"
+    )
+    config.addinivalue_line(
+        "markers", "estimator: needs tensorflow-estimator (TF <= 2.15); skipped without it"
+    )
+    config.addinivalue_line(
+        "markers", "without_tensorflow: checks the TF-free install; runs only without TensorFlow"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    del config
+    for item in items:
+        if item.get_closest_marker("tensorflow") and not _INSTALLED["tensorflow"]:
+            item.add_marker(pytest.mark.skip(reason=f"needs {_NEEDS['tensorflow']} (not installed here)"))
+        if item.get_closest_marker("estimator") and not _INSTALLED["tensorflow_estimator"]:
+            item.add_marker(
+                pytest.mark.skip(reason=f"needs {_NEEDS['tensorflow_estimator']} (not installed here)")
+            )
+        if item.get_closest_marker("without_tensorflow") and _INSTALLED["tensorflow"]:
+            item.add_marker(
+                pytest.mark.skip(reason="checks the TF-free install; TensorFlow is installed here")
+            )
+
+
+@pytest.fixture
+def real_imports():
+    """For a test of what users see without TensorFlow: imports fail as they do for users, not as skips."""
+    finders = [f for f in sys.meta_path if isinstance(f, _SkipWhereMissing)]
+    for finder in finders:
+        sys.meta_path.remove(finder)
+    yield
+    sys.meta_path[:0] = finders

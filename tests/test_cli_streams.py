@@ -93,6 +93,7 @@ def _without_tf_log_level() -> dict:
     return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
 
+@pytest.mark.tensorflow
 def test_no_tensorflow_noise_when_the_cli_loads_tensorflow():
     """A CLI run that imports TensorFlow (a `ram://` path) prints only its own line: no cuda_dnn or oneDNN logs.
 

@@ -14,6 +14,8 @@ import pytest
 
 from est_ckpt.format import checkpoint
 
+pytestmark = [pytest.mark.tensorflow, pytest.mark.estimator]  # runs the example launch script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, "configs")
 LEGACY_STEPS = 30

@@ -13,6 +13,8 @@ import pytest
 
 from est_ckpt.format import checkpoint
 
+pytestmark = [pytest.mark.tensorflow, pytest.mark.estimator]  # runs `est-ckpt demo`
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -95,6 +95,7 @@ def test_a_moved_module_imports_as_itself(old, new):
     assert getattr(importlib.import_module(parent), child) is importlib.import_module(new)
 
 
+@pytest.mark.tensorflow
 def test_the_flags_spellings_of_the_docs_in_a_fresh_process():
     """`import est_ckpt.flags`, `from est_ckpt.flags import ...` and `from est_ckpt import flags` agree."""
     code = (

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -197,6 +198,8 @@ def test_ctrl_c_while_a_store_does_not_answer(silent_endpoint):
     assert (code, out, err) == (130, "", "est-ckpt: error: interrupted\n")
 
 
+@pytest.mark.estimator
+@pytest.mark.tensorflow
 def test_ctrl_c_while_importing_tensorflow(tmp_path):
     """Ctrl-C as `demo` starts (its first line printed, TensorFlow being imported): one line, exit 130."""
     code, out, err = _interrupt(
@@ -433,3 +436,38 @@ def test_inspect_into_a_closed_pipe_is_quiet(values_ckpt):
         timeout=120,
     )
     assert proc.stdout.splitlines()[-1] in ("0", "141") and proc.stderr == "", proc
+
+
+# -- without TensorFlow (issue 21) ----------------------------------------------------------------
+
+
+@pytest.mark.without_tensorflow
+def test_without_tensorflow_each_tf_feature_names_the_extra(tmp_path, real_imports):
+    """With only the core installed: the file tools work; demo, scheme:// paths and est_ckpt.tf say what to install."""
+    prefix = str(tmp_path / "ckpt")
+    # A checkpoint written by est_ckpt's own writer (no TensorFlow here), then read back by every tool.
+    convert_checkpoint(_written_without_tf(tmp_path), prefix, to="tf2")
+    assert run_cli("inspect", prefix).returncode == 0
+    assert run_cli("verify", prefix).returncode == 0
+    assert_one_error_line(run_cli("demo", f"--workdir={tmp_path / 'demo'}"), "est-ckpt[estimator]")
+    assert not (tmp_path / "demo").exists()
+    assert_one_error_line(run_cli("inspect", "gs://bucket/model"), "gs://", "est-ckpt[estimator]")
+    with pytest.raises(errors.MissingDependencyError, match=r"est-ckpt\[estimator\]"):
+        importlib.import_module("est_ckpt.tf")
+    with pytest.raises(ImportError, match=r"est-ckpt\[estimator\]"):
+        est_ckpt.warm_start  # noqa: B018 - the lazy name imports est_ckpt.tf
+
+
+def _written_without_tf(tmp_path) -> str:
+    """A one-variable TF1 checkpoint, written with est_ckpt's format layer alone."""
+    from est_ckpt.format import bundle, dtypes, tensors
+
+    data = struct.pack("<4f", 1, 2, 3, 4)
+    prefix = str(tmp_path / "tf1")
+    header = bundle.encode_header(1)
+    rows = {b"w": tensors.new_entry(dtypes.DT_FLOAT, (2, 2), 0, 0, data)}
+    with open(bundle.data_path(prefix, 0, 1), "wb") as f:
+        f.write(data)
+    with open(bundle.index_path(prefix), "wb") as f:
+        f.write(bundle.build_index(header, rows.items()))
+    return prefix
