@@ -1,24 +1,46 @@
 # Two commands for a fresh machine: `make demo` (the main job) and `make test`.
-# Each creates .venv from pyproject.toml on first use.
+# Each creates its virtual environments from pyproject.toml on first use.
 SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.est-ckpt-installed
-# The first interpreter that TensorFlow 2.15 supports (Python 3.9 to 3.11).
+# The TF-free core's environment: no TensorFlow, numpy 2.
+CORE_VENV := .venv-core
+CORE_STAMP := $(CORE_VENV)/.est-ckpt-installed
+# The first interpreter that TensorFlow 2.15 supports (Python 3.9 to 3.11): the Estimator plugin's.
 PYTHON := $(shell for p in python3 python3.11 python3.10 python3.9; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 9) <= sys.version_info[:2] < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
+# The newest interpreter here for the core (it supports 3.9 to 3.13).
+CORE_PYTHON := $(shell for p in python3.13 python3.12 python3 python3.11; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 9) <= sys.version_info[:2] < (3, 14))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
 
-.PHONY: test demo bench lint build clean
+.PHONY: test test-estimator test-core demo bench lint build wheel-check clean
 
 $(STAMP): pyproject.toml
-	@if [ -z "$(PYTHON)" ]; then echo "est_ckpt needs Python 3.9, 3.10 or 3.11 (python3, python3.11, python3.10, python3.9 tried): TensorFlow 2.15, the last release with tf.estimator, has no wheels for Python 3.12 or newer."; exit 1; fi
+	@if [ -z "$(PYTHON)" ]; then echo "est_ckpt's Estimator plugin needs Python 3.9, 3.10 or 3.11 (python3, python3.11, python3.10, python3.9 tried): TensorFlow 2.15, the last release with tf.estimator, has no wheels for Python 3.12 or newer."; exit 1; fi
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	$(VENV)/bin/python -m pip install -q -e '.[estimator,test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+$(CORE_STAMP): pyproject.toml
+	@if [ -z "$(CORE_PYTHON)" ]; then echo "est_ckpt's core needs Python 3.9 to 3.13."; exit 1; fi
+	$(CORE_PYTHON) -m venv $(CORE_VENV)
+	$(CORE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CORE_VENV)/bin/python -m pip install -q -e '.[test-core]' 'numpy>=2'
+	touch $(CORE_STAMP)
+
+# Every environment in turn: Estimator (TF 2.15, tf.keras 2), then the TF-free core on numpy 2.
+test: test-estimator test-core
+
+test-estimator: $(STAMP)
 	$(VENV)/bin/python -m pytest -q tests
+
+test-core: $(CORE_STAMP)
+	@$(CORE_VENV)/bin/python -c 'import importlib.util as u, sys, numpy; sys.exit("tensorflow" if u.find_spec("tensorflow") else 0)' \
+		|| { echo "$(CORE_VENV) must not hold TensorFlow"; exit 1; }
+	$(CORE_VENV)/bin/python -m pytest -q tests
 
 demo: $(STAMP)
 	$(VENV)/bin/est-ckpt demo $(if $(WORKDIR),--workdir=$(WORKDIR))
@@ -34,5 +56,13 @@ build: $(STAMP)
 	$(VENV)/bin/python -m pip install -q build
 	$(VENV)/bin/python -m build
 
+# The wheel of this tree installs in a fresh venv (the core only) and its console script runs.
+wheel-check: $(STAMP)
+	rm -rf build/wheel-check && mkdir -p build/wheel-check
+	$(VENV)/bin/python -m pip wheel -q --no-deps -w build/wheel-check .
+	$(CORE_PYTHON) -m venv build/wheel-check/venv
+	build/wheel-check/venv/bin/python -m pip install -q build/wheel-check/est_ckpt-*.whl
+	build/wheel-check/venv/bin/est-ckpt --version
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(CORE_VENV) build dist *.egg-info

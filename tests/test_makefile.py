@@ -46,7 +46,7 @@ def test_stops_with_one_line_when_no_supported_python(project):
     proc = _make(directory, bin_dir)
     assert proc.returncode != 0
     assert proc.stdout.strip() == (
-        "est_ckpt needs Python 3.9, 3.10 or 3.11 (python3, python3.11, python3.10, python3.9 tried): "
+        "est_ckpt's Estimator plugin needs Python 3.9, 3.10 or 3.11 (python3, python3.11, python3.10, python3.9 tried): "
         "TensorFlow 2.15, the last release with tf.estimator, has no wheels for Python 3.12 or newer."
     )
     assert not (directory / ".venv").exists()
