@@ -31,6 +31,10 @@ class SymlinkLoopError(EstCkptError, OSError):
     """A path is a loop of symbolic links: it is neither a file nor missing."""
 
 
+class NotARegularFileError(EstCkptError, OSError):
+    """A local path is a FIFO, device or socket: reading it could block or never end."""
+
+
 class CorruptCheckpointError(EstCkptError, ValueError):
     """A checkpoint file exists but is malformed, truncated or fails a checksum."""
 

@@ -18,7 +18,7 @@ import socket
 import stat
 from typing import BinaryIO, Iterator
 
-from est_ckpt.errors import SymlinkLoopError
+from est_ckpt.errors import NotARegularFileError, SymlinkLoopError
 from est_ckpt.fileio import remote
 
 
@@ -294,10 +294,6 @@ def write_new(path: str, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
-
-class NotARegularFileError(OSError):
-    """A local path is a FIFO, device or socket: reading it could block or never end."""
 
 
 def require_regular(path: str, *, directory_ok: bool = True) -> None:
