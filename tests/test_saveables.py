@@ -21,7 +21,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 tf1 = tf.compat.v1
 
-from tensorflow.python.ops import resources  # noqa: E402
+from tensorflow.python.ops import gen_lookup_ops, resources  # noqa: E402
 from tensorflow.python.training.saving import saveable_object  # noqa: E402
 
 import est_ckpt  # noqa: E402
@@ -391,19 +391,45 @@ def test_unsavable_state_is_an_error_at_finalize():
     with pytest.raises(UnsavedStateError, match="stray"):
         _finalize(not_saveable)
 
-    def odd_names():
-        # A table's own SaveableObject whose keys are not `<name>-keys`/`-values`: no TF1 key for table-keys.
+
+class TableBehindOwnSpecs(saveable_object.SaveableObject):
+    """A SaveableObject whose `op` is a table but whose specs are its own (`odd_k`, `odd_v`)."""
+
+    def __init__(self, table, name):
+        self._table = table
+        keys_, values_ = table.export()
+        specs = [
+            saveable_object.SaveSpec(keys_, "", name + "_k"),
+            saveable_object.SaveSpec(values_, "", name + "_v"),
+        ]
+        super().__init__(table, specs, name)
+
+    def restore(self, restored_tensors, restored_shapes):
+        del restored_shapes
+        return gen_lookup_ops.lookup_table_import_v2(self._table.resource_handle, *restored_tensors)
+
+
+def test_a_table_behind_its_own_specs_saves_those_specs(tmp_path):
+    """`op` a table, specs not `<name>-keys`/`-values`: the specs are saved, as TF's Saver saves them."""
+    with tf.Graph().as_default():
         tf1.get_variable("w", [1])
         table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, 0, name="odd", checkpoint=False)
-        keys_, values_ = table.export()
-        specs = [saveable_object.SaveSpec(keys_, "", "odd_k"), saveable_object.SaveSpec(values_, "", "odd_v")]
-        tf1.add_to_collection(
-            tf1.GraphKeys.SAVEABLE_OBJECTS, saveable_object.SaveableObject(table, specs, "odd")
-        )
-        return None
-
-    with pytest.raises(UnsavedStateError, match="table-keys' of 'odd'"):
-        _finalize(odd_names)
+        insert = table.insert(tf.constant([KEY], tf.int64), tf.constant([5], tf.int64))
+        tf1.add_to_collection(tf1.GraphKeys.SAVEABLE_OBJECTS, TableBehindOwnSpecs(table, "odd"))
+        step = tf1.train.get_or_create_global_step()
+        scaffold = est_ckpt.make_tf2_scaffold()
+        scaffold.finalize()
+        with tf1.Session() as session:
+            session.run(scaffold.init_op)
+            session.run([scaffold.local_init_op, insert])
+            prefix = scaffold.saver.save(session, str(tmp_path / "model.ckpt"), global_step=step)
+    saved = _values(prefix)
+    assert {k for k in saved if "odd" in k} == {
+        "var_list/odd/.ATTRIBUTES/odd_k",
+        "var_list/odd/.ATTRIBUTES/odd_v",
+    }
+    assert saved["var_list/odd/.ATTRIBUTES/odd_v"].tolist() == [5]
+    assert {t.name for t in est_ckpt.read_checkpoint(prefix).tensors.values()} >= {"odd_k", "odd_v"}
 
 
 def test_verify_accepts_a_table_tf_saved_eagerly(tmp_path):
