@@ -209,3 +209,36 @@ def test_record_latest_creates_and_appends(tmp_path, monkeypatch, where):
         b'model_checkpoint_path: "a"\nall_model_checkpoint_paths: "b"\nall_model_checkpoint_paths: "a"\n'
     )
     assert state_file.read_state_file(d) == [os.path.join(d, "b"), os.path.join(d, "a")]
+
+
+@pytest.mark.parametrize(
+    "utf8,expected",
+    [
+        # What protobuf's text_format.MessageToString wrote for this path, measured with each version.
+        (
+            False,
+            'model_checkpoint_path: "m\\303\\266del\\001\\"\\177/ckpt-\\360\\237\\230\\200"\n',
+        ),  # 3.20, 4.25
+        (True, 'model_checkpoint_path: "m\u00f6del\\001\\"\\177/ckpt-\U0001f600"\n'),  # 5.26 to 7.36
+    ],
+)
+def test_non_ascii_is_written_as_each_protobuf_writes_it(utf8, expected):
+    """protobuf 5.26+ (TF 2.16+) writes non-ASCII as UTF-8, earlier ones as octal escapes; both read back."""
+    path = 'm\u00f6del\x01"\x7f/ckpt-\U0001f600'
+    data = state_file.encode_state(CheckpointState(path, (), (), 0.0), utf8=utf8)
+    assert data == expected.encode("utf-8")
+    assert state_file.parse_state(data + b'all_model_checkpoint_paths: "x"\n').model_checkpoint_path == path
+
+
+def test_the_installed_protobuf_decides_the_default():
+    """Without `utf8=`, the state file is written as the protobuf installed here would write it."""
+    from importlib import metadata
+
+    try:
+        version = tuple(int(p) for p in metadata.version("protobuf").split(".")[:2])
+    except metadata.PackageNotFoundError:
+        version = None
+    state = CheckpointState("\u00e9", ("\u00e9",), (), 0.0)
+    assert state_file.encode_state(state) == state_file.encode_state(
+        state, utf8=version is not None and version >= (5, 26)
+    )

@@ -15,6 +15,7 @@ rarely used escapes (`\\u`, `\\U`, unknown ones) that no writer emits.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import re
@@ -175,16 +176,45 @@ def parse_state(data: bytes) -> CheckpointState:
     )
 
 
-def _quote(text: str) -> str:
+# protobuf 5.26 and later (what TF 2.16+ installs) write non-ASCII text as UTF-8, not as octal escapes.
+_UTF8_FROM = (5, 26)
+
+
+@functools.cache
+def protobuf_writes_utf8() -> bool:
+    """Whether the protobuf installed here writes non-ASCII as UTF-8 (5.26+); False when there is none.
+
+    Read from the installed distribution's version, without importing it.
+    """
+    from importlib import metadata
+
+    try:
+        version = metadata.version("protobuf")
+    except metadata.PackageNotFoundError:
+        return False
+    parts = re.findall(r"\d+", version)[:2]
+    return tuple(int(p) for p in parts) >= _UTF8_FROM if len(parts) == 2 else False
+
+
+def _quote(text: str, utf8: bool) -> str:
+    if utf8:
+        return '"' + "".join(_QUOTED[ord(c)] if ord(c) < 0x80 else c for c in text) + '"'
     return '"' + "".join(_QUOTED[b] for b in text.encode("utf-8")) + '"'
 
 
-def encode_state(state: CheckpointState) -> bytes:
-    """The text of `state`, byte for byte as TF's `text_format.MessageToString` writes it."""
+def encode_state(state: CheckpointState, *, utf8: Optional[bool] = None) -> bytes:
+    """The text of `state`, byte for byte as TF's `text_format.MessageToString` writes it.
+
+    Args:
+      state: what to write.
+      utf8: write non-ASCII as UTF-8 (protobuf 5.26+) rather than octal escapes (earlier); None: as the
+        protobuf installed here writes it (`protobuf_writes_utf8`), so the file is the one TF would write.
+    """
+    utf8 = protobuf_writes_utf8() if utf8 is None else utf8
     lines = []
     if state.model_checkpoint_path:  # proto3: default values are not written
-        lines.append(f"model_checkpoint_path: {_quote(state.model_checkpoint_path)}")
-    lines += [f"all_model_checkpoint_paths: {_quote(p)}" for p in state.all_model_checkpoint_paths]
+        lines.append(f"model_checkpoint_path: {_quote(state.model_checkpoint_path, utf8)}")
+    lines += [f"all_model_checkpoint_paths: {_quote(p, utf8)}" for p in state.all_model_checkpoint_paths]
     lines += [f"all_model_checkpoint_timestamps: {float(t)!r}" for t in state.all_model_checkpoint_timestamps]
     preserved = float(state.last_preserved_timestamp)
     if preserved != 0 or math.copysign(1.0, preserved) < 0:  # -0.0 is not the default
