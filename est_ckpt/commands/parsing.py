@@ -136,26 +136,24 @@ def choice(values: Sequence[str]) -> Callable[[str], str]:
     return parse
 
 
-def non_negative_float(value: str) -> float:
-    """A `type=` for a number >= 0 (`inf` included, `nan` not)."""
+def _number(value: str, ok: Callable[[float], bool], expected: str) -> float:
     try:
         number = float(value)
     except ValueError:
         number = math.nan
-    if not number >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0 (got {value!r})")
+    if not ok(number):
+        raise argparse.ArgumentTypeError(f"must be {expected} (got {value!r})")
     return number
+
+
+def non_negative_float(value: str) -> float:
+    """A `type=` for a number >= 0 (`inf` included, `nan` not)."""
+    return _number(value, lambda n: n >= 0, "a number >= 0")
 
 
 def positive_float(value: str) -> float:
     """A `type=` for a finite number > 0."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not 0 < number < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0 (got {value!r})")
-    return number
+    return _number(value, lambda n: 0 < n < math.inf, "a number of seconds > 0")
 
 
 def non_empty(what: str) -> Callable[[str], str]:

@@ -94,7 +94,7 @@ def destination(src_prefix: str, dst: str, *, force: bool, inputs: Sequence[str]
     return Destination(prefix, fileio.dirname(prefix) or ".", tuple(existing))
 
 
-def check_sources(referenced: Iterable[tuple[bundle.Bundle, bundle.Entry]], dst_prefix: str) -> int:
+def check_sources(referenced: Iterable[tuple[bundle.Bundle, bundle.Entry]], dst_prefix: str) -> None:
     """Checks the CRC32C of every stored tensor a new index will point at, in the file it lives in now.
 
     Linking a shard shares bytes it never reads: without this, a damaged
@@ -106,14 +106,10 @@ def check_sources(referenced: Iterable[tuple[bundle.Bundle, bundle.Entry]], dst_
         part's) entry the new index reuses.
       dst_prefix: the destination, named in the error.
 
-    Returns:
-      The bytes checked.
-
     Raises:
       CorruptCheckpointError: a tensor's bytes are truncated or fail their CRC32C, naming its file and key.
     """
     seen: set[tuple[int, str, int, int]] = set()
-    checked = 0
     for b, entry in referenced:
         where = (id(b), entry.key, entry.shard_id, entry.offset)
         if entry.slices or where in seen:
@@ -126,8 +122,6 @@ def check_sources(referenced: Iterable[tuple[bundle.Bundle, bundle.Entry]], dst_
                 f"{e} Nothing was written to {dst_prefix}: restore the source from a good copy "
                 "(`est-ckpt verify` lists every damaged tensor)."
             ) from None
-        checked += entry.size
-    return checked
 
 
 def verify_written(prefix: str, header: bytes, rows: dict[bytes, bytes], shard_sizes: Sequence[int]) -> None:
