@@ -50,9 +50,23 @@ class _SkipWhereMissing:
     def find_spec(self, fullname, path, target=None):
         del path, target
         top = fullname.partition(".")[0]
-        if top in _NEEDS and not _INSTALLED[top]:
+        if top in _NEEDS and not _INSTALLED[top] and not _asked_by_the_library():
             pytest.skip(f"needs {_NEEDS[top]} (not installed here)", allow_module_level=True)
         return None
+
+
+_LIBRARY = os.path.join(_ROOT, "est_ckpt") + os.sep
+
+
+def _asked_by_the_library() -> bool:
+    """Whether est_ckpt itself (not a test) imports or looks for the module: then it fails as for users."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith("<frozen importlib") and "importlib" not in filename:
+            return filename.startswith(_LIBRARY)
+        frame = frame.f_back
+    return False
 
 
 def _installed(module: str) -> bool:
@@ -66,6 +80,46 @@ if not all(_INSTALLED.values()):
     sys.meta_path.insert(0, _SkipWhereMissing())
 
 
+def _keras_major() -> int:
+    """The major version `tf.keras` is here, read from the installed distributions (TF is not imported).
+
+    2 up to TF 2.15, 3 from TF 2.16 on, 2 again where tf-keras is installed and
+    `TF_USE_LEGACY_KERAS=1` asks for it; 0 without any Keras.
+    """
+    from importlib import metadata
+
+    if _INSTALLED["tf_keras"] and os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true"):
+        return 2
+    try:
+        return int(metadata.version("keras").split(".")[0])
+    except metadata.PackageNotFoundError:
+        return 0
+
+
+_KERAS_MAJOR = _keras_major()
+
+# What each marker needs, whether this environment has it, and the skip reason where it does not.
+_MARKERS = {
+    "tensorflow": (_INSTALLED["tensorflow"], f"needs {_NEEDS['tensorflow']} (not installed here)"),
+    "estimator": (
+        _INSTALLED["tensorflow_estimator"],
+        f"needs {_NEEDS['tensorflow_estimator']} (TF <= 2.15; not installed here)",
+    ),
+    "keras2": (
+        _INSTALLED["tensorflow"] and _KERAS_MAJOR == 2,
+        "needs tf.keras 2 (TF <= 2.15, or tf-keras): tf.compat.v1.layers, legacy optimizers, Keras 2 layouts",
+    ),
+    "keras3": (
+        _INSTALLED["tensorflow"] and _KERAS_MAJOR >= 3,
+        "needs Keras 3 as tf.keras (TF 2.16+)",
+    ),
+    "without_tensorflow": (
+        not _INSTALLED["tensorflow"],
+        "checks the TF-free install; TensorFlow is installed here",
+    ),
+}
+
+
 class CheckpointCache:
     """Callable building each fixture on first request, then caching it."""
 
@@ -76,6 +130,9 @@ class CheckpointCache:
     def __call__(self, name: str, **kwargs) -> str:
         if name not in _fx.FIXTURES:
             raise KeyError(f"unknown checkpoint fixture {name!r}; known: {sorted(_fx.FIXTURES)}")
+        need = _fx.FIXTURE_NEEDS.get(name)
+        if need and not _MARKERS[need][0]:
+            pytest.skip(f"checkpoint fixture {name!r} {_MARKERS[need][1]}")
         key = (name, tuple(sorted(kwargs.items())))
         if key not in self._cache:
             suffix = "".join(f"-{k}{v}" for k, v in key[1])
@@ -120,30 +177,27 @@ del _name
 
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "tensorflow: needs TensorFlow (the [estimator] extra); skipped without it"
-    )
-    config.addinivalue_line(
-        "markers", "estimator: needs tensorflow-estimator (TF <= 2.15); skipped without it"
-    )
-    config.addinivalue_line(
-        "markers", "without_tensorflow: checks the TF-free install; runs only without TensorFlow"
-    )
+    for line in (
+        "tensorflow: needs TensorFlow (the [estimator] extra); skipped without it",
+        "estimator: needs tensorflow-estimator (TF <= 2.15); skipped without it",
+        "keras2: needs tf.keras 2 (TF <= 2.15 or tf-keras); skipped where tf.keras is Keras 3",
+        "keras3: needs Keras 3 as tf.keras (TF 2.16+); skipped elsewhere",
+        "without_tensorflow: checks the TF-free install; runs only without TensorFlow",
+    ):
+        config.addinivalue_line("markers", line)
 
 
 def pytest_collection_modifyitems(config, items):
     del config
     for item in items:
-        if item.get_closest_marker("tensorflow") and not _INSTALLED["tensorflow"]:
-            item.add_marker(pytest.mark.skip(reason=f"needs {_NEEDS['tensorflow']} (not installed here)"))
-        if item.get_closest_marker("estimator") and not _INSTALLED["tensorflow_estimator"]:
-            item.add_marker(
-                pytest.mark.skip(reason=f"needs {_NEEDS['tensorflow_estimator']} (not installed here)")
-            )
-        if item.get_closest_marker("without_tensorflow") and _INSTALLED["tensorflow"]:
-            item.add_marker(
-                pytest.mark.skip(reason="checks the TF-free install; TensorFlow is installed here")
-            )
+        # A test parametrized over checkpoint fixtures needs what each fixture's builder needs.
+        callspec = getattr(item, "callspec", None)
+        for value in callspec.params.values() if callspec else ():
+            if isinstance(value, str) and value in _fx.FIXTURE_NEEDS:
+                item.add_marker(_fx.FIXTURE_NEEDS[value])
+        for name, (available, reason) in _MARKERS.items():
+            if item.get_closest_marker(name) and not available:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture

@@ -630,6 +630,28 @@ FIXTURES = {
 # (Estimator model dir; use tf.train.latest_checkpoint on it).
 FIXTURE_KINDS = {name: ("model_dir" if name.startswith("estimator_") else "prefix") for name in FIXTURES}
 
+
+def installed(distribution: str) -> bool:
+    """Whether a distribution is installed (without importing it, and without the conftest's import skips)."""
+    from importlib import metadata
+
+    try:
+        metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+HAS_ESTIMATOR = installed("tensorflow-estimator")
+
+# What a builder needs beyond TensorFlow (a pytest marker of conftest.py): tests parametrized
+# over these names get the marker, so they are skipped, saying why, where it is missing.
+FIXTURE_NEEDS = {
+    "estimator_tf1": "estimator",
+    "estimator_tf2": "estimator",
+    "adam_tf2": "keras2",  # tf.keras.optimizers.legacy.Adam
+}
+
 _VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 _SAVE_COUNTER = "save_counter" + _VV
 _GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"

@@ -151,6 +151,7 @@ def test_bit_flipped_data(tf1_copy):
     assert_verify_fails(tf1_copy, shard, f"'{key}'")
 
 
+@pytest.mark.estimator
 def test_missing_data_shard(model_dir):
     """A missing .data shard raises CheckpointNotFoundError naming the shard and what to copy."""
     shard = os.path.join(model_dir, "model.ckpt-1.data-00000-of-00002")
@@ -185,6 +186,7 @@ def test_index_that_is_a_directory(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.estimator
 def test_state_file_pointing_nowhere(model_dir):
     """A state file naming a missing checkpoint falls back to the newest complete one; verify flags the state file."""
     with open(os.path.join(model_dir, "checkpoint"), "w") as f:
@@ -217,6 +219,7 @@ def test_state_file_naming_only_missing_checkpoints(tmp_path):
     assert "model.ckpt-9" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.estimator
 def test_stale_state_file_skips_an_incomplete_newest(model_dir):
     """With a stale state file, the newest prefix whose shards are all there is used, not a newer broken one."""
     with open(os.path.join(model_dir, "checkpoint"), "w") as f:
@@ -229,6 +232,7 @@ def test_stale_state_file_skips_an_incomplete_newest(model_dir):
     assert proc.returncode == 0 and expected in proc.stdout
 
 
+@pytest.mark.estimator
 def test_garbage_state_file(model_dir):
     """A state file that is not text, or whose value is not a string literal, is ignored, not a crash."""
     with open(os.path.join(model_dir, "checkpoint"), "wb") as f:
@@ -236,6 +240,7 @@ def test_garbage_state_file(model_dir):
     assert read_checkpoint(model_dir).prefix == os.path.join(model_dir, "model.ckpt-1")
 
 
+@pytest.mark.estimator
 def test_no_state_file_and_no_complete_checkpoint(model_dir):
     """When every checkpoint in a directory is incomplete, the error says so; verify reports the newest's damage."""
     os.remove(os.path.join(model_dir, "checkpoint"))
@@ -286,6 +291,7 @@ def test_special_files_neither_block_nor_exhaust_memory(tf1_copy, which, alarm):
     assert_verify_fails(tf1_copy, path, "not a regular file")
 
 
+@pytest.mark.estimator
 def test_state_file_that_is_a_fifo_is_ignored(model_dir, alarm):
     """A `checkpoint` state file that is a FIFO is skipped (it would block), falling back to the newest checkpoint."""
     state = os.path.join(model_dir, "checkpoint")

@@ -22,6 +22,8 @@ tf1 = tf.compat.v1
 import est_ckpt  # noqa: E402
 from est_ckpt.tf import flags as ckpt_flags  # noqa: E402
 
+pytestmark = pytest.mark.estimator
+
 CONFIG = dict(tf_random_seed=7, save_summary_steps=10**9, log_step_count_steps=None)
 X = [[1.0, 2.0], [3.0, -1.0], [0.5, 0.5], [-1.0, 2.0]]
 COLS = [tf.feature_column.numeric_column("x", shape=[2])]

@@ -109,6 +109,7 @@ def test_partitioned_parts_in_tf2_share_a_full_name(ckpts):
     assert sorted(info.duplicate_names["emb"]) == [f"var_list/emb.Spart_{i}{_VV}" for i in range(3)]
 
 
+@pytest.mark.keras2
 def test_slot_variables(ckpts):
     """Slot variables record their variable's path, the optimizer's path and the slot name."""
     info = est_ckpt.read_checkpoint(ckpts("adam_tf2"))
@@ -119,6 +120,7 @@ def test_slot_variables(ckpts):
     assert sum(t.slot is not None for t in info.tensors.values()) == 8
 
 
+@pytest.mark.keras2
 def test_keras_functional_keys(ckpts):
     """A Keras functional model's variables are tracked as `layer_with_weights-N`."""
     info = est_ckpt.read_checkpoint(ckpts("keras_functional"))
@@ -135,6 +137,7 @@ def test_dtype_names(ckpts):
     assert info.tensors["t_complex128"].dtype == "complex128"
 
 
+@pytest.mark.estimator
 def test_estimator_tf2_dir_has_two_shards(ckpts):
     """The guide's TF2 Estimator checkpoint is sharded in two data files and reads whole."""
     info = est_ckpt.read_checkpoint(ckpts("estimator_tf2"))
@@ -144,6 +147,7 @@ def test_estimator_tf2_dir_has_two_shards(ckpts):
 
 
 class TestResolve:
+    @pytest.mark.estimator
     def test_model_dir_prefix_index_and_data(self, ckpts):
         """A model dir, a prefix and its `.index` / `.data-*` files all resolve to the prefix."""
         import tensorflow as tf
@@ -160,12 +164,14 @@ class TestResolve:
         shutil.copytree(ckpts("estimator_tf1"), dst)
         return str(dst)
 
+    @pytest.mark.estimator
     def test_missing_state_file_falls_back_to_newest_complete_prefix(self, ckpts, tmp_path):
         """Without a `checkpoint` file the newest complete prefix on disk is used."""
         d = self._copy_dir(ckpts, tmp_path)
         os.remove(os.path.join(d, "checkpoint"))
         assert est_ckpt.resolve_checkpoint(d) == os.path.join(d, "model.ckpt-1")
 
+    @pytest.mark.estimator
     def test_stale_state_file_falls_back(self, ckpts, tmp_path):
         """A state file naming a deleted checkpoint does not hide the ones on disk."""
         d = self._copy_dir(ckpts, tmp_path)
@@ -173,6 +179,7 @@ class TestResolve:
             f.write('model_checkpoint_path: "model.ckpt-99"\nall_model_checkpoint_paths: "model.ckpt-99"\n')
         assert est_ckpt.resolve_checkpoint(d) == os.path.join(d, "model.ckpt-1")
 
+    @pytest.mark.estimator
     def test_incomplete_newest_prefix_is_skipped(self, ckpts, tmp_path):
         """A newer prefix whose data shard is missing is not taken as the latest."""
         d = self._copy_dir(ckpts, tmp_path)

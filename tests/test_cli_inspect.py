@@ -94,6 +94,7 @@ def test_inspect_values(ckpts):
     assert "t_string" in every_dtype and "array(" not in every_dtype
 
 
+@pytest.mark.estimator
 def test_inspect_human_output(ckpts):
     """The text output is a line with prefix and format, then key, dtype, shape and name."""
     model_dir = ckpts("estimator_tf2")

@@ -117,6 +117,7 @@ def test_tf2_to_tf1_keys_are_full_names(ckpts, tf, tmp_path, name):
             assert _same_bits(after[name_], np.concatenate([before[k] for k in parts])), name_
 
 
+@pytest.mark.estimator
 def test_estimator_layout_matches_tf_object_graph_bytes(ckpts, tf, tmp_path):
     """Converting the guide's TF1 Estimator checkpoint writes the object graph bytes TF writes for the same objects.
 
@@ -141,6 +142,7 @@ def convert_checkpoint_dir(model_dir: str, tmp_path) -> str:
     return est_ckpt.convert_checkpoint(model_dir, str(tmp_path / "model") + "/", to="tf2")
 
 
+@pytest.mark.estimator
 def test_estimator_with_tf2_scaffold_continues_from_converted_legacy_dir(ckpts, tf, tmp_path):
     """An Estimator whose scaffold saves `Checkpoint(var_list=..., step=...)` resumes a converted legacy model dir."""
     dst = convert_checkpoint_dir(ckpts("estimator_tf1"), tmp_path)
@@ -300,6 +302,7 @@ def test_state_file_makes_destination_the_latest(ckpts, tf, tmp_path):
     assert state.model_checkpoint_path == lonely and list(state.all_model_checkpoint_paths) == [lonely]
 
 
+@pytest.mark.estimator
 def test_conversion_into_a_new_directory_writes_its_state_file(ckpts, tf, tmp_path, monkeypatch):
     """DST in a directory that does not exist yet gets a `checkpoint` state file: TF finds it, Estimator continues."""
     monkeypatch.chdir(tmp_path)
@@ -334,6 +337,7 @@ def test_duplicate_and_empty_names_are_listed(ckpts, tmp_path):
     assert sorted(checkpoint.read_checkpoint(dst).tensors) == ["c", "module/d", "v/a", "v/b"]
 
 
+@pytest.mark.keras2
 def test_underivable_slots_are_skipped_only_on_request(ckpts, tmp_path):
     """Slots whose names are duplicates get TF1 slot names derived from their variable; others need the skip flag."""
     info = checkpoint.read_checkpoint(ckpts.prefix("adam_tf2"))
@@ -459,6 +463,7 @@ def test_tf_warm_start_finds_every_name_in_converted_output(ckpts, tf, tmp_path)
     np.testing.assert_array_equal(got_kernel, np.arange(8, dtype=np.float32).reshape(4, 2) + 100)
 
 
+@pytest.mark.estimator
 def test_make_tf2_scaffold_resumes_converted_partitioned_model_dir(tf, tmp_path):
     """An Estimator using `make_tf2_scaffold()` resumes a converted legacy dir whose variable is partitioned."""
     pytest.importorskip("est_ckpt.tf.scaffold")

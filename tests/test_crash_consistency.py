@@ -291,6 +291,7 @@ def _wait_for_step(directory: str, beyond: int, timeout: float) -> None:
     raise AssertionError(f"{directory}: no checkpoint beyond step {beyond} within {timeout} s")
 
 
+@pytest.mark.estimator
 def test_training_killed_at_random_moments_restores_and_resumes(tf, zygote, tmp_path):
     """After every SIGKILL both checkpoint dirs restore to their latest step, lose nothing, and training resumes."""
     rng = random.Random(SEED)
@@ -471,6 +472,7 @@ def test_convert_killed_at_every_step_leaves_src_and_dst_whole(ckpts, tmp_path, 
     assert set(outcomes) == ({"old", "absent", "new"} if replace else {"absent", "new"}), outcomes
 
 
+@pytest.mark.estimator
 def test_tf1_copy_keeps_keep_checkpoint_max_across_restarts(tf, zygote, tmp_path):
     """Restarted training deletes old name-based copies too: `tf1/` keeps at most keep_checkpoint_max."""
     model_dir = str(tmp_path / "model")
@@ -483,6 +485,7 @@ def test_tf1_copy_keeps_keep_checkpoint_max_across_restarts(tf, zygote, tmp_path
         assert len(kept) <= KEEP, f"{directory} keeps {kept}"
 
 
+@pytest.mark.estimator
 def test_dual_save_killed_at_every_step_of_the_name_based_copy(tf, zygote, tmp_path):
     """Training killed before each step of the `tf1/` copy: both dirs restore to their latest step; training resumes.
 
@@ -536,6 +539,7 @@ def test_dual_save_killed_at_every_step_of_the_name_based_copy(tf, zygote, tmp_p
 # -- distributed restart ------------------------------------------------------------------------
 
 
+@pytest.mark.estimator
 def test_chief_killed_after_a_save_restarts_and_resumes_with_no_worker_error(ckpts, tmp_path):
     """SIGKILL the chief of a chief/worker/ps cluster after a save: restarted, it resumes from that step."""
     from tests.test_scaffold_distributed import (

@@ -53,6 +53,7 @@ def test_tf1_and_tf2_of_the_same_variables_are_equal(ckpts):
     assert to_json(result) == {"only_in_a": [], "only_in_b": [], "changed": []}
 
 
+@pytest.mark.estimator
 def test_step_matches_global_step_across_formats(ckpts, tmp_path):
     """`global_step` matches the TF2 root's `step`, and a conversion's output equals its source."""
     src = ckpts.prefix("estimator_tf1")

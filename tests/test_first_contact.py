@@ -216,8 +216,10 @@ def keras_files(tmp_path_factory):
     """A small tf.keras model's files: weights as HDF5 (`.h5`), the model as `.keras`, and a SavedModel."""
     tf = pytest.importorskip("tensorflow")
     root = tmp_path_factory.mktemp("keras")
-    model = tf.keras.Sequential([tf.keras.layers.Dense(3, input_shape=(4,), name="dense")])
-    model.save_weights(str(root / "model.h5"))
+    model = tf.keras.Sequential([tf.keras.Input(shape=(4,)), tf.keras.layers.Dense(3, name="dense")])
+    model.save(
+        str(root / "model.h5")
+    )  # HDF5, as Keras 2's `save_weights` and Keras 3's legacy `save` write it
     model.save(str(root / "model.keras"))
     shutil.copy(root / "model.h5", root / "weights_without_suffix")
     module = tf.Module()

@@ -121,6 +121,7 @@ def test_unscoped_scoped_ckpt_names(ckpts):
     assert names["unscoped/1" + VV] == "b"
 
 
+@pytest.mark.estimator
 def test_estimator_tf1_dir(ckpts):
     import tensorflow as tf
 
@@ -133,6 +134,7 @@ def test_estimator_tf1_dir(ckpts):
     assert len(_data_files(latest)) == 1
 
 
+@pytest.mark.estimator
 def test_estimator_tf2_dir_sharded(ckpts):
     import tensorflow as tf
 
@@ -151,6 +153,7 @@ def test_estimator_tf2_dir_sharded(ckpts):
     assert _object_graph_names(latest) == {"var_list/var" + VV: "var", "step" + VV: "global_step"}
 
 
+@pytest.mark.estimator
 def test_estimator_tf2_get_variable_value(ckpts):
     import tensorflow as tf
 
@@ -218,6 +221,7 @@ def test_adam_ckpt(ckpts):
     assert reader.get_variable_to_shape_map()["w/Adam_1"] == [3, 2]
 
 
+@pytest.mark.keras2
 def test_adam_tf2_ckpt_has_optimizer_slots(ckpts):
     prefix = ckpts("adam_tf2")
     keys = _keys(prefix)
@@ -235,6 +239,7 @@ def test_adam_tf2_ckpt_has_optimizer_slots(ckpts):
     assert len(keys) == 4 + 8 + 5 + 2
 
 
+@pytest.mark.keras2
 def test_keras_functional_ckpt(ckpts):
     prefix = ckpts("keras_functional")
     assert _keys(prefix) == {

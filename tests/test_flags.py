@@ -10,8 +10,10 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from est_ckpt.tf import flags as ckpt_flags
-from est_ckpt.tf.flags import CheckpointFlags
+pytest.importorskip("tensorflow")  # est_ckpt.tf is the TensorFlow layer.
+
+from est_ckpt.tf import flags as ckpt_flags  # noqa: E402
+from est_ckpt.tf.flags import CheckpointFlags  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -220,6 +222,7 @@ def legacy_dir(tf, tmp_path_factory) -> str:
     return directory
 
 
+@pytest.mark.estimator
 def test_warm_start_from_flags_builds_settings(tf, legacy_dir):
     """The flags become est_ckpt's WarmStartSettings: a genuine tf.estimator.WarmStartSettings with the map."""
     fv = parse(
@@ -232,6 +235,7 @@ def test_warm_start_from_flags_builds_settings(tf, legacy_dir):
     assert settings.assignment_map == {"old/": "new/"}
 
 
+@pytest.mark.estimator
 def test_warm_start_from_flags_warm_starts_an_estimator(tf, legacy_dir, tmp_path):
     """`Estimator(warm_start_from=warm_start_from_flags())` initialises the renamed variable from the checkpoint."""
     v1 = tf.compat.v1

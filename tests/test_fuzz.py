@@ -57,6 +57,8 @@ if _ROOT not in sys.path:
 
 from est_ckpt.format import bundle, checkpoint, keys, reader, table, tensors, wire  # noqa: E402
 
+pytestmark = pytest.mark.estimator
+
 MUTANTS = int(os.environ.get("EST_CKPT_FUZZ_MUTANTS", "900"))
 SEED = int(os.environ.get("EST_CKPT_FUZZ_SEED", "20261126"))
 CALL_TIMEOUT = 30  # seconds per library call in the worker: a hang detector, far above any real call

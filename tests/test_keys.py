@@ -76,6 +76,7 @@ def test_keys_tf_writes_for_dotted_names_parse_back(ckpts):
     assert found == set(DOTTED_NAMES)
 
 
+@pytest.mark.keras2
 def test_slot_keys_tf_writes_parse(ckpts):
     """The `.OPTIMIZER_SLOT` keys TF writes parse into variable path, optimizer path and slot."""
     import tensorflow as tf

@@ -158,6 +158,7 @@ def test_mismatch_names_variable_shapes_dtypes_and_key(ckpts):
     assert "'b' [2] float64 <- 'b' [2] float32" in str(e.value)
 
 
+@pytest.mark.keras2
 def test_object_based_full_names_and_object_paths(ckpts):
     """Sources may be a recorded full_name or an object path, with or without the VARIABLE_VALUE tail."""
     plan = mapping.plan_mapping(
@@ -226,6 +227,7 @@ def test_parts_along_any_axis_and_parts_of_slots(ckpts):
         mapping.key_for_name(gap, "emb")
 
 
+@pytest.mark.keras2
 def test_targets_from_checkpoint_skip_bookkeeping(ckpts):
     """Targets read from a tf2 checkpoint leave out slots, save_counter and the graph, and join parts."""
     names = [t.name for t in mapping.targets_from_checkpoint(est_ckpt.read_checkpoint(ckpts("adam_tf2")))]

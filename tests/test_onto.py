@@ -78,6 +78,7 @@ def _graph_entry(prefix: str) -> bytes:
     return info.read_tensor(keys.OBJECT_GRAPH_KEY).item()
 
 
+@pytest.mark.keras2
 @pytest.mark.parametrize("how", ["write", "save"])
 def test_tf1_onto_keras_checkpoint(tf, tmp_path, how):
     """A TF1 graph checkpoint onto `Checkpoint(model=m).write` / `.save`: the template's layout, SRC's values.
@@ -109,6 +110,7 @@ def test_tf1_onto_keras_checkpoint(tf, tmp_path, how):
     np.testing.assert_array_equal(model.layers[0].bias.numpy(), values["dense/bias"])
 
 
+@pytest.mark.keras2
 def test_tf1_onto_keras_save_weights(tf, tmp_path):
     """Onto a `model.save_weights` template: `load_weights(DST)` consumes every value and gets SRC's weights."""
     src = str(tmp_path / "src" / "model.ckpt")
@@ -125,6 +127,7 @@ def test_tf1_onto_keras_save_weights(tf, tmp_path):
     np.testing.assert_array_equal(model.layers[0].bias.numpy(), values["dense/bias"])
 
 
+@pytest.mark.keras2
 def test_keras_onto_tf1_saver_template(tf, tmp_path):
     """The way back: an eager Keras checkpoint onto a TF1 Saver template; `Saver().restore` reads it."""
     tf1 = tf.compat.v1
@@ -151,6 +154,7 @@ def test_keras_onto_tf1_saver_template(tf, tmp_path):
     assert got[2] == template_values["global_step"] == 42
 
 
+@pytest.mark.keras2
 def test_assignment_map_and_rename_rules(tf, tmp_path):
     """Renamed sources map through `assignment_map` or `rename_rules`, as `map` plans them."""
     src = str(tmp_path / "src" / "model.ckpt")
@@ -169,6 +173,7 @@ def test_assignment_map_and_rename_rules(tf, tmp_path):
     np.testing.assert_array_equal(model.layers[0].kernel.numpy(), values["old/kernel"])
 
 
+@pytest.mark.keras2
 def test_errors_name_the_key_and_write_nothing(tf, tmp_path):
     """Unmapped (with the closest source names), mismatched, existing DST: one error naming the key, nothing written."""
     like = tf.train.Checkpoint(model=_keras_model(tf)).save(str(tmp_path / "tpl" / "ckpt"))
@@ -209,6 +214,7 @@ def test_to_and_like_exclude_each_other(tf, tmp_path):
     assert not os.path.exists(tmp_path / "x.index")
 
 
+@pytest.mark.keras2
 def test_shards_are_linked_not_copied(tf, tmp_path):
     """Index only: DST's shards are SRC's and TEMPLATE's data files by hard link, nothing copied."""
     src = str(tmp_path / "src" / "model.ckpt")
@@ -231,6 +237,7 @@ def _cli(*args, check_rc=None):
     return proc
 
 
+@pytest.mark.keras2
 def test_cli_like_json_is_the_map_plan(tf, tmp_path):
     """`convert --like --json` prints the plan `map --target --json` shows; `--to` with `--like` is exit 2."""
     src = str(tmp_path / "src" / "model.ckpt")

@@ -18,6 +18,8 @@ import pytest
 import est_ckpt
 from est_ckpt.tools import onto
 
+pytestmark = pytest.mark.estimator
+
 
 @pytest.fixture(scope="module")
 def tf():

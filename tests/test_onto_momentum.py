@@ -22,6 +22,8 @@ from tests.onto_models import keras as _keras
 from tests.onto_models import keras_step as _keras_step
 from tests.onto_models import train_tf1 as _train_tf1
 
+pytestmark = pytest.mark.keras2
+
 _LR, _MOMENTUM = 0.1, 0.9
 
 

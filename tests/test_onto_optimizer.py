@@ -31,6 +31,7 @@ def tf():
     return pytest.importorskip("tensorflow")
 
 
+@pytest.mark.keras2
 @pytest.mark.parametrize("name", sorted(_OPTIMIZERS))
 def test_tf1_optimizer_onto_keras_optimizer(tf, tmp_path, name):
     """Slots and step count carry over: assert_consumed, and one more step agrees within 1e-6."""
@@ -66,6 +67,7 @@ def test_tf1_optimizer_onto_keras_optimizer(tf, tmp_path, name):
     np.testing.assert_allclose(model.layers[0].bias.numpy(), expected["dense/bias"], atol=1e-6, rtol=0)
 
 
+@pytest.mark.keras2
 def test_map_optimizer_state_shows_the_plan_convert_applies(tf, tmp_path):
     """`map --target TEMPLATE --optimizer_state --json` lists exactly what `convert --like --json` maps."""
     tf1_opt, keras_opt = _OPTIMIZERS["adam"]
@@ -93,6 +95,7 @@ def test_map_optimizer_state_shows_the_plan_convert_applies(tf, tmp_path):
     assert "optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE" in converted["kept"] == planned["kept"]
 
 
+@pytest.mark.estimator
 def test_estimator_model_fn_onto_keras_then_train_on(tf, tmp_path):
     """A TF1 `model_fn` trained by an Estimator with Adam, onto Keras: one more step each agrees within 1e-6."""
     tf1_opt, keras_opt = _OPTIMIZERS["adam"]

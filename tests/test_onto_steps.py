@@ -74,6 +74,7 @@ def _assert_weights(model, expected: dict):
     np.testing.assert_allclose(model.layers[0].bias.numpy(), expected["dense/bias"], atol=1e-6, rtol=0)
 
 
+@pytest.mark.keras2
 @pytest.mark.parametrize("name", sorted(_LEGACY))
 def test_tf1_optimizer_onto_legacy_keras_optimizer(tf, tmp_path, name):
     """Slots onto `.OPTIMIZER_SLOT/optimizer/<slot>`, `global_step` onto `iter`; one more step agrees."""
@@ -103,6 +104,7 @@ def test_tf1_optimizer_onto_legacy_keras_optimizer(tf, tmp_path, name):
     _assert_weights(model, _train_tf1(tf, tf1_opt, None, steps=1, restore=src))
 
 
+@pytest.mark.keras2
 @pytest.mark.parametrize("reset", [0, 5])
 def test_global_step_that_does_not_count_adam_steps_is_refused(tf, tmp_path, reset):
     """`global_step` reset (or counted elsewhere) against `beta1_power`: an error naming keys and values."""
@@ -122,6 +124,7 @@ def test_global_step_that_does_not_count_adam_steps_is_refused(tf, tmp_path, res
     assert not os.path.exists(tmp_path / "out")
 
 
+@pytest.mark.keras2
 def test_step_check_is_reported_when_the_template_has_no_beta(tf, tmp_path):
     """A TF 2.11+ Keras template keeps beta_1 out of its checkpoint: the check is reported as not made."""
     tf1_opt, keras_opt = _OPTIMIZERS["adam"]
@@ -145,6 +148,7 @@ def _keras_trained(tf, make_optimizer, steps: int):
     return model, optimizer
 
 
+@pytest.mark.keras2
 @pytest.mark.parametrize("name", sorted(_OPTIMIZERS))
 def test_keras_onto_tf1_graph_template(tf, tmp_path, name):
     """The way back: Saver.restore of DST plus one step equals one more Keras step (within 1e-6)."""
@@ -189,6 +193,7 @@ def test_keras_onto_tf1_graph_template(tf, tmp_path, name):
         np.testing.assert_allclose(after[key], value, atol=1e-6, rtol=0)
 
 
+@pytest.mark.keras2
 def test_momentum_onto_legacy_sgd_with_decay_is_refused(tf, tmp_path):
     """A legacy Keras SGD whose `decay` changes the learning rate with the step: the Momentum slots are refused."""
     src = str(tmp_path / "src" / "model.ckpt")
@@ -202,6 +207,7 @@ def test_momentum_onto_legacy_sgd_with_decay_is_refused(tf, tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
+@pytest.mark.keras2
 def test_centered_rmsprop_onto_plain_rmsprop_is_refused(tf, tmp_path):
     """A centered TF1 RMSProp (mean gradient in `RMSProp_1`) onto a plain Keras RMSprop: an error naming it."""
     src = str(tmp_path / "src" / "model.ckpt")
@@ -212,6 +218,7 @@ def test_centered_rmsprop_onto_plain_rmsprop_is_refused(tf, tmp_path):
         est_ckpt.convert_checkpoint(src, str(tmp_path / "out" / "ckpt"), like=like)
 
 
+@pytest.mark.keras2
 def test_centered_rmsprop_onto_centered_keras_rmsprop(tf, tmp_path):
     """Centered on both sides: the mean gradient and the momentum find their slots; one more step agrees."""
     tf1_opt = lambda tf1: tf1.train.RMSPropOptimizer(0.01, momentum=0.5, epsilon=1e-7, centered=True)  # noqa: E731
@@ -274,6 +281,7 @@ def test_whole_source_onto_template_in_parts_is_refused(tf, tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
+@pytest.mark.keras2
 def test_cli_way_back_json_lists_the_derived_powers(tf, tmp_path):
     """`convert --like --json` onto a TF1 Adam template lists `beta1_power`/`beta2_power` under `computed`."""
     import json
@@ -315,6 +323,7 @@ def test_cli_way_back_json_lists_the_derived_powers(tf, tmp_path):
     assert reader.get_tensor("beta1_power") == np.float32(out["computed"]["beta1_power"])
 
 
+@pytest.mark.keras2
 def test_keras_sgd_momentum_onto_legacy_keras_sgd(tf, tmp_path):
     """Keras SGD's velocity means the same in the TF 2.11+ (`m/<v>`) and legacy (`.OPTIMIZER_SLOT/.../momentum`) optimizer."""
     model, optimizer = _keras_trained(tf, lambda tf: tf.keras.optimizers.SGD(0.1, momentum=0.9), steps=3)
@@ -337,6 +346,7 @@ def test_keras_sgd_momentum_onto_legacy_keras_sgd(tf, tmp_path):
     )
 
 
+@pytest.mark.keras2
 def test_plain_sgd_both_ways(tf, tmp_path):
     """TF1 GradientDescent and Keras SGD have no slots: the weights and the step count carry over both ways."""
     tf1_opt = lambda tf1: tf1.train.GradientDescentOptimizer(0.1)  # noqa: E731
@@ -355,6 +365,7 @@ def test_plain_sgd_both_ways(tf, tmp_path):
         np.testing.assert_array_equal(round_trip.get_tensor(key), source.get_tensor(key))
 
 
+@pytest.mark.keras2
 def test_way_back_without_a_step_keeps_the_template_powers(tf, tmp_path):
     """A Keras model checkpoint without an optimizer onto a TF1 Adam template: keep_unmapped keeps its powers."""
     like = str(tmp_path / "tpl" / "model.ckpt")
@@ -369,6 +380,7 @@ def test_way_back_without_a_step_keeps_the_template_powers(tf, tmp_path):
     assert out.get_tensor("beta1_power") == template.get_tensor("beta1_power")
 
 
+@pytest.mark.keras2
 def test_step_check_tolerates_float32_rounding_over_many_steps(tf, tmp_path):
     """300 Adam steps: beta ** 301 in float32, rounded 300 times, still agrees with `global_step`."""
     tf1_opt = lambda tf1: tf1.train.AdamOptimizer(0.001, beta1=0.9, beta2=0.999)  # noqa: E731
@@ -381,6 +393,7 @@ def test_step_check_tolerates_float32_rounding_over_many_steps(tf, tmp_path):
     assert [n.split(" agrees ")[0] for n in report.step_checks] == ["'global_step' = 300"] * 2
 
 
+@pytest.mark.keras2
 def test_cli_step_mismatch_is_one_line_and_exit_1(tf, tmp_path):
     """`est-ckpt convert --like` on a reset `global_step`: one line naming both keys on stderr, exit 1, no DST."""
     import subprocess
@@ -403,6 +416,7 @@ def test_cli_step_mismatch_is_one_line_and_exit_1(tf, tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
+@pytest.mark.keras2
 def test_legacy_keras_adam_onto_tf1_graph_template(tf, tmp_path):
     """The way back from a legacy Keras optimizer: `.OPTIMIZER_SLOT` m, v onto `Adam`, `Adam_1`; powers derived."""
     tf1_opt = _OPTIMIZERS["adam"][0]

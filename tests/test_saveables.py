@@ -171,6 +171,7 @@ TF2_KEYS = {
 TF2_KEYS.update({kind: TF2_KEYS["custom"] for kind in CUSTOM_OPS})
 
 
+@pytest.mark.estimator
 @pytest.mark.parametrize("kind", ["mutable", "dense", *CUSTOM_OPS, "static"])
 def test_state_through_fresh_legacy_tf1_copy_and_convert(kind, vocab, tmp_path):
     """Every layout saves and restores the state TF's default Saver does, under TF1's keys where name-based."""
@@ -222,6 +223,7 @@ def test_state_through_fresh_legacy_tf1_copy_and_convert(kind, vocab, tmp_path):
     assert _train(kind, vocab, converted, est_ckpt.make_tf2_scaffold, 1) == _expected(kind, 4)
 
 
+@pytest.mark.estimator
 def test_restore_idioms_on_the_scaffold_and_convert_output(tmp_path):
     """tf.train.Checkpoint(<same objects>) matches (and consumes) a scaffold's checkpoint and convert's."""
     fresh = str(tmp_path / "fresh")
@@ -271,6 +273,7 @@ def _dense_input_fn():
     return tf.data.Dataset.from_tensors(({"x": [[1.0, 2.0]]}, [[1.0]])).repeat()
 
 
+@pytest.mark.estimator
 def test_objects_layout_matches_checkpoint_and_keras_load_weights(tmp_path):
     """objects={'model': keras_model, ...}: assert_consumed with every object given, and Keras load_weights."""
     model_dir = str(tmp_path / "keras")
@@ -324,6 +327,7 @@ def _old_scaffold_dir(model_dir):
     assert "save_counter" + VV not in _values(model_dir)
 
 
+@pytest.mark.estimator
 def test_checkpoint_without_save_counter_still_restores(tmp_path):
     model_dir = str(tmp_path / "old")
     _old_scaffold_dir(model_dir)
@@ -339,6 +343,7 @@ def _vocab(tmp_path):
     return str(path)
 
 
+@pytest.mark.estimator
 def test_old_scaffold_dir_of_a_model_with_tables_names_the_unsaved_state(tmp_path):
     """Deliberate: the old scaffold never saved the tables; restarting says so instead of starting them empty."""
     model_dir = str(tmp_path / "old")
@@ -466,6 +471,7 @@ def test_objects_may_hold_a_saveable_object(tmp_path):
             assert sess.run(var) == 1001
 
 
+@pytest.mark.estimator
 def test_evaluate_and_export_saved_model_carry_the_table(tmp_path):
     """evaluate restores the object-based checkpoint; the exported SavedModel serves the trained table."""
     model_dir = str(tmp_path / "export")
@@ -489,6 +495,7 @@ def test_evaluate_and_export_saved_model_carry_the_table(tmp_path):
 EST_CKPT = os.path.join(os.path.dirname(sys.executable), "est-ckpt")
 
 
+@pytest.mark.estimator
 @pytest.mark.parametrize("kind", ["dense", "custom"])
 def test_cli_reads_the_state(kind, tmp_path):
     """inspect, verify, diff, map and convert (both ways) read checkpoints that hold tables and SaveableObjects."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import types
 
 import numpy as np
 import pytest
@@ -106,6 +107,7 @@ def _dense_model_fn(features, labels, mode):
     )
 
 
+@pytest.mark.estimator
 def test_two_way_estimator_eager_estimator(tmp_path):
     """Estimator saves the guide's layout, eager tf.train.Checkpoint restores and re-saves it, Estimator predicts from it."""
     model_dir = str(tmp_path / "model")
@@ -147,6 +149,7 @@ def test_two_way_estimator_eager_estimator(tmp_path):
     assert _values(model_dir)["step" + VV] == 11
 
 
+@pytest.mark.estimator
 def test_legacy_model_dir_continues_object_based(ckpts, tmp_path):
     """A model dir trained name-based continues with make_tf2_scaffold: step and values go on, saves are object-based."""
     model_dir = _copy_dir(ckpts("estimator_tf1"), tmp_path, "legacy")  # var = 2, global_step = 1
@@ -167,6 +170,7 @@ def test_legacy_model_dir_continues_object_based(ckpts, tmp_path):
     assert est.evaluate(_var_input_fn, steps=1)["global_step"] == 3
 
 
+@pytest.mark.estimator
 def test_tf1_scaffold_on_object_based_model_dir(ckpts, tmp_path):
     """make_tf1_scaffold restores an object-based model dir by its recorded names and saves name-based."""
     model_dir = _copy_dir(ckpts("estimator_tf2"), tmp_path, "objects")  # var_list/var = 4, step = 1
@@ -181,6 +185,7 @@ def test_tf1_scaffold_on_object_based_model_dir(ckpts, tmp_path):
     assert _values(latest) == {"var": 6.0, "global_step": 2}
 
 
+@pytest.mark.estimator
 def test_dual_save_feeds_a_tf1_consumer(tmp_path):
     """also_save_tf1 keeps a name-based copy per save in model_dir/tf1, state file and keep_checkpoint_max included."""
     model_dir = str(tmp_path / "dual")
@@ -220,6 +225,7 @@ def test_dual_save_feeds_a_tf1_consumer(tmp_path):
     assert os.stat(os.path.join(tf1_dir, tf1_data[0])).st_ino == os.stat(os.path.join(model_dir, data)).st_ino
 
 
+@pytest.mark.estimator
 def test_keep_checkpoint_every_n_hours_is_honoured(tmp_path):
     """RunConfig's keep_checkpoint_every_n_hours reaches the scaffold's saver (a tiny period keeps every checkpoint)."""
     kept = {}
@@ -260,6 +266,7 @@ def _indexes(directory):
     ],
     ids=["tf2", "tf1", "tf2+tf1_copy"],
 )
+@pytest.mark.estimator
 def test_config_given_to_the_scaffold_sets_retention_and_wins(tmp_path, make):
     """`config=` (the RunConfig model_fn receives) sets retention; a config other than the Estimator's wins;
     without `config=` the Estimator's RunConfig is still found (on the call stack)."""
@@ -282,12 +289,18 @@ def test_config_given_to_the_scaffold_sets_retention_and_wins(tmp_path, make):
 
 
 def test_config_sets_retention_where_no_estimator_is_found(tmp_path):
-    """Under a bare MonitoredTrainingSession only `config=` sets retention (else TF's Saver keeps 5)."""
+    """Under a bare MonitoredTrainingSession only `config=` sets retention (else TF's Saver keeps 5).
+
+    Without Estimator (TF 2.16+) any object with the two retention fields is the config.
+    """
     kept = {}
-    for name, kwargs in {
+    configs = {
         "none": {},
-        "config": {"config": tf.estimator.RunConfig(keep_checkpoint_max=1)},
-    }.items():
+        "config": {"config": types.SimpleNamespace(keep_checkpoint_max=1, keep_checkpoint_every_n_hours=1e4)},
+    }
+    if fixtures.HAS_ESTIMATOR:
+        configs["run_config"] = {"config": tf.estimator.RunConfig(keep_checkpoint_max=1)}
+    for name, kwargs in configs.items():
         checkpoint_dir = str(tmp_path / name)
         with tf.Graph().as_default():
             v = tf1.get_variable("var", shape=[], initializer=tf1.zeros_initializer())
@@ -304,9 +317,10 @@ def test_config_sets_retention_where_no_estimator_is_found(tmp_path):
                     sess.run(train_op)
         kept[name] = _indexes(checkpoint_dir)
     assert kept["none"] == [f"model.ckpt-{i}.index" for i in range(4)]
-    assert kept["config"] == ["model.ckpt-3.index"]
+    assert kept["config"] == kept.get("run_config", kept["config"]) == ["model.ckpt-3.index"]
 
 
+@pytest.mark.estimator
 def test_dual_save_to_named_directory(tmp_path):
     """also_save_tf1='<dir>' writes the name-based copies there."""
     model_dir, tf1_dir = str(tmp_path / "m"), str(tmp_path / "serving")
@@ -316,6 +330,7 @@ def test_dual_save_to_named_directory(tmp_path):
     assert os.path.basename(tf.train.latest_checkpoint(tf1_dir)) == "model.ckpt-1"
 
 
+@pytest.mark.estimator
 def test_warm_start_through_scaffold_only_on_a_fresh_model_dir(ckpts, tmp_path):
     """warm_start_from loads the source in init_fn; once the model dir has a checkpoint, it is not applied again."""
     source = ckpts("estimator_tf1")  # var = 2
@@ -327,6 +342,7 @@ def test_warm_start_through_scaffold_only_on_a_fresh_model_dir(ckpts, tmp_path):
     assert _tf2_values(model_dir) == {"var_list/var" + VV: 6.0, "step" + VV: 2}
 
 
+@pytest.mark.estimator
 def test_train_and_evaluate_then_export_saved_model(tmp_path):
     """train_and_evaluate and export_saved_model work with the scaffold; the SavedModel serves the trained value."""
     model_dir = str(tmp_path / "tae")
@@ -518,6 +534,7 @@ def test_missing_variable_is_one_error_naming_it(tmp_path):
     )
 
 
+@pytest.mark.estimator
 def test_restore_legacy_false_refuses_name_based(ckpts):
     """restore_legacy=False does not restore a name-based checkpoint, and says so."""
     prefix = ckpts.prefix("estimator_tf1")
@@ -531,6 +548,7 @@ def test_restore_legacy_false_refuses_name_based(ckpts):
             tf1.train.MonitoredSession(session_creator=creator)
 
 
+@pytest.mark.estimator
 def test_shape_change_is_one_error_naming_both_sides(ckpts):
     """A legacy checkpoint whose variable changed shape raises one MismatchError naming the variable and both shapes."""
     prefix = ckpts.prefix("estimator_tf1")  # var: float32 scalar
@@ -555,6 +573,7 @@ def test_shape_change_is_one_error_naming_both_sides(ckpts):
         ("estimator_tf1", est_ckpt.make_tf1_scaffold, "var"),
     ],
 )
+@pytest.mark.estimator
 def test_shape_change_in_a_checkpoint_of_the_same_format_is_one_error(ckpts, fixture, make_scaffold, key):
     """A checkpoint in the scaffold's own format whose variable changed shape is one MismatchError, not TF's."""
     prefix = ckpts.prefix(fixture)  # var: float32 scalar
@@ -680,6 +699,7 @@ def _keras_model_fn(features, labels, mode):
     return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op, scaffold=scaffold)
 
 
+@pytest.mark.estimator
 def test_keras_objects_two_way(tmp_path):
     """objects={'model': keras_model, 'optimizer': opt} saves Keras' own layout, which eager Keras restores; training resumes."""
     model_dir = str(tmp_path / "keras")

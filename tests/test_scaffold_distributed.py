@@ -24,6 +24,8 @@ tf1 = tf.compat.v1
 
 import est_ckpt  # noqa: E402
 
+pytestmark = pytest.mark.estimator
+
 VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -272,7 +272,9 @@ def test_streamed_check_of_large_tensors_reports_the_same(ckpts, tmp_path, monke
     numeric = [e for _, e in sorted(b.entries.items()) if e.dtype != 7 and e.size]
     flip(b.data_path(0), numeric[0].offset)
     rank40 = numeric[1]
-    shape = (1,) * (40 - len(rank40.shape)) + rank40.shape  # as many elements, more dims than numpy has
+    shape = (1,) * (
+        70 - len(rank40.shape)
+    ) + rank40.shape  # as many elements, more dims than numpy has (32; 64 from numpy 2)
     proto = wire.field_varint(1, rank40.dtype) + wire.field_bytes(
         2, b"".join(wire.field_bytes(2, wire.field_varint(1, d)) for d in shape)
     )

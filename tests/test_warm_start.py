@@ -70,6 +70,7 @@ def _init_and_read(*variables):
         return sess.run(list(variables))
 
 
+@pytest.mark.estimator
 def test_rename_from_object_based_checkpoint(ckpts):
     """TF's rename from an object-based checkpoint raises 'not found'; an assignment_map entry loads the value."""
     source = ckpts("estimator_tf2")  # var_list/var = 4.0, recorded full_name 'var'
@@ -160,6 +161,7 @@ def _vector(name):
     return tf1.get_variable(name, shape=[4], initializer=tf1.zeros_initializer())
 
 
+@pytest.mark.estimator
 def test_build_warm_start_op_leaves_initializers_alone(ckpts):
     """The engine's op loads values only when run, and takes TF's WarmStartSettings renames (one source, two targets)."""
     settings = tf.estimator.WarmStartSettings(
@@ -177,6 +179,7 @@ def test_build_warm_start_op_leaves_initializers_alone(ckpts):
             assert sess.run([x, y, other]) == [7.0, 7.0, 0.0]
 
 
+@pytest.mark.estimator
 def test_vocabulary_remapping_is_kept(ckpts, tmp_path):
     """`var_name_to_vocab_info` remaps rows by vocabulary through TF, after our rename."""
     old_vocab, new_vocab = tmp_path / "old.txt", tmp_path / "new.txt"
@@ -237,6 +240,7 @@ def test_logging_counts_and_per_variable(ckpts, tf_log):
     ]
 
 
+@pytest.mark.estimator
 def test_settings_are_genuine_and_copy_safely(ckpts):
     """The settings are a tf.estimator.WarmStartSettings; copying or pickling them builds nothing."""
     settings = est_ckpt.warm_start_settings(
@@ -296,6 +300,7 @@ def _input_fn():
     return tf.data.Dataset.from_tensor_slices(([1.0], [2.0]))
 
 
+@pytest.mark.estimator
 @pytest.mark.parametrize("kind, value", [("tf1", 2.0), ("tf2", 4.0)])
 def test_estimator_warm_start_from_model_dir_with_scope_map(ckpts, tmp_path, tf_log, kind, value):
     """Estimator predicts and trains warm-started from a tf1 or tf2 model dir through a scope map, then WARNs when it skips."""
@@ -343,6 +348,7 @@ print("VALUE", est.get_variable_value("new_scope/var"))
 """
 
 
+@pytest.mark.estimator
 def test_estimator_with_mirrored_strategy(ckpts, tmp_path):
     """Under `train_distribute=MirroredStrategy` every replica of a variable gets the warm-start value."""
     import subprocess

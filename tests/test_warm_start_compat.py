@@ -10,7 +10,7 @@ through the public `warm_start(...)`. Each case builds its target graph and runs
    (the values of every variable, or the exception's builtin type);
 2. `est_ckpt.warm_start` from the same source, positionally as Estimator calls it;
 3. `est_ckpt.warm_start` from TF2 copies of the source: `convert --to=tf2`
-   (called as `warm_start(*tf.estimator.WarmStartSettings(...))`), a
+   (called as `warm_start(*tf.estimator.WarmStartSettings(...))` where Estimator is installed), a
    `make_tf2_scaffold` save (partitioned variables saved part by part) and, for
    cases whose source has no partitioned variable, an eager `tf.train.Checkpoint`.
 
@@ -28,6 +28,8 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
+
+
 tf1 = tf.compat.v1
 fc = tf1.feature_column
 
@@ -39,6 +41,7 @@ from est_ckpt.errors import (  # noqa: E402
     NotAMappingError,
     UnmappedVariablesError,
 )
+from tests import fixtures  # noqa: E402
 
 FW = np.array([[0.5], [1.0], [1.5], [2.0]], np.float32)  # TF's "fruit_weights"
 FOL = np.array([[0.5, 0.3], [1.0, 0.8], [1.5, 1.2], [2.0, 2.3]], np.float32)  # TF's "fruit_output_layer"
@@ -143,11 +146,11 @@ def _vocab_case(target_shape, parts, info, *, prev=None):
 
 
 def _rows(new="new5", size=5, oov=0, **kwargs):
-    return lambda vocab: tf.estimator.VocabInfo(vocab(new), size, oov, vocab("old4"), **kwargs)
+    return lambda vocab: tf1.train.VocabInfo(vocab(new), size, oov, vocab("old4"), **kwargs)
 
 
 def _columns(**kwargs):
-    return lambda vocab: tf.estimator.VocabInfo(vocab("new3"), 3, 0, vocab("old2"), axis=1, **kwargs)
+    return lambda vocab: tf1.train.VocabInfo(vocab("new3"), 3, 0, vocab("old2"), axis=1, **kwargs)
 
 
 _ROWS_EXPECTED = np.array([[2.0], [1.5], [1.0], [0.5], [0.0]], np.float32)
@@ -191,7 +194,7 @@ def _register_vocab_cases():
             columns_parts,
             [4, 4],
             2,
-            lambda vocab: tf.estimator.VocabInfo(
+            lambda vocab: tf1.train.VocabInfo(
                 vocab("new3"),
                 3,
                 1,
@@ -328,7 +331,7 @@ def explicit_checkpoint_file(s, vocab):
 def sparse_column_vocabulary_constrained_vocab_sizes(s, vocab):
     column = _sc_vocab(vocab, "old4", 2)  # ['apple', 'banana'] of apple, banana, guava, orange
     _linear_model([column])
-    info = tf.estimator.VocabInfo(column.vocabulary_file, 2, 0, vocab("old3"), old_vocab_size=2)
+    info = tf1.train.VocabInfo(column.vocabulary_file, 2, 0, vocab("old3"), old_vocab_size=2)
     return ".*sc_vocab.*", {s(_LM + "sc_vocab/weights"): info}
 
 
@@ -365,7 +368,7 @@ def _all_linear_columns(vocab):
 )
 def multiple_cols(s, vocab):
     _linear_model(_all_linear_columns(vocab))
-    info = tf.estimator.VocabInfo(vocab("old4"), 4, 0, vocab("old4"))
+    info = tf1.train.VocabInfo(vocab("old4"), 4, 0, vocab("old4"))
     return ".*", {s(_LM + "sc_vocab/weights"): info}
 
 
@@ -382,7 +385,7 @@ def _more_settings(vars_to_warm_start, parts):
         sc_keys = fc.categorical_column_with_vocabulary_list("sc_keys", vocabulary_list=["a", "b", "c", "e"])
         sc_hash = fc.categorical_column_with_hash_bucket("sc_hash", hash_bucket_size=15)
         _linear_model([sc_hash, sc_keys, sc_vocab], parts)
-        info = tf.estimator.VocabInfo(sc_vocab.vocabulary_file, 6, 0, vocab("old4"))
+        info = tf1.train.VocabInfo(sc_vocab.vocabulary_file, 6, 0, vocab("old4"))
         return (
             vars_to_warm_start,
             {s(_LM + "sc_vocab/weights"): info},
@@ -409,7 +412,7 @@ def _embedding_column(vocab):
 
 def _backup(vocab):
     # TF's test: a constant through a random initializer (load_and_remap cannot take constant_initializer).
-    return tf.estimator.VocabInfo(
+    return tf1.train.VocabInfo(
         vocab("new6"), 6, 0, vocab("old4"), backup_initializer=tf1.random_uniform_initializer(0.42, 0.42)
     )
 
@@ -443,7 +446,7 @@ def embedding_column_linear_model(s, vocab):
 @case({"x": (_ones([4, 1]), 2)})
 def unused_vocab_info(s, vocab):
     _zeros("x", [4, 1], parts=2)
-    return ".*", {s("y"): tf.estimator.VocabInfo("", 1, 0, "")}
+    return ".*", {s("y"): tf1.train.VocabInfo("", 1, 0, "")}
 
 
 @case({"x": (_ones([4, 1]), 2)})
@@ -461,7 +464,7 @@ def vocab_info_is_none(s, vocab):
 @case({"x": (_ones([4, 1]), None)})
 def vocab_info_without_vocabularies(s, vocab):
     _zeros("x", [4, 1])
-    return ".*", {s("x"): tf.estimator.VocabInfo("", 1, 0, "")}
+    return ".*", {s("x"): tf1.train.VocabInfo("", 1, 0, "")}
 
 
 @case({"x": (_ones([4, 1]), None)})
@@ -688,7 +691,8 @@ def test_est_ckpt_matches_tf(sources, reference, case_id, runner):
     path = prefix if CASES[case_id].prefix else directory
     expected = reference(case_id)
     # Estimator's way, `warm_start(*settings)`, for the cases whose arguments TF's settings accept as given.
-    settings = runner == "converted" and expected[1] is None
+    # Estimator's way needs Estimator (TF <= 2.15); the graph-mode `warm_start` runs on any TF 2.
+    settings = runner == "converted" and expected[1] is None and fixtures.HAS_ESTIMATOR
     got = _run(est_ckpt.warm_start, path, case_id, sources["vocab"], settings=settings)
     _assert_same(case_id, expected, got)
 
@@ -727,7 +731,7 @@ def _eager_zeros(name, shape):
 EAGER_CASES = {
     # TF's warm_start in eager mode selects from the graph collections, which hold no eager variable.
     "nothing_selected": lambda vocab: ([], ()),
-    "unused_vocab_info": lambda vocab: ([], (".*", {"y": tf.estimator.VocabInfo("", 1, 0, "")})),
+    "unused_vocab_info": lambda vocab: ([], (".*", {"y": tf1.train.VocabInfo("", 1, 0, "")})),
     "unused_prev_var_name": lambda vocab: ([], (".*", None, {"y": "y2"})),
     "list_of_eager_variables": lambda vocab: _listed([_eager_zeros("var/fruit_weights", [4, 1])]),
     "eager_variable_renamed": lambda vocab: _listed(
@@ -847,7 +851,7 @@ def test_difference_object_based_sources(sources):
 def test_difference_vocabulary_only_with_other_variables_absent(sources):
     """`vars_to_warm_start=None` from an object-based checkpoint: TF wants every trainable variable in it;
     est_ckpt, like TF from a name-based one, only the vocabulary variables it warm-starts."""
-    info = tf.estimator.VocabInfo(sources["vocab"]["new5"], 5, 0, sources["vocab"]["old4"])
+    info = tf1.train.VocabInfo(sources["vocab"]["new5"], 5, 0, sources["vocab"]["old4"])
     name = "var_with_vocab/fruit_weights"
 
     def build():
@@ -866,7 +870,7 @@ def test_difference_vocabulary_only_with_other_variables_absent(sources):
 
 def test_difference_vocabulary_source_missing(sources):
     """A vocabulary variable without a source: TF fails when the initializer runs; est_ckpt refuses at once."""
-    info = tf.estimator.VocabInfo(sources["vocab"]["new5"], 5, 0, sources["vocab"]["old4"])
+    info = tf1.train.VocabInfo(sources["vocab"]["new5"], 5, 0, sources["vocab"]["old4"])
     build = lambda: [tf1.get_variable("absent", shape=[5, 1])]  # noqa: E731
     _, tf_error = _graph_run(tf1.train.warm_start, sources["tf1"][0], build, ".*", {"absent": info})
     assert isinstance(tf_error, tf.errors.NotFoundError)
@@ -889,5 +893,10 @@ def test_difference_not_a_dict_names_the_argument(ckpts):
             with pytest.raises(NotAMappingError, match=f"`{argument}` must be a dict") as e:
                 est_ckpt.warm_start(ckpts("tf1"), *args)
             assert isinstance(e.value, AttributeError) and isinstance(e.value, TypeError)
+
+
+@pytest.mark.estimator
+def test_difference_not_a_dict_in_settings_names_the_argument(ckpts):
+    """`warm_start_settings` refuses the list as `warm_start` does, before Estimator calls it."""
     with pytest.raises(NotAMappingError, match="`var_name_to_prev_var_name` must be a dict"):
         est_ckpt.warm_start_settings(ckpts("tf1"), ".*", None, [("a", "a")])

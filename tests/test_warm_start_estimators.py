@@ -22,6 +22,8 @@ tf1 = tf.compat.v1
 
 import est_ckpt  # noqa: E402
 
+pytestmark = pytest.mark.estimator
+
 OLD_WORDS = ["a", "b", "c", "d"]
 NEW_WORDS = ["d", "c", "e", "a", "b"]
 

@@ -51,7 +51,28 @@ from typing import Any, Optional, Union
 
 from absl import app, flags
 
-from est_ckpt import fileio
+# `write_flags_file` and `FLAGS_FILENAME` live in `est_ckpt.tf.flags_file`; part of this module's API.
+from est_ckpt.tf.flags_file import FLAGS_FILENAME, write_flags_file
+
+__all__ = [
+    "CKPT_FORMAT",
+    "CKPT_FORMATS",
+    "FLAGS",
+    "FLAGS_FILENAME",
+    "FLAG_NAMES",
+    "RESTORE_LEGACY",
+    "WARM_START_FROM",
+    "WARM_START_MAP",
+    "WARM_START_VARS",
+    "CheckpointFlags",
+    "define_flags",
+    "estimator_from_flags",
+    "read_flags",
+    "scaffold_from_flags",
+    "validate_paths",
+    "warm_start_from_flags",
+    "write_flags_file",
+]
 
 WARM_START_FROM = "warm_start_from"
 WARM_START_VARS = "warm_start_vars"
@@ -61,7 +82,6 @@ RESTORE_LEGACY = "restore_legacy"
 
 FLAG_NAMES = (WARM_START_FROM, WARM_START_VARS, WARM_START_MAP, CKPT_FORMAT, RESTORE_LEGACY)
 CKPT_FORMATS = ("tf2", "tf1", "both")
-FLAGS_FILENAME = "flags.txt"
 
 FLAGS = flags.FLAGS
 
@@ -295,18 +315,28 @@ def warm_start_from_flags(flag_values: flags.FlagValues = FLAGS):
       flag_values: parsed flags holding the est_ckpt flags.
 
     Returns:
-      `est_ckpt.warm_start_settings(...)` (a `tf.estimator.WarmStartSettings`), or
-      None without `--warm_start_from`.
+      `est_ckpt.warm_start_settings(...)` (a `tf.estimator.WarmStartSettings`, so
+      Estimator is needed), or None without `--warm_start_from`.
     """
+    request = _request_from_flags(flag_values)
+    if request is None:
+        return None
+    from est_ckpt.tf.settings import WarmStartSettings  # noqa: PLC0415 - Estimator only for its users.
+
+    return WarmStartSettings.from_request(request)
+
+
+def _request_from_flags(flag_values: flags.FlagValues):
+    """The `WarmStartRequest` the flags describe (no Estimator needed), or None without `--warm_start_from`."""
     parsed = read_flags(flag_values)
     if parsed.warm_start_from is None:
         return None
-    import est_ckpt
+    from est_ckpt.tf.request import WarmStartRequest  # noqa: PLC0415 - flags load without TensorFlow.
 
     vars_to_warm_start = parsed.vars_to_warm_start
     if isinstance(vars_to_warm_start, tuple):
         vars_to_warm_start = list(vars_to_warm_start)
-    return est_ckpt.warm_start_settings(
+    return WarmStartRequest.build(
         parsed.warm_start_from,
         vars_to_warm_start,
         assignment_map=dict(parsed.assignment_map) or None,
@@ -330,14 +360,14 @@ def scaffold_from_flags(objects=None, *, flag_values: flags.FlagValues = FLAGS, 
     Returns:
       A `tf.compat.v1.train.Scaffold`.
     """
-    import est_ckpt
+    from est_ckpt.tf import scaffold  # noqa: PLC0415 - flags load without TensorFlow.
 
     parsed = read_flags(flag_values)
     if "warm_start_from" not in scaffold_kwargs:
-        scaffold_kwargs["warm_start_from"] = warm_start_from_flags(flag_values)
+        scaffold_kwargs["warm_start_from"] = _request_from_flags(flag_values)
     if parsed.ckpt_format == "tf1":
-        return est_ckpt.make_tf1_scaffold(**scaffold_kwargs)
-    return est_ckpt.make_tf2_scaffold(
+        return scaffold.make_tf1_scaffold(**scaffold_kwargs)
+    return scaffold.make_tf2_scaffold(
         objects,
         also_save_tf1=parsed.ckpt_format == "both",
         restore_legacy=parsed.restore_legacy,
@@ -362,50 +392,3 @@ def estimator_from_flags(estimator, flag_values: flags.FlagValues = FLAGS):
         restore_legacy=parsed.restore_legacy,
         warm_start_from=warm_start_from_flags(flag_values),
     )
-
-
-# Flags of these modules are left out of `flags.txt`: TF and Keras define theirs only
-# once imported, after a launch script has parsed its command line, so a flagfile
-# naming them would not parse; absl's own (logging, testing) are not the run's config.
-_FRAMEWORK_MODULES = re.compile(r"^(absl|tensorflow|tensorflow_estimator|keras|tf_keras)(\.|$)")
-
-
-def write_flags_file(model_dir: str, flag_values: flags.FlagValues = FLAGS) -> str:
-    """Writes the resolved flags next to the model as `<model_dir>/flags.txt`, atomically.
-
-    Every flag of the script and its libraries is written with its value
-    (defaults included), so `--flagfile=<model_dir>/flags.txt` repeats the run even
-    if a default changes later. A previous `flags.txt` with other content is kept
-    as `flags.txt.<n>` rather than overwritten.
-
-    Args:
-      model_dir: the model directory (created if missing).
-      flag_values: the parsed flags of the run.
-
-    Returns:
-      The path written.
-    """
-    kept = flags.FlagValues()
-    for module, module_flags in flag_values.flags_by_module_dict().items():
-        if _FRAMEWORK_MODULES.match(module):
-            continue
-        for flag in module_flags:
-            kept[flag.name] = flag
-            kept.register_flag_by_module(module, flag)
-    fileio.makedirs(model_dir)
-    path = fileio.join(model_dir, FLAGS_FILENAME)
-    tmp = fileio.temp_path(path)
-    if fileio.is_remote(path):
-        fileio.write_atomic(tmp, kept.flags_into_string().encode())
-    else:
-        kept.append_flags_into_file(tmp)
-    if fileio.exists(path):
-        if fileio.read_bytes(path) == fileio.read_bytes(tmp):
-            fileio.remove(tmp)
-            return path
-        n = 1
-        while fileio.exists(f"{path}.{n}"):
-            n += 1
-        fileio.rename(path, f"{path}.{n}")
-    fileio.rename(tmp, path)
-    return path

@@ -1,17 +1,22 @@
-"""What a warm start is asked to do, from a path or either kind of `WarmStartSettings`: no Estimator needed.
+"""What a warm start is asked to do: one frozen request, checked once when it is built. No Estimator needed.
 
-`est_ckpt.warm_start` (the engine, `est_ckpt.tf.warm_starting`) needs only
-TensorFlow; `WarmStartSettings` (`est_ckpt.tf.settings`) needs Estimator too.
-The request recognises both kinds of settings without importing Estimator:
-no instance of either can exist before its module is imported.
+`WarmStartRequest.build(...)` takes `warm_start`'s arguments and
+`WarmStartRequest.of(warm_start_from)` a checkpoint path, a request or either
+kind of `WarmStartSettings`. The engine (`est_ckpt.tf.engine`) executes a
+request; `est_ckpt.warm_start`, `make_tf2_scaffold(warm_start_from=...)` and
+`WarmStartSettings` (Estimator's adapter, `est_ckpt.tf.settings`) all build one.
+Settings are recognised without importing Estimator: no instance of either kind
+can exist before its module is imported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
-from typing import Mapping
+from typing import Any, Mapping, Optional, Sequence
 
+from est_ckpt import mapping
 from est_ckpt.errors import NotAMappingError
 
 __all__ = ["WarmStartRequest", "mapping_arg"]
@@ -47,8 +52,9 @@ def mapping_arg(value, argument: str, *, none_only: bool = False) -> dict:
     )
 
 
+@dataclasses.dataclass(frozen=True)
 class WarmStartRequest:
-    """What a warm start is asked to do, from a path or either kind of `WarmStartSettings`.
+    """What to warm-start from and how names map; build it with `build` or `of`.
 
     Attributes:
       ckpt: the checkpoint (model dir, prefix or SavedModel dir).
@@ -57,29 +63,72 @@ class WarmStartRequest:
       prev: TF's `{target: source}` renames.
       amap: `{source: target}` in `init_from_checkpoint`'s grammar.
       rules: ordered `(regex, replacement)` rename rules.
-
-    Raises:
-      TypeError: `warm_start_from` is none of those.
     """
 
-    def __init__(self, warm_start_from):
+    ckpt: str
+    vars: Any = ".*"
+    vocab: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    prev: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    amap: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    rules: tuple = ()
+
+    @classmethod
+    def build(
+        cls,
+        ckpt_to_initialize_from,
+        vars_to_warm_start=".*",
+        var_name_to_vocab_info: Optional[Mapping[str, Any]] = None,
+        var_name_to_prev_var_name: Optional[Mapping[str, str]] = None,
+        *,
+        assignment_map: Optional[Mapping[str, str]] = None,
+        rename_rules: Optional[Sequence[tuple[str, Optional[str]]]] = None,
+        vocab_none_only: bool = False,
+    ) -> WarmStartRequest:
+        """The request for `warm_start`'s arguments, its maps and rules checked (the only check).
+
+        Args:
+          vocab_none_only: as TF's `warm_start`, only None is "no vocabularies"
+            (an empty non-dict is refused); TF's settings accept any empty value.
+
+        Raises:
+          MappingError: `assignment_map`, `rename_rules` or `var_name_to_prev_var_name` is malformed.
+          NotAMappingError: `var_name_to_vocab_info` or `var_name_to_prev_var_name` is not a dict.
+          TypeError: the checkpoint is not a path.
+        """
+        vocab = mapping_arg(var_name_to_vocab_info, "var_name_to_vocab_info", none_only=vocab_none_only)
+        prev = mapping_arg(var_name_to_prev_var_name, "var_name_to_prev_var_name")
+        amap = dict(assignment_map or {})
+        rules = tuple(tuple(rule) for rule in (rename_rules or ()))
+        # The grammar, once: which variables each entry matches is the plan's work, per graph.
+        mapping.AssignmentMap(amap, set(), prev)
+        mapping.RenameRules(list(rules))
+        return cls(_path(ckpt_to_initialize_from), vars_to_warm_start, vocab, prev, amap, rules)
+
+    @classmethod
+    def of(cls, warm_start_from) -> WarmStartRequest:
+        """The request for a checkpoint path, a request, or either kind of `WarmStartSettings`.
+
+        Raises:
+          TypeError: `warm_start_from` is none of those.
+        """
+        if isinstance(warm_start_from, WarmStartRequest):
+            return warm_start_from
         if isinstance(warm_start_from, (str, bytes, os.PathLike)):
-            path = (
-                warm_start_from.decode() if isinstance(warm_start_from, bytes) else os.fspath(warm_start_from)
-            )
-            self.ckpt, self.vars, self.vocab, self.prev, self.amap, self.rules = path, ".*", {}, {}, {}, ()
-        elif isinstance(warm_start_from, _ours()):
-            self.ckpt, self.vars, self.vocab, _ = tuple.__iter__(warm_start_from)
-            self.prev = dict(warm_start_from.prev_var_names)
-            self.amap = dict(warm_start_from.assignment_map)
-            self.rules = tuple(warm_start_from.rename_rules)
-        elif getattr(type(warm_start_from), "_fields", None) == _TF_FIELDS:
-            self.ckpt, self.vars, self.vocab, prev = tuple.__iter__(warm_start_from)
-            self.prev = mapping_arg(prev, "var_name_to_prev_var_name")
-            self.amap, self.rules = {}, ()
-        else:
-            raise TypeError(
-                "warm_start_from must be a checkpoint path or a WarmStartSettings "
-                f"(got {type(warm_start_from).__name__})."
-            )
-        self.vocab = mapping_arg(self.vocab, "var_name_to_vocab_info")
+            return cls(_path(warm_start_from))
+        if isinstance(warm_start_from, _ours()):
+            return warm_start_from.request
+        if getattr(type(warm_start_from), "_fields", None) == _TF_FIELDS:
+            ckpt, vars_to_warm_start, vocab, prev = tuple.__iter__(warm_start_from)
+            return cls.build(ckpt, vars_to_warm_start, vocab, prev)
+        raise TypeError(
+            "warm_start_from must be a checkpoint path or a WarmStartSettings "
+            f"(got {type(warm_start_from).__name__})."
+        )
+
+
+def _path(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    raise TypeError(f"the checkpoint to warm-start from must be a path (got {type(value).__name__}).")

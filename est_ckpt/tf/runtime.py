@@ -68,11 +68,19 @@ def estimator():
     try:
         from tensorflow_estimator import estimator as est
     except ImportError as e:
+        minor = ".".join(tf_version.split(".")[:2])
+        if _after_estimator(tf_version):
+            what = (
+                f"Estimator, which TensorFlow {tf_version} no longer has (TF 2.15 is the last release with it; "
+                f"it runs on Python 3.9 to 3.11): in such an environment, {ESTIMATOR_EXTRA}"
+            )
+        else:
+            what = (
+                f"tensorflow-estimator of the same minor version as TensorFlow {tf_version} ({e}): "
+                f"pip install 'tensorflow-estimator=={minor}.*', or {ESTIMATOR_EXTRA}"
+            )
         raise MissingDependencyError(
-            f"this part of est_ckpt (WarmStartSettings, canned-Estimator wrappers, the demo) needs "
-            f"tensorflow-estimator of the same minor version as TensorFlow {tf_version} (supported: TF 2.13 to "
-            f"2.15; TF 2.15 is the last release with Estimator): {ESTIMATOR_EXTRA}, or "
-            f"pip install 'tensorflow-estimator=={'.'.join(tf_version.split('.')[:2])}.*' ({e}). "
+            f"this part of est_ckpt (WarmStartSettings, canned-Estimator wrappers, the demo) needs {what}. "
             "est_ckpt.warm_start, make_tf2_scaffold and the CLI need no Estimator."
         ) from e
     est_version = _distribution_version("tensorflow-estimator") or tf_version
@@ -82,6 +90,15 @@ def estimator():
             f"{tf_version}: install the same minor version of both (TF 2.13 to 2.15)."
         )
     return est
+
+
+def _after_estimator(tf_version: str) -> bool:
+    """Whether `tf_version` is 2.16 or newer, where no tensorflow-estimator exists."""
+    try:
+        major, minor = (int(part) for part in tf_version.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (2, 16)
 
 
 def _distribution_version(name: str):

@@ -12,7 +12,8 @@ builds a new Saver at restore time and fails in a finalized graph.
 Retention (`keep_checkpoint_max`, `keep_checkpoint_every_n_hours`) comes from
 the `config=` the scaffold was made with: the `RunConfig` that
 `model_fn(features, labels, mode, config)` receives. Without it the saver
-looks for the Estimator on the call stack when it first saves, a fallback
+looks for the Estimator on the call stack when it first saves
+(`est_ckpt.tf.estimator_stack`, the one place that reads it), a fallback
 kept because nothing else reaches it: Estimator gives its retention only to
 the default Saver it creates when `scaffold.saver` is None, a scaffold's saver
 must exist when `model_fn` returns (`evaluate` and `export_saved_model` use it
@@ -21,7 +22,6 @@ as is), and a `model_fn` without a `config` argument never sees the RunConfig.
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from typing import Any, Optional, Sequence
@@ -35,6 +35,7 @@ from est_ckpt import fileio
 from est_ckpt.errors import UnmappedVariablesError
 from est_ckpt.format import keys, state_file
 from est_ckpt.format.checkpoint import read_checkpoint
+from est_ckpt.tf import estimator_stack
 from est_ckpt.tf import saveables as state_lib
 from est_ckpt.tf.by_name import (
     KeyedRestoreBuilder,
@@ -45,6 +46,8 @@ from est_ckpt.tf.by_name import (
     raise_mismatches,
     variable_name,
 )
+from est_ckpt.tf.engine import build_warm_start
+from est_ckpt.tf.request import WarmStartRequest
 
 _tf1 = tf.compat.v1
 
@@ -62,17 +65,10 @@ def _retention_policy(config: Any) -> Optional[tuple[Optional[int], float]]:
     """
     if config is not None:
         return config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours
-    try:
-        from tensorflow_estimator.python.estimator import estimator as estimator_lib
-    except ImportError:  # MonitoredTrainingSession without Estimator installed.
+    estimator = estimator_stack.estimator_on_stack()
+    if estimator is None:
         return None
-    frame = sys._getframe(1)
-    while frame is not None:
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, estimator_lib.Estimator):
-            return owner.config.keep_checkpoint_max, owner.config.keep_checkpoint_every_n_hours
-        frame = frame.f_back
-    return None
+    return estimator.config.keep_checkpoint_max, estimator.config.keep_checkpoint_every_n_hours
 
 
 class ScaffoldSaver(_tf1.train.Saver):
@@ -105,7 +101,8 @@ class ScaffoldSaver(_tf1.train.Saver):
         self._objects = dict(objects) if objects is not None else None
         self._restore_legacy = restore_legacy
         self._also_save_tf1 = also_save_tf1
-        self._warm_start_from = warm_start_from
+        # Checked now, in model_fn; planned against the graph's variables in `build()`.
+        self._warm_start = None if warm_start_from is None else WarmStartRequest.of(warm_start_from)
         self._warm_start_op = None
         self._name_saver: Optional[_tf1.train.Saver] = None
         self._name_builder: Optional[KeyedRestoreBuilder] = None
@@ -171,10 +168,8 @@ class ScaffoldSaver(_tf1.train.Saver):
         if self._layout == TF1:
             self._primary_keys = frozenset(spec.name for spec in self._name_builder.specs)
             self._expected = expected_by_key(self._name_builder.specs)
-        if self._warm_start_from is not None:
-            from est_ckpt.tf.warm_starting import build_warm_start_op
-
-            self._warm_start_op, _ = build_warm_start_op(self._warm_start_from)
+        if self._warm_start is not None:
+            self._warm_start_op, _ = build_warm_start(self._warm_start, var_list=None, install=False)
         super().build()
 
     def _checkpoint_root(self, global_step):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 from est_ckpt.errors import GraphModeError
-from est_ckpt.tf.runtime import estimator, v1
+from est_ckpt.tf.runtime import v1
 
 __all__ = ["make_tf2_scaffold", "make_tf1_scaffold", "tf1_copy_dir"]
 
@@ -36,11 +36,16 @@ def _check_graph_mode(function: str) -> None:
         )
 
 
+_RETENTION = ("keep_checkpoint_max", "keep_checkpoint_every_n_hours")
+
+
 def _check_config(function: str, config: Any) -> None:
-    if config is not None and not isinstance(config, estimator().RunConfig):
+    # What the saver reads of it; so a MonitoredSession without Estimator can say its retention too.
+    if config is not None and not all(hasattr(config, name) for name in _RETENTION):
         raise TypeError(
             f"{function}(): 'config' must be the tf.estimator.RunConfig that model_fn receives as its "
-            f"`config` argument, or None (got {type(config).__name__})."
+            f"`config` argument (without Estimator: any object with {' and '.join(_RETENTION)}), or None "
+            f"(got {type(config).__name__})."
         )
 
 

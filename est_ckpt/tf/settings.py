@@ -1,34 +1,32 @@
-"""What a warm start is asked to do: Estimator's `WarmStartSettings`, and the request the engine runs.
+"""Estimator's adapter: `WarmStartSettings`, a genuine `tf.estimator.WarmStartSettings` over a `WarmStartRequest`.
 
-`warm_start_settings` returns a `WarmStartSettings`, a genuine
-`tf.estimator.WarmStartSettings` to pass as `Estimator(warm_start_from=...)`
-that warm-starts with `est_ckpt.tf.warm_starting`'s engine. `WarmStartRequest`
-turns a checkpoint path or either kind of settings into what the engine reads.
+`warm_start_settings(...)` builds the request (`est_ckpt.tf.request`, checked
+once) and wraps it in a `WarmStartSettings` to pass as
+`Estimator(warm_start_from=...)`; the engine (`est_ckpt.tf.engine`) does the work.
 
-How the Estimator hook works, without patching TensorFlow: Estimator calls
-`tf.compat.v1.train.warm_start(*settings)` after `model_fn` has built the
-graph. `WarmStartSettings` is a namedtuple, so our subclass's `__iter__` runs at
-that moment: it plans the mapping against the graph's variables, installs one
-batched `RestoreV2` as their initializers, and yields arguments
+The adapter's one job is riding Estimator's own call, without patching
+TensorFlow: Estimator calls `tf.compat.v1.train.warm_start(*settings)` after
+`model_fn` has built the graph. `WarmStartSettings` is a namedtuple, so our
+subclass's `__iter__` runs at that moment: it hands the request to the engine
+for the default graph (once per graph) and yields arguments
 (`vars_to_warm_start=[]`) that leave TF's own `warm_start` nothing to do (it
 then logs "Warm-started 0 variables."; ours logs the real count just before).
 Estimator only calls it when the model_dir has no checkpoint yet; our
-`__bool__`, which Estimator evaluates first, logs a WARNING when it will skip.
+`__bool__`, which Estimator evaluates first, logs a WARNING when it will skip
+(found through `est_ckpt.tf.estimator_stack`, the one place that reads the stack).
 """
 
 from __future__ import annotations
 
-import sys
 import weakref
 from typing import Any, Mapping, Optional, Sequence
 
 import tensorflow as tf
 from tensorflow.python.util import deprecation
 
-from est_ckpt import mapping
-from est_ckpt.tf import runtime
+from est_ckpt.tf import estimator_stack, runtime
+from est_ckpt.tf.engine import build_warm_start
 from est_ckpt.tf.request import WarmStartRequest, mapping_arg
-from est_ckpt.tf.warm_starting import build_warm_start
 
 # Only this module (of the warm start) needs Estimator: importing it without Estimator says what to install.
 _estimator_lib = runtime.estimator()
@@ -64,21 +62,44 @@ class WarmStartSettings(_TFWarmStartSettings):
         assignment_map=None,
         rename_rules=None,
     ):
+        request = WarmStartRequest.build(
+            ckpt_to_initialize_from,
+            vars_to_warm_start,
+            var_name_to_vocab_info,
+            var_name_to_prev_var_name,
+            assignment_map=assignment_map,
+            rename_rules=rename_rules,
+        )
+        return cls.from_request(request, ckpt_to_initialize_from)
+
+    @classmethod
+    def from_request(cls, request: WarmStartRequest, ckpt_to_initialize_from=None) -> WarmStartSettings:
         # TF marks the class deprecated (Estimator is); the warning would name our module, not the user's.
         with deprecation.silence():
             self = super().__new__(
                 cls,
-                ckpt_to_initialize_from,
-                vars_to_warm_start,
-                mapping_arg(var_name_to_vocab_info, "var_name_to_vocab_info"),
+                request.ckpt if ckpt_to_initialize_from is None else ckpt_to_initialize_from,
+                request.vars,
+                dict(request.vocab),
                 None,
             )
-        self.assignment_map = dict(assignment_map or {})
-        # Kept out of the tuple so that TF's own warm_start never sees renames it would misapply.
-        self.prev_var_names = mapping_arg(var_name_to_prev_var_name, "var_name_to_prev_var_name")
-        self.rename_rules = tuple(tuple(r) for r in (rename_rules or ()))
+        self.request = request
         self.plans = weakref.WeakKeyDictionary()
         return self
+
+    # The renames, kept out of the tuple so that TF's own warm_start never sees renames it would misapply.
+    @property
+    def assignment_map(self) -> dict:
+        return dict(self.request.amap)
+
+    @property
+    def prev_var_names(self) -> dict:
+        """What the constructor got as `var_name_to_prev_var_name`."""
+        return dict(self.request.prev)
+
+    @property
+    def rename_rules(self) -> tuple:
+        return self.request.rules
 
     def __iter__(self):
         if tf.executing_eagerly():
@@ -86,9 +107,7 @@ class WarmStartSettings(_TFWarmStartSettings):
         graph = tf.compat.v1.get_default_graph()
         plan = self.plans.get(graph)
         if plan is None:
-            plan = build_warm_start(
-                WarmStartRequest(self), var_list=None, install=True, note=_ESTIMATOR_NOTE
-            )[1]
+            plan = build_warm_start(self.request, var_list=None, install=True, note=_ESTIMATOR_NOTE)[1]
             self.plans[graph] = plan
         # TF's warm_start with no variables to warm-start only logs.
         return iter((plan.checkpoint, [], {}, {}))
@@ -98,26 +117,22 @@ class WarmStartSettings(_TFWarmStartSettings):
 
         Estimator's `_train_with_estimator_spec` evaluates `settings and not
         latest_checkpoint(model_dir)` and silently skips the warm start once
-        the model_dir holds a checkpoint. Estimator's API gives the settings no
-        explicit channel to that decision: they never see the Estimator, its
-        model_dir or the mode (a `model_dir=` of our own would be a second
-        source of truth, and Estimator may pick a temporary directory itself).
-        So the caller's frame is read, only for that one caller (by its code
-        name) and only to decide a log line: if Estimator's internals change,
-        the warning is lost, never the warm start.
+        the model_dir holds a checkpoint. Estimator gives the settings no
+        channel to that decision (they never see the Estimator, its model_dir
+        or the mode), so `estimator_stack.train_calling` looks at the caller,
+        only to decide this log line.
         """
-        caller = sys._getframe(1)
-        if caller.f_code.co_name == "_train_with_estimator_spec":
-            model_dir = getattr(caller.f_locals.get("self"), "_model_dir", None)
-            latest = tf.train.latest_checkpoint(model_dir) if model_dir else None
-            if latest:
-                _logger.warning(
-                    "est_ckpt: NOT warm-starting from %s: model_dir %s already holds checkpoint %s, which "
-                    "Estimator restores instead. Use a new model_dir to warm-start.",
-                    self.ckpt_to_initialize_from,
-                    model_dir,
-                    latest,
-                )
+        estimator = estimator_stack.train_calling()
+        model_dir = getattr(estimator, "_model_dir", None)
+        latest = tf.train.latest_checkpoint(model_dir) if model_dir else None
+        if latest:
+            _logger.warning(
+                "est_ckpt: NOT warm-starting from %s: model_dir %s already holds checkpoint %s, which "
+                "Estimator restores instead. Use a new model_dir to warm-start.",
+                self.ckpt_to_initialize_from,
+                model_dir,
+                latest,
+            )
         return True
 
     def __repr__(self):
@@ -138,14 +153,10 @@ class WarmStartSettings(_TFWarmStartSettings):
         return tuple(tuple.__iter__(self))
 
     def __getstate__(self):
-        return {
-            "assignment_map": self.assignment_map,
-            "rename_rules": self.rename_rules,
-            "prev_var_names": self.prev_var_names,
-        }
+        return {"request": self.request}
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        self.request = state["request"]
         self.plans = weakref.WeakKeyDictionary()
 
     def _asdict(self):
@@ -178,14 +189,11 @@ def warm_start_settings(
       NotAMappingError: `var_name_to_vocab_info` or `var_name_to_prev_var_name` is not a dict.
       ValueError: `ckpt_to_initialize_from` is empty.
     """
-    prev = mapping_arg(var_name_to_prev_var_name, "var_name_to_prev_var_name")
-    mapping.AssignmentMap(assignment_map, set(), prev)
-    mapping.RenameRules(list(rename_rules or ()))
     return WarmStartSettings(
         ckpt_to_initialize_from,
         vars_to_warm_start,
         var_name_to_vocab_info,
-        prev,
+        var_name_to_prev_var_name,
         assignment_map=assignment_map,
         rename_rules=rename_rules,
     )
