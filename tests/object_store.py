@@ -7,7 +7,7 @@ the environment in `S3Server.env` (`S3_ENDPOINT` and dummy credentials). The
 server's access log (one line per request, in order) is kept, so a test can see
 the order in which objects were written.
 
-Why S3 and not `gs://`: see README.md, "Remote model directories".
+Why S3 and not `gs://`: see docs/remote.md.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ The server (`tests/object_store.py`) runs in its own process on 127.0.0.1 for th
 whole session and is stopped at the end. TensorFlow reaches it through
 tensorflow-io's `s3://` plugin, the way a training job on S3 does; est_ckpt's
 tools reach it through `fileio` (`tf.io.gfile`). Why S3 and not `gs://`, and what
-the atomicity promise is on a store without atomic rename: README.md, "Remote model
-directories". Everything written is read back with TensorFlow's own reader or
+the atomicity promise is on a store without atomic rename: docs/remote.md.
+Everything written is read back with TensorFlow's own reader or
 est_ckpt's verifier; the largest objects are fetched whole with boto3 (one GET)
 to be checked locally, because reading through `tf.io.gfile` costs one ranged GET
 per 512 KiB, and each of those costs moto time proportional to the object's size.
