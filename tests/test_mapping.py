@@ -349,3 +349,35 @@ def test_cli_assignment_map_splits_at_the_last_equals_as_warm_start_map(tmp_path
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["mapped"] == [{"target": "w", "source_key": f"a=b{VV}"}]
     assert parse_map_entry("a=b=w") == ("a=b", "w")
+
+
+@pytest.mark.tensorflow
+def test_the_tf1_slot_table_is_what_tf1_optimizers_create():
+    """`TF1_OPTIMIZERS`, the one table of TF1 slots, names each slot as TF's own optimizer does (centered RMSProp too)."""
+    import tensorflow as tf
+
+    from est_ckpt.mapping import optimizer_slots
+
+    tf1 = tf.compat.v1
+    make = {
+        "Adam": lambda slots: tf1.train.AdamOptimizer(0.1),
+        "Adagrad": lambda slots: tf1.train.AdagradOptimizer(0.1),
+        "ProximalAdagrad": lambda slots: tf1.train.ProximalAdagradOptimizer(0.1),
+        "Ftrl": lambda slots: tf1.train.FtrlOptimizer(0.1),
+        "Adadelta": lambda slots: tf1.train.AdadeltaOptimizer(0.1),
+        "RMSProp": lambda slots: tf1.train.RMSPropOptimizer(0.1, centered="mg" in slots),
+        "Momentum": lambda slots: tf1.train.MomentumOptimizer(0.1, 0.9),
+    }
+    assert {o.op for o in optimizer_slots.TF1_OPTIMIZERS} == set(make)
+    for o in optimizer_slots.TF1_OPTIMIZERS:
+        with tf.Graph().as_default():
+            w = tf1.get_variable("w", shape=[2], use_resource=True)
+            optimizer = make[o.op](o.slots)
+            optimizer.minimize(tf.reduce_sum(w * w))
+            assert sorted(optimizer.get_slot_names()) == sorted(o.slots), o
+            names = {slot: optimizer.get_slot(w, slot).op.name for slot in o.slots}
+        assert names == {slot: f"w/{suffix}" for slot, suffix in zip(o.slots, o.suffixes)}, o
+        suffixes = set(o.suffixes)
+        for slot, suffix, kind in zip(o.slots, o.suffixes, o.kinds):
+            assert optimizer_slots.tf1_kind(suffix, suffixes) == kind, (o, suffix)
+            assert optimizer_slots.tf1_slot_suffix(slot, set(o.slots), o.op) == suffix, (o, slot)

@@ -49,7 +49,9 @@ class CannedResult:
 
 
 def _step_of(prefix: str) -> int:
-    return int(prefix.rsplit("-", 1)[1])
+    step = checkpoint.step_of(prefix)
+    assert step is not None, prefix  # Estimator's prefixes always end in -<step>
+    return step
 
 
 def migrate_canned_in_place(

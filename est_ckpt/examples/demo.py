@@ -151,7 +151,7 @@ def _checkpoints(model_dir: str) -> dict[int, str]:
     """`{step: prefix}` of every checkpoint the model dir's state file lists."""
     out = {}
     for prefix in checkpoint.read_state_file(model_dir):
-        out[int(prefix.rsplit("-", 1)[1])] = prefix
+        out[checkpoint.step_of(prefix)] = prefix
     return out
 
 

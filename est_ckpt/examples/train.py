@@ -102,8 +102,7 @@ def _checkpoint_summary(model_dir: str) -> dict:
     if latest is None:
         return summary
     info = checkpoint.read_checkpoint(latest)
-    step = re.search(r"-(\d+)$", info.prefix)
-    summary.update(checkpoint=info.prefix, format=info.format, step=int(step.group(1)) if step else None)
+    summary.update(checkpoint=info.prefix, format=info.format, step=checkpoint.step_of(info.prefix))
     tf1_dir = os.path.join(model_dir, "tf1")
     tf1_latest = checkpoint.latest_in_directory(tf1_dir) if os.path.isdir(tf1_dir) else None
     if tf1_latest is not None:

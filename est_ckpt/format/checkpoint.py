@@ -209,9 +209,19 @@ def _is_complete(prefix: str) -> bool:
         return False
 
 
-def _step_of(prefix: str) -> int:
+def step_of(prefix: str) -> Optional[int]:
+    """The global step a prefix names (`model.ckpt-100` -> 100), or None for a prefix without one.
+
+    The one parser of `-<step>` suffixes: what `Saver.save(..., global_step=)` and
+    `CheckpointManager` append.
+    """
     m = _STEP.search(prefix)
-    return int(m.group(1)) if m else -1
+    return int(m.group(1)) if m else None
+
+
+def _step_or_minus_one(prefix: str) -> int:
+    step = step_of(prefix)
+    return -1 if step is None else step
 
 
 def prefixes_on_disk(directory: str) -> list[str]:
@@ -224,7 +234,7 @@ def prefixes_on_disk(directory: str) -> list[str]:
         for name in fileio.listdir(directory)
         if name.endswith(".index") and ".tmp" not in name
     ]
-    candidates.sort(key=lambda p: (_step_of(p), fileio.mtime(bundle.index_path(p))), reverse=True)
+    candidates.sort(key=lambda p: (_step_or_minus_one(p), fileio.mtime(bundle.index_path(p))), reverse=True)
     return candidates
 
 

@@ -12,8 +12,9 @@ A slot is recognised by how each optimizer names it, on either side of a convers
 Each slot gets a *kind*, the state it holds; two slots carry over only when their kinds
 are equal. The kind comes from the slot's name and, for Keras, from its siblings (`m` is
 Adam's first moment next to `v`, SGD's velocity alone; `momentum` is RMSprop's next to
-`velocity`/`rms`, SGD's alone). TF1 `RMSProp_1` is the mean gradient of a centered
-RMSProp (which has `RMSProp_2`), else its momentum.
+`velocity`/`rms`, SGD's alone). TF1 slots follow `TF1_OPTIMIZERS`, the one table of how TF1
+optimizers name theirs: `RMSProp_1` is the mean gradient of a centered RMSProp (which has
+`RMSProp_2`), else its momentum.
 """
 
 from __future__ import annotations
@@ -24,18 +25,73 @@ from typing import Optional
 
 from est_ckpt.format import checkpoint, keys
 
-# TF1 slot suffix -> kind.
-TF1_KINDS = {
-    "Adam": "adam_m",
-    "Adam_1": "adam_v",
-    "Adagrad": "accumulator",
-    "Ftrl": "accumulator",
-    "Ftrl_1": "ftrl_linear",
-    "RMSProp": "rms",
-    "RMSProp_1": "rms_momentum",
-    "RMSProp_2": "rms_momentum",
-    "Momentum": "tf1_momentum",
-}
+
+@dataclasses.dataclass(frozen=True)
+class Tf1Optimizer:
+    """How a TF1 optimizer names its slots: the k-th slot of `<v>` is `<v>/<op>_k` (the first `<v>/<op>`).
+
+    Attributes:
+      op: the name TF gives the slot ops (`Adam`), uniquified with `_k` per further slot.
+      slots: the slot names in the order the optimizer creates them (`get_slot(var, name)`).
+      kinds: the state each slot holds (None: no Keras counterpart; such a slot is left a variable).
+    """
+
+    op: str
+    slots: tuple[str, ...]
+    kinds: tuple[Optional[str], ...]
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        return tuple(self.op + (f"_{k}" if k else "") for k in range(len(self.slots)))
+
+
+# THE table of TF1 slots: each optimizer as `tf.compat.v1.train.*Optimizer._create_slots` creates them.
+TF1_OPTIMIZERS = (
+    Tf1Optimizer("Adam", ("m", "v"), ("adam_m", "adam_v")),
+    Tf1Optimizer("Adagrad", ("accumulator",), ("accumulator",)),
+    Tf1Optimizer("ProximalAdagrad", ("accumulator",), ("accumulator",)),
+    Tf1Optimizer("Ftrl", ("accum", "linear"), ("accumulator", "ftrl_linear")),
+    Tf1Optimizer("Adadelta", ("accum", "accum_update"), (None, None)),
+    Tf1Optimizer("RMSProp", ("rms", "momentum"), ("rms", "rms_momentum")),
+    # centered=True: `RMSPropOptimizer` makes `mg` between them, so its momentum is `<v>/RMSProp_2`.
+    Tf1Optimizer("RMSProp", ("rms", "mg", "momentum"), ("rms", "rms_mean_gradient", "rms_momentum")),
+    Tf1Optimizer("Momentum", ("momentum",), ("tf1_momentum",)),
+)
+# Slot suffixes this module recognises (those with a kind).
+TF1_SUFFIXES = frozenset(
+    suffix for o in TF1_OPTIMIZERS for suffix, kind in zip(o.suffixes, o.kinds) if kind is not None
+)
+
+
+def _fewest_slots(fits: list[Tf1Optimizer]) -> list[Tf1Optimizer]:
+    fewest = min((len(o.slots) for o in fits), default=0)
+    return [o for o in fits if len(o.slots) == fewest]
+
+
+def tf1_kind(suffix: str, sibling_suffixes: set) -> Optional[str]:
+    """The kind of the TF1 slot `<v>/<suffix>`, given the suffixes of all of `<v>`'s slots."""
+    fits = _fewest_slots([o for o in TF1_OPTIMIZERS if set(sibling_suffixes) | {suffix} <= set(o.suffixes)])
+    return fits[0].kinds[fits[0].suffixes.index(suffix)] if fits else None
+
+
+def tf1_slot_suffix(slot_name: str, all_slot_names: set, op: Optional[str] = None) -> Optional[str]:
+    """The suffix (`Adam_1`) TF1 gives slot `slot_name` of a variable whose slots are `all_slot_names`.
+
+    Args:
+      op: the optimizer's op name where the slot's recorded name tells it, else None.
+
+    Returns:
+      None where the slots do not tell one optimizer apart.
+    """
+    names = set(all_slot_names) | {slot_name}
+    fits = [o for o in TF1_OPTIMIZERS if (op is None or o.op == op) and names <= set(o.slots)]
+    exact = [o for o in fits if set(o.slots) == names]
+    fits = exact or (_fewest_slots(fits) if op is not None else fits)
+    if len({o.slots for o in fits}) != 1:
+        return None
+    return fits[0].suffixes[fits[0].slots.index(slot_name)]
+
+
 KERAS_SLOT_NAMES = frozenset(
     (
         "m",
@@ -98,7 +154,7 @@ def find_slots(info: checkpoint.CheckpointInfo) -> dict[str, dict[str, Slot]]:
     if info.format != "tf2":
         for key in tensors:
             base, _, last = key.rpartition("/")
-            if last in TF1_KINDS:
+            if last in TF1_SUFFIXES:
                 var = base
                 if var not in tensors:
                     head, _, tower = base.rpartition("/")
@@ -134,9 +190,9 @@ def find_slots(info: checkpoint.CheckpointInfo) -> dict[str, dict[str, Slot]]:
     out: dict[str, dict[str, Slot]] = {}
     for key, var, name, writer, label in raw:
         if writer == "tf1":
-            kind = TF1_KINDS[name]
-            if name == "RMSProp_1" and "RMSProp_2" in siblings[var]:
-                kind = "rms_mean_gradient"
+            kind = tf1_kind(name, siblings[var])
+            if kind is None:
+                continue
         else:
             kind = _keras_kind(name, siblings[var])
         out.setdefault(var, {})[kind] = Slot(key, var, kind, label)
@@ -170,4 +226,16 @@ def step_key(info: checkpoint.CheckpointInfo) -> Optional[str]:
     return None
 
 
-__all__ = ["CENTERED", "SCALED", "Slot", "different", "find_slots", "step_key"]
+__all__ = [
+    "CENTERED",
+    "SCALED",
+    "TF1_OPTIMIZERS",
+    "TF1_SUFFIXES",
+    "Slot",
+    "Tf1Optimizer",
+    "different",
+    "find_slots",
+    "step_key",
+    "tf1_kind",
+    "tf1_slot_suffix",
+]

@@ -17,23 +17,13 @@ from typing import NamedTuple, Optional, Sequence
 
 from est_ckpt.errors import ConversionError
 from est_ckpt.format import bundle, checkpoint, keys, wire
+from est_ckpt.mapping import optimizer_slots
 from est_ckpt.mapping.names import NameIndex, Source
 
 GLOBAL_STEP = "global_step"
 SAVE_COUNTER = "save_counter"
 STEP = "step"
 
-# Slot names of TF1 optimizers in the order they create them: the first slot of
-# `<var>` is `<var>/<Op>`, the k-th `<var>/<Op>_k` (TF uniquifies the op name).
-_TF1_SLOTS = {
-    "Adam": ("m", "v"),
-    "RMSProp": ("rms", "momentum"),
-    "Ftrl": ("accum", "linear"),
-    "Adadelta": ("accum", "accum_update"),
-    "Adagrad": ("accumulator",),
-    "ProximalAdagrad": ("accumulator",),
-    "Momentum": ("momentum",),
-}
 _UNIQUIFIED = re.compile(r"_\d+$")
 
 
@@ -92,18 +82,10 @@ def _derive_slot_name(
     op = None
     if full_name and "/" in full_name:
         candidate = _UNIQUIFIED.sub("", full_name.rsplit("/", 1)[1])
-        if candidate in _TF1_SLOTS:
+        if any(o.op == candidate for o in optimizer_slots.TF1_OPTIMIZERS):
             op = candidate
-    if op is None:
-        fits = [
-            o for o, names in _TF1_SLOTS.items() if set(all_slots) <= set(names) and slot.slot_name in names
-        ]
-        if len({_TF1_SLOTS[o] for o in fits}) == 1:
-            op = fits[0]
-    if op is None or slot.slot_name not in _TF1_SLOTS[op]:
-        return None
-    k = _TF1_SLOTS[op].index(slot.slot_name)
-    return f"{var_name}/{op}" + (f"_{k}" if k else "")
+    suffix = optimizer_slots.tf1_slot_suffix(slot.slot_name, set(all_slots), op)
+    return None if suffix is None else f"{var_name}/{suffix}"
 
 
 def join_parts(info: checkpoint.CheckpointInfo, name: str, source: Source) -> Variable:

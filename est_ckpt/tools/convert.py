@@ -39,7 +39,8 @@ import struct
 from typing import Callable, Mapping, Optional, Sequence
 
 from est_ckpt.errors import ConversionError
-from est_ckpt.format import bundle, checkpoint, dtypes, keys, object_graph, tensors
+from est_ckpt.format import checkpoint, dtypes, keys, object_graph, tensors
+from est_ckpt.format.assembly import Assembly
 from est_ckpt.mapping.rules import RenameRule
 from est_ckpt.mapping.tf1_names import GLOBAL_STEP, SAVE_COUNTER, STEP, Variable, tf1_variables
 from est_ckpt.tools import onto, publish
@@ -152,44 +153,27 @@ def convert(
     tables = _tables(variables) if to == "tf2" else {}
     rename = (lambda v: _tf2_key(v, tables)) if to == "tf2" else (lambda v: v.name)
     # Only shards that a kept entry uses are carried over, renumbered in order.
-    used = sorted(
-        {v.entry.shard_id for v in variables if not v.entry.slices}
-        | {e.shard_id for v in variables for _, e in v.parts}
-    )
-    shard_map = {old: new for new, old in enumerate(used)}
-    rows: dict[bytes, bytes] = {}
-
-    def moved(entry: bundle.Entry) -> bytes:
-        new = shard_map[entry.shard_id]
-        return entry.raw if new == entry.shard_id else bundle.encode_entry(entry, shard_id=new)
-
+    assembly = Assembly(info.bundle)
     for var in variables:
         key = rename(var)
         if var.entry.slices or var.parts:
-            rows[key.encode("utf-8")] = var.entry.raw
-            for extents, part in var.parts:
-                rows[bundle.encode_slice_key(key, extents)] = moved(part)
+            assembly.link_parts(key, var.entry, info.bundle, var.parts)
         else:
-            rows[key.encode("utf-8")] = moved(var.entry)
-    num_shards = len(used)
-    graph_data = None
+            assembly.link(key, info.bundle, var.entry)
     if to == "tf2":
-        graph_data = tensors.encode_string_tensor([_object_graph(variables, tables)])
-        rows[keys.OBJECT_GRAPH_KEY.encode()] = tensors.new_entry(
-            dtypes.DT_STRING, (), num_shards, 0, graph_data
+        assembly.compute(
+            keys.OBJECT_GRAPH_KEY,
+            dtypes.DT_STRING,
+            (),
+            tensors.encode_string_tensor([_object_graph(variables, tables)]),
         )
         # As `tf.train.Checkpoint` after one save: save_counter 1, in the object graph's shard.
-        counter = struct.pack("<q", 1)
-        rows[SAVE_COUNTER_KEY.encode()] = tensors.new_entry(
-            dtypes.DT_INT64, (), num_shards, len(graph_data), counter
-        )
-        graph_data += counter
-        num_shards += 1
-    header = bundle.encode_header(num_shards, template=info.bundle.header)
-    referenced = [e for v in variables for e in ([p for _, p in v.parts] or [v.entry])]
-    publish.check_sources(((info.bundle, e) for e in referenced), dest.prefix)
-    shards = [(info.bundle.data_path(old), info.bundle.shard_sizes[old]) for old in used]
-    published = publish.publish(dest, header, rows, shards, new_shard=graph_data, progress=progress)
+        assembly.compute(SAVE_COUNTER_KEY, dtypes.DT_INT64, (), struct.pack("<q", 1))
+    publish.check_sources(assembly.referenced(), dest.prefix)
+    out = assembly.rows(header_template=info.bundle.header)
+    published = publish.publish(
+        dest, out.header, out.rows, out.shards, new_shard=out.new_shard, progress=progress
+    )
     return ConversionReport(
         dest.prefix, tuple(dropped), tuple(skipped), published.state_file_updated, published.copied_bytes
     )

@@ -24,7 +24,7 @@ checked against SRC's TF1 Adam powers, and a TF1 template's powers that SRC
 lacks are derived from the step count; Keras SGD's velocity is
 `-learning_rate` times TF1 Momentum's accumulator, and back
 (`onto_momentum`): the only values written, in one small extra shard
-(`onto_steps.encode_new`). Parts saved one by one in SRC are joined
+(`onto_steps.new_tensors`, written by `format.assembly`). Parts saved one by one in SRC are joined
 into one partitioned entry over their own data.
 """
 
@@ -33,7 +33,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Mapping, Optional, Sequence, Union
 
-from est_ckpt.format import bundle, checkpoint
+from est_ckpt.format import checkpoint
+from est_ckpt.format.assembly import Assembly
 from est_ckpt.mapping import RenameRule, Source, WarmStartPlan
 from est_ckpt.mapping.tf1_names import join_parts, slices_by_name
 from est_ckpt.tools import onto_momentum, onto_steps, publish
@@ -87,56 +88,34 @@ def convert_onto(
     dest = publish.destination(info.prefix, dst_prefix, force=force, inputs=(template.prefix,))
 
     # One shard set: SRC's shards that an entry uses, then TEMPLATE's, renumbered in that order.
+    assembly = Assembly(info.bundle, template.bundle)
     slices = {id(b): slices_by_name(b) for b in (info.bundle, template.bundle)}
-    # (bundle, entry, its parts if partitioned, key in DST)
-    chosen: list[tuple[bundle.Bundle, bundle.Entry, tuple, str]] = []
     for key in template.bundle.entries:
         source = sources.get(key)
         if key in computed:
             continue
         if isinstance(source, Source):  # parts saved one by one, joined
             joined = join_parts(info, key, source)
-            chosen.append((info.bundle, joined.entry, joined.parts, key))
+            assembly.link_parts(key, joined.entry, info.bundle, joined.parts)
             continue
         b, old = (info.bundle, source) if source is not None else (template.bundle, key)
-        chosen.append((b, b.entries[old], tuple(slices[id(b)].get(old, ())), key))
-    used: dict[tuple[int, int], int] = {}
-    shards: list[tuple[str, int]] = []
-    for which in (info.bundle, template.bundle):
-        ids = set()
-        for b, entry, parts, _ in chosen:
-            if b is which:
-                entries = [e for _, e in parts] or [entry]
-                ids.update(e.shard_id for e in entries if not e.slices)
-        for old in sorted(ids):
-            used[(id(which), old)] = len(shards)
-            shards.append((which.data_path(old), which.shard_sizes[old]))
-
-    def moved(b: bundle.Bundle, entry: bundle.Entry) -> bytes:
-        new = used[(id(b), entry.shard_id)]
-        return entry.raw if new == entry.shard_id else bundle.encode_entry(entry, shard_id=new)
-
-    rows: dict[bytes, bytes] = {}
-    for b, entry, parts, new_key in chosen:
+        entry = b.entries[old]
         if entry.slices:
-            rows[new_key.encode("utf-8")] = entry.raw
-            for extents, part in parts:
-                rows[bundle.encode_slice_key(new_key, extents)] = moved(b, part)
+            assembly.link_parts(key, entry, b, slices[id(b)].get(old, ()))
         else:
-            rows[new_key.encode("utf-8")] = moved(b, entry)
-    new_shard = None
+            assembly.link(key, b, entry)
     if computed:
         raw = {
             k: (template.bundle.entries[k].dtype, tuple(template.tensors[k].shape), value)
             for k, value in onto_momentum.encoded(info, planned.scaled).items()
         }
-        new_rows, new_shard = onto_steps.encode_new(planned.powers, raw, len(shards))
-        rows.update(new_rows)
-    publish.check_sources(
-        ((b, e) for b, entry, parts, _ in chosen for e in ([p for _, p in parts] or [entry])), dest.prefix
+        for key, (dtype, shape, value) in onto_steps.new_tensors(planned.powers, raw).items():
+            assembly.compute(key, dtype, shape, value)
+    publish.check_sources(assembly.referenced(), dest.prefix)
+    out = assembly.rows(header_template=template.bundle.header)
+    published = publish.publish(
+        dest, out.header, out.rows, out.shards, new_shard=out.new_shard, progress=progress
     )
-    header = bundle.encode_header(len(shards) + (new_shard is not None), template=template.bundle.header)
-    published = publish.publish(dest, header, rows, shards, new_shard=new_shard, progress=progress)
     return OntoReport(
         dest.prefix,
         planned.plan,

@@ -166,20 +166,12 @@ def power_tensors(
     return out
 
 
-def encode_new(
-    scalars: Mapping[str, float], raw: Mapping[str, tuple[int, tuple, bytes]], shard_id: int
-) -> tuple[dict[bytes, bytes], bytes]:
-    """Index rows and the data shard holding float32 `scalars` and `raw` `{key: (dtype, shape, bytes)}`.
-
-    Written by est_ckpt's own format writer: the extra shard of a conversion onto a template.
-    """
-    rows: dict[bytes, bytes] = {}
-    data = b""
+def new_tensors(
+    scalars: Mapping[str, float], raw: Mapping[str, tuple[int, tuple, bytes]]
+) -> dict[str, tuple[int, tuple, bytes]]:
+    """`{key: (dtype, shape, bytes)}` of float32 `scalars` and `raw` tensors: the computed tensors of a conversion."""
     values = {k: (dtypes.DT_FLOAT, (), struct.pack("<f", v)) for k, v in scalars.items()}
-    for key, (dtype, shape, value) in {**values, **raw}.items():
-        rows[key.encode("utf-8")] = tensors.new_entry(dtype, shape, shard_id, len(data), value)
-        data += value
-    return rows, data
+    return {**values, **raw}
 
 
-__all__ = ["check_step", "encode_new", "power_tensors", "template_beta"]
+__all__ = ["check_step", "new_tensors", "power_tensors", "template_beta"]

@@ -1,0 +1,133 @@
+"""A new TensorBundle assembled from bytes that already exist and tensors computed now: the writer's seam.
+
+Tools say what the new checkpoint holds, key by key, and never number shards
+or encode entries themselves:
+
+- `link(key, source, entry)`: the tensor is `entry`'s bytes in `source`'s data
+  files. Index only: the shard is shared (hard-linked or copied whole when
+  published), renumbered in the new shard set.
+- `link_parts(key, whole, source, parts)`: a partitioned tensor (an entry with
+  slices and no data) over parts in `source`'s shards.
+- `compute(key, dtype, shape, data)`: bytes computed now (an object graph, a
+  rescaled slot, a transformed tensor); they go into one extra shard, last.
+- `put(key, raw)`: a row whose entry needs no data (it is already encoded).
+
+`rows(...)` then gives the header, the index rows, the source shards in their
+new numbering and the new shard's bytes, for `tools.publish` to write atomically.
+The source shards are numbered source by source in the order the sources were
+given, by old shard id within each: only the shards a linked entry uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator, Optional, Sequence
+
+from est_ckpt.format import bundle, tensors
+from est_ckpt.format.bundle import Bundle, Entry
+
+__all__ = ["Assembled", "Assembly"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Assembled:
+    """What `Assembly.rows` gives `tools.publish.publish`.
+
+    Attributes:
+      header: the encoded bundle header (its shard count includes `new_shard`).
+      rows: every index row but the header, by raw key.
+      shards: each source shard in the new numbering, as `(data file, size)`.
+      new_shard: the computed tensors' bytes (None when nothing was computed).
+    """
+
+    header: bytes
+    rows: dict[bytes, bytes]
+    shards: list[tuple[str, int]]
+    new_shard: Optional[bytes]
+
+
+class Assembly:
+    """The rows of a new checkpoint over `sources`' data shards plus one shard of computed tensors.
+
+    Args:
+      sources: the bundles whose bytes the new checkpoint may link, in the
+        order their shards are numbered.
+    """
+
+    def __init__(self, *sources: Bundle):
+        self._sources = list(sources)
+        # raw key -> ("link", bundle, entry) | ("raw", bytes) | ("new", dtype, shape, data)
+        self._rows: dict[bytes, tuple] = {}
+        self._new: list[bytes] = []
+
+    def link(self, key: str, source: Bundle, entry: Entry) -> None:
+        """The tensor `key` is `entry`'s bytes, where `source` stores them."""
+        self._check(source)
+        self._rows[key.encode("utf-8")] = ("link", source, entry)
+
+    def link_parts(
+        self, key: str, whole: Entry, source: Bundle, parts: Sequence[tuple[tuple, Entry]]
+    ) -> None:
+        """A partitioned tensor: `whole` (slices, no data), each `(extents, part entry)` in `source`."""
+        self._check(source)
+        self._rows[key.encode("utf-8")] = ("raw", whole.raw)
+        for extents, part in parts:
+            self._rows[bundle.encode_slice_key(key, extents)] = ("link", source, part)
+
+    def compute(self, key: str, dtype: int, shape: Sequence[int], data: bytes) -> None:
+        """The tensor `key` is `data` (TensorBundle's encoding of `dtype`), written into the new shard."""
+        self._rows[key.encode("utf-8")] = ("new", dtype, tuple(shape), len(self._new))
+        self._new.append(data)
+
+    def put(self, key: str, raw: bytes) -> None:
+        """A row whose encoded entry refers to no data shard of its own (the whole of a partitioned tensor)."""
+        self._rows[key.encode("utf-8")] = ("raw", raw)
+
+    def referenced(self) -> Iterator[tuple[Bundle, Entry]]:
+        """Every `(source, entry)` linked: what to check before publishing."""
+        for row in self._rows.values():
+            if row[0] == "link":
+                yield row[1], row[2]
+
+    def rows(self, *, header_template: Optional[bundle.Header] = None) -> Assembled:
+        """The header, rows, source shards and new shard, numbered and encoded."""
+        numbering: dict[tuple[int, int], int] = {}
+        shards: list[tuple[str, int]] = []
+        for source in self._sources:
+            used = sorted(
+                {
+                    e.shard_id
+                    for kind, *rest in self._rows.values()
+                    if kind == "link" and rest[0] is source
+                    for e in (rest[1],)
+                    if not e.slices
+                }
+            )
+            for old in used:
+                numbering[(id(source), old)] = len(shards)
+                shards.append((source.data_path(old), source.shard_sizes[old]))
+        new_shard_id = len(shards)
+        offsets, data = [], b""
+        for value in self._new:
+            offsets.append(len(data))
+            data += value
+        rows: dict[bytes, bytes] = {}
+        for raw_key, row in self._rows.items():
+            if row[0] == "link":
+                source, entry = row[1], row[2]
+                new = numbering[(id(source), entry.shard_id)]
+                rows[raw_key] = (
+                    entry.raw if new == entry.shard_id else bundle.encode_entry(entry, shard_id=new)
+                )
+            elif row[0] == "raw":
+                rows[raw_key] = row[1]
+            else:
+                _, dtype, shape, i = row
+                rows[raw_key] = tensors.new_entry(dtype, shape, new_shard_id, offsets[i], self._new[i])
+        new_shard = data if self._new else None
+        header = bundle.encode_header(len(shards) + (new_shard is not None), template=header_template)
+        return Assembled(header, rows, shards, new_shard)
+
+    def _check(self, source: Bundle) -> None:
+        if not any(source is s for s in self._sources):
+            raise ValueError(f"{source.prefix}: not a source of this assembly; pass it to Assembly(...).")
