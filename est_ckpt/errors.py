@@ -105,3 +105,7 @@ class DestinationNotWritableError(EstCkptError, PermissionError):
 
 class GraphModeError(EstCkptError, RuntimeError):
     """A graph-mode API (a Scaffold, a Saver) was called while TensorFlow executes eagerly."""
+
+
+class InvalidArgumentError(EstCkptError, ValueError):
+    """An argument's value is outside what the function accepts (a negative `atol`)."""

@@ -18,12 +18,21 @@ def cli_env(env: Optional[dict] = None) -> dict:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
 
 
+def cli_argv(*args: str) -> list[str]:
+    """The command line of `est-ckpt ARGS` as this interpreter runs it (`python -m est_ckpt`)."""
+    return [sys.executable, "-m", "est_ckpt", *map(str, args)]
+
+
 def run_cli(
-    *args: str, env: Optional[dict] = None, timeout: float = 120, **kwargs
+    *args: str, env: Optional[dict] = None, timeout: float = 120, expect: Optional[int] = None, **kwargs
 ) -> subprocess.CompletedProcess:
-    """Runs `python -m est_ckpt ARGS` from the repository root; text output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "est_ckpt", *map(str, args)],
+    """Runs `python -m est_ckpt ARGS` from the repository root; text output captured.
+
+    Args:
+      expect: the exit code to assert, if any.
+    """
+    proc = subprocess.run(
+        cli_argv(*args),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -31,6 +40,32 @@ def run_cli(
         env=cli_env(env),
         **kwargs,
     )
+    if expect is not None:
+        assert proc.returncode == expect, (proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+def outcome(*args: str, **kwargs) -> tuple[int, str, str]:
+    """`(exit code, stdout, stderr)` of `run_cli(*args, **kwargs)`."""
+    proc = run_cli(*args, **kwargs)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def run_cli_in_process(argv: list[str]) -> tuple[int, str, str]:
+    """`(exit code, stdout, stderr)` of the command line run in this process (fast: for fuzzing many inputs)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from est_ckpt.commands import main as cli
+
+    out, err = io.StringIO(), io.StringIO()
+    code = None
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = cli.main(cli.parse(["est-ckpt", *argv]))
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
 
 
 def assert_one_error_line(proc: subprocess.CompletedProcess, *needles: str, code: int = 1) -> str:

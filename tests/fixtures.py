@@ -1,7 +1,7 @@
 """Builders for small, real TensorFlow checkpoints used across the test suite.
 
-Every checkpoint printed by the TF "migrate checkpoints" guide
-(/work/shared/seed/000_c7736040787c9cfc.txt) can be reproduced by one of the
+Every checkpoint printed by TensorFlow's migration guide "Migrating model
+checkpoints" (tensorflow.org/guide/migrate/migrating_checkpoints) can be reproduced by one of the
 builders below, with exactly the keys the guide shows (see `expected_keys`).
 
 Contract:
@@ -652,49 +652,50 @@ FIXTURE_NEEDS = {
     "adam_tf2": "keras2",  # tf.keras.optimizers.legacy.Adam
 }
 
-_VV = "/.ATTRIBUTES/VARIABLE_VALUE"
-_SAVE_COUNTER = "save_counter" + _VV
+# The suffix of a variable's key in an object-based checkpoint (one copy for every test).
+VV = "/.ATTRIBUTES/VARIABLE_VALUE"
+_SAVE_COUNTER = "save_counter" + VV
 _GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 # Exact key sets printed by the guide (for the estimator fixtures: the keys of
 # the latest checkpoint in the model dir).
 _EXPECTED_KEYS = {
     "tf1": {"a", "b", "scoped/c"},
-    "tf2": {"variables/0" + _VV, "variables/1" + _VV, "variables/2" + _VV, _SAVE_COUNTER, _GRAPH},
-    "nested": {"v/a" + _VV, "v/b" + _VV, "c" + _VV, "module/d" + _VV, _SAVE_COUNTER, _GRAPH},
-    "duplicate_names": {"vars/0" + _VV, "vars/1" + _VV, _SAVE_COUNTER, _GRAPH},
+    "tf2": {"variables/0" + VV, "variables/1" + VV, "variables/2" + VV, _SAVE_COUNTER, _GRAPH},
+    "nested": {"v/a" + VV, "v/b" + VV, "c" + VV, "module/d" + VV, _SAVE_COUNTER, _GRAPH},
+    "duplicate_names": {"vars/0" + VV, "vars/1" + VV, _SAVE_COUNTER, _GRAPH},
     "session_var_list": {
-        "var_list/a" + _VV,
-        "var_list/b" + _VV,
-        "var_list/scoped.Sc" + _VV,
+        "var_list/a" + VV,
+        "var_list/b" + VV,
+        "var_list/scoped.Sc" + VV,
         _SAVE_COUNTER,
         _GRAPH,
     },
-    "unscoped_scoped": {"unscoped/0" + _VV, "unscoped/1" + _VV, "scoped/0" + _VV, _SAVE_COUNTER, _GRAPH},
+    "unscoped_scoped": {"unscoped/0" + VV, "unscoped/1" + VV, "scoped/0" + VV, _SAVE_COUNTER, _GRAPH},
     "estimator_tf1": {"var", "global_step"},
-    "estimator_tf2": {"var_list/var" + _VV, "step" + _VV, _GRAPH},
+    "estimator_tf2": {"var_list/var" + VV, "step" + VV, _GRAPH},
 }
 
 # Values printed by the guide: {fixture: {key: value}}.
 GUIDE_VALUES = {
     "tf1": {"a": 1.0, "b": 2.0, "scoped/c": 3.0},
-    "tf2": {"variables/0" + _VV: 5.0, "variables/1" + _VV: 6.0, "variables/2" + _VV: 7.0, _SAVE_COUNTER: 1},
-    "nested": {"v/a" + _VV: 0.0, "v/b" + _VV: 0.0, "c" + _VV: 0.0, "module/d" + _VV: 0.0, _SAVE_COUNTER: 1},
-    "duplicate_names": {"vars/0" + _VV: 1.0, "vars/1" + _VV: 2.0},
+    "tf2": {"variables/0" + VV: 5.0, "variables/1" + VV: 6.0, "variables/2" + VV: 7.0, _SAVE_COUNTER: 1},
+    "nested": {"v/a" + VV: 0.0, "v/b" + VV: 0.0, "c" + VV: 0.0, "module/d" + VV: 0.0, _SAVE_COUNTER: 1},
+    "duplicate_names": {"vars/0" + VV: 1.0, "vars/1" + VV: 2.0},
     "session_var_list": {
-        "var_list/a" + _VV: 1.0,
-        "var_list/b" + _VV: 2.0,
-        "var_list/scoped.Sc" + _VV: 3.0,
+        "var_list/a" + VV: 1.0,
+        "var_list/b" + VV: 2.0,
+        "var_list/scoped.Sc" + VV: 3.0,
         _SAVE_COUNTER: 1,
     },
     "unscoped_scoped": {
-        "unscoped/0" + _VV: 1.0,
-        "unscoped/1" + _VV: 2.0,
-        "scoped/0" + _VV: 3.0,
+        "unscoped/0" + VV: 1.0,
+        "unscoped/1" + VV: 2.0,
+        "scoped/0" + VV: 3.0,
         _SAVE_COUNTER: 1,
     },
     "estimator_tf1": {"var": 2.0, "global_step": 1},
-    "estimator_tf2": {"var_list/var" + _VV: 4.0, "step" + _VV: 1},
+    "estimator_tf2": {"var_list/var" + VV: 4.0, "step" + VV: 1},
 }
 
 

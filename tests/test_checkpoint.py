@@ -11,9 +11,7 @@ import pytest
 import est_ckpt
 from est_ckpt import errors
 from est_ckpt.format import keys
-from tests.fixtures import FIXTURES, GUIDE_VALUES, expected_keys
-
-_VV = "/.ATTRIBUTES/VARIABLE_VALUE"
+from tests.fixtures import FIXTURES, GUIDE_VALUES, VV, expected_keys
 
 
 def _tf_view(prefix):
@@ -69,12 +67,12 @@ def test_tf2_full_names_and_object_paths(ckpts):
     """A tf2 checkpoint maps each key to its object path and the TF1 name recorded at save time."""
     info = est_ckpt.read_checkpoint(ckpts("tf2"))
     names = {k: (t.object_path, t.name) for k, t in info.tensors.items()}
-    assert names["variables/0" + _VV] == ("variables/0", "a")
-    assert names["variables/2" + _VV] == ("variables/2", "scoped/c")
+    assert names["variables/0" + VV] == ("variables/0", "a")
+    assert names["variables/2" + VV] == ("variables/2", "scoped/c")
     assert names[keys.OBJECT_GRAPH_KEY] == (None, None)
     info = est_ckpt.read_checkpoint(ckpts("session_var_list"))
-    assert info.tensors["var_list/scoped.Sc" + _VV].name == "scoped/c"
-    assert info.tensors["var_list/scoped.Sc" + _VV].object_path == "var_list/scoped.Sc"
+    assert info.tensors["var_list/scoped.Sc" + VV].name == "scoped/c"
+    assert info.tensors["var_list/scoped.Sc" + VV].object_path == "var_list/scoped.Sc"
 
 
 def test_tf1_names_are_keys(ckpts):
@@ -87,10 +85,10 @@ def test_tf1_names_are_keys(ckpts):
 def test_duplicate_names_are_listed(ckpts):
     """Eager variables all named `Variable` show up as one name held by several keys."""
     info = est_ckpt.read_checkpoint(ckpts("duplicate_names"))
-    assert info.duplicate_names == {"Variable": ["vars/0" + _VV, "vars/1" + _VV]}
+    assert info.duplicate_names == {"Variable": ["vars/0" + VV, "vars/1" + VV]}
     nested = est_ckpt.read_checkpoint(ckpts("nested"))
     assert sorted(nested.duplicate_names["Variable"]) == sorted(
-        ["c" + _VV, "module/d" + _VV, "v/a" + _VV, "v/b" + _VV]
+        ["c" + VV, "module/d" + VV, "v/a" + VV, "v/b" + VV]
     )
 
 
@@ -106,17 +104,17 @@ def test_partitioned_variable_full_shape_and_slices(ckpts):
 def test_partitioned_parts_in_tf2_share_a_full_name(ckpts):
     """Parts saved one by one into a tf2 checkpoint all record `emb` as their name."""
     info = est_ckpt.read_checkpoint(ckpts("partitioned_tf2"))
-    assert sorted(info.duplicate_names["emb"]) == [f"var_list/emb.Spart_{i}{_VV}" for i in range(3)]
+    assert sorted(info.duplicate_names["emb"]) == [f"var_list/emb.Spart_{i}{VV}" for i in range(3)]
 
 
 @pytest.mark.keras2
 def test_slot_variables(ckpts):
     """Slot variables record their variable's path, the optimizer's path and the slot name."""
     info = est_ckpt.read_checkpoint(ckpts("adam_tf2"))
-    key = "model/layer_with_weights-0/kernel/.OPTIMIZER_SLOT/optimizer/m" + _VV
+    key = "model/layer_with_weights-0/kernel/.OPTIMIZER_SLOT/optimizer/m" + VV
     slot = info.tensors[key].slot
     assert slot == est_ckpt.format.checkpoint.SlotInfo("model/layer_with_weights-0/kernel", "optimizer", "m")
-    assert info.tensors["model/layer_with_weights-0/kernel" + _VV].slot is None
+    assert info.tensors["model/layer_with_weights-0/kernel" + VV].slot is None
     assert sum(t.slot is not None for t in info.tensors.values()) == 8
 
 
@@ -124,8 +122,8 @@ def test_slot_variables(ckpts):
 def test_keras_functional_keys(ckpts):
     """A Keras functional model's variables are tracked as `layer_with_weights-N`."""
     info = est_ckpt.read_checkpoint(ckpts("keras_functional"))
-    assert "model/layer_with_weights-0/kernel" + _VV in info.tensors
-    assert info.tensors["model/layer_with_weights-1/bias" + _VV].shape == (1,)
+    assert "model/layer_with_weights-0/kernel" + VV in info.tensors
+    assert info.tensors["model/layer_with_weights-1/bias" + VV].shape == (1,)
 
 
 def test_dtype_names(ckpts):
@@ -142,8 +140,8 @@ def test_estimator_tf2_dir_has_two_shards(ckpts):
     """The guide's TF2 Estimator checkpoint is sharded in two data files and reads whole."""
     info = est_ckpt.read_checkpoint(ckpts("estimator_tf2"))
     assert info.bundle.header.num_shards == 2
-    assert info.tensors["var_list/var" + _VV].name == "var"
-    assert info.tensors["step" + _VV].name == "global_step"
+    assert info.tensors["var_list/var" + VV].name == "var"
+    assert info.tensors["step" + VV].name == "global_step"
 
 
 class TestResolve:

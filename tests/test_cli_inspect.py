@@ -11,8 +11,7 @@ import sys
 import pytest
 
 from est_ckpt.format import keys
-
-_VV = "/.ATTRIBUTES/VARIABLE_VALUE"
+from tests.fixtures import VV
 
 
 def est_ckpt(*args, check_rc=None):
@@ -61,14 +60,14 @@ def test_inspect_json_shape(ckpts):
     assert set(out) == {"prefix", "format", "tensors", "duplicate_names"}
     assert out["prefix"] == prefix and out["format"] == "tf2"
     by_key = {t["key"]: t for t in out["tensors"]}
-    assert by_key["vars/0" + _VV] == {
-        "key": "vars/0" + _VV,
+    assert by_key["vars/0" + VV] == {
+        "key": "vars/0" + VV,
         "dtype": "float32",
         "shape": [],
         "name": "Variable",
     }
     assert by_key[keys.OBJECT_GRAPH_KEY]["name"] is None
-    assert out["duplicate_names"] == {"Variable": ["vars/0" + _VV, "vars/1" + _VV]}
+    assert out["duplicate_names"] == {"Variable": ["vars/0" + VV, "vars/1" + VV]}
 
 
 def test_inspect_json_tf1_names_are_keys(ckpts):
@@ -102,7 +101,7 @@ def test_inspect_human_output(ckpts):
     assert lines[0].startswith(os.path.join(model_dir, "model.ckpt-1")) and "format=tf2" in lines[0]
     assert lines[1].split() == ["KEY", "DTYPE", "SHAPE", "NAME"]
     row = next(line for line in lines if line.startswith("var_list/var/"))
-    assert row.split() == ["var_list/var" + _VV, "float32", "[]", "var"]
+    assert row.split() == ["var_list/var" + VV, "float32", "[]", "var"]
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,8 @@ from est_ckpt.format import bundle, checkpoint, keys, object_graph, reader, tens
 from est_ckpt.mapping import tf1_names
 from est_ckpt.tools import convert, publish
 from tests import fixtures as fx
+from tests.fixtures import VV
 
-VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EST_CKPT = os.path.join(os.path.dirname(sys.executable), "est-ckpt")
 

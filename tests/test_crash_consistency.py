@@ -44,6 +44,7 @@ import pytest
 
 from est_ckpt import convert_checkpoint, diff_checkpoints, verify_checkpoint
 from est_ckpt.format import checkpoint
+from tests.fixtures import VV
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KILLS = int(os.environ.get("EST_CKPT_CRASH_KILLS", "20"))
@@ -52,7 +53,6 @@ KEEP = 3  # keep_checkpoint_max: old checkpoints are deleted while we kill
 
 TF2_KEYS = ("step/.ATTRIBUTES/VARIABLE_VALUE", "var_list/w/.ATTRIBUTES/VARIABLE_VALUE")
 TF1_KEYS = ("global_step", "w")
-VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 # Instruments a child process (never the library): each call of one of the named functions of a
 # module is a file-system mutation step, logged before it runs; the `die_at`-th step never runs,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -12,8 +11,9 @@ import pytest
 
 import est_ckpt
 from est_ckpt.commands.diff import to_json
-from est_ckpt.errors import ConversionError
+from est_ckpt.errors import InvalidArgumentError
 from tests import fixtures as fx
+from tests.cli import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EST_CKPT = os.path.join(os.path.dirname(sys.executable), "est-ckpt")
@@ -104,7 +104,7 @@ def test_value_differences_and_atol(ckpts):
         ("scoped/c", "value", 4.0),
     ]
     assert est_ckpt.diff_checkpoints(ckpts.prefix("tf1"), ckpts.prefix("tf2"), atol=4.0).equal
-    with pytest.raises(ConversionError, match="atol"):
+    with pytest.raises(InvalidArgumentError, match="atol"):
         est_ckpt.diff_checkpoints(ckpts.prefix("tf1"), ckpts.prefix("tf2"), atol=-1)
 
 
@@ -137,27 +137,23 @@ def test_duplicate_full_names_fall_back_to_keys(ckpts):
     assert result.only_in_b == ("a", "b", "scoped/c")
 
 
-def _cli(*args):
-    return subprocess.run([EST_CKPT, "diff", *args], capture_output=True, text=True, cwd=ROOT)
-
-
 def test_cli_exit_codes_and_json(ckpts, variants):
     """`est-ckpt diff` exits 0 when equal, 1 when different or unreadable, 2 on usage errors; --json has the contract's shape."""
-    same = _cli(ckpts.prefix("tf1"), ckpts.prefix("session_var_list"))
+    same = run_cli("diff", ckpts.prefix("tf1"), ckpts.prefix("session_var_list"))
     assert same.returncode == 0 and same.stdout.strip().endswith("equal")
-    differ = _cli(variants["base"], variants["value"], "--json")
+    differ = run_cli("diff", variants["base"], variants["value"], "--json")
     assert differ.returncode == 1
     assert json.loads(differ.stdout) == {
         "only_in_a": [],
         "only_in_b": [],
         "changed": [{"name": "x", "why": "value", "max_abs_diff": 0.5, "num_different": 1}],
     }
-    assert _cli(variants["base"], variants["value"], "--atol=0.5").returncode == 0
-    text = _cli(variants["extra"], variants["dtype"]).stdout
+    assert run_cli("diff", variants["base"], variants["value"], "--atol=0.5").returncode == 0
+    text = run_cli("diff", variants["extra"], variants["dtype"]).stdout
     assert "only in A: y" in text and "changed x: dtype: float32 -> float64" in text
-    assert _cli(variants["base"]).returncode == 2
-    assert _cli(variants["base"], variants["value"], "--atol=-1").returncode == 2
-    missing = _cli(variants["base"], variants["base"] + "-nope")  # bad input: exit 1, stderr only
+    assert run_cli("diff", variants["base"]).returncode == 2
+    assert run_cli("diff", variants["base"], variants["value"], "--atol=-1").returncode == 2
+    missing = run_cli("diff", variants["base"], variants["base"] + "-nope")  # bad input: exit 1, stderr only
     assert missing.returncode == 1 and "no such checkpoint" in missing.stderr and missing.stdout == ""
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from tests import fixtures as fx
+from tests.fixtures import VV
 
-VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 SAVE_COUNTER = "save_counter" + VV
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import collections
 import importlib
-import io
 import json
 import os
 import random
@@ -51,11 +50,14 @@ import traceback
 
 import pytest
 
+from tests.fixtures import VV
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from est_ckpt.format import bundle, checkpoint, keys, reader, table, tensors, wire  # noqa: E402
+from tests.cli import outcome, run_cli_in_process  # noqa: E402
 
 pytestmark = pytest.mark.estimator
 
@@ -74,7 +76,6 @@ BASES = tuple(
         "EST_CKPT_FUZZ_BASES", "tf1,estimator_tf2,partitioned,dtypes_tf2,adam_tf2,multiblock"
     ).split(",")
 )
-_VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 # -- bases: pristine copies with a relative state file ----------------------------------------
@@ -505,7 +506,7 @@ def _partition_mutants(name, at, rows) -> list[Mutant]:
 
 
 def _graph_mutants(name, at) -> list[Mutant]:
-    good_leaf = _graph_node(attributes=[(b"VARIABLE_VALUE", b"x", b"x" + _VV.encode())])
+    good_leaf = _graph_node(attributes=[(b"VARIABLE_VALUE", b"x", b"x" + VV.encode())])
     graphs = {
         "truncated": (_graph_node(children=[(1, b"x")]) + good_leaf)[:-7],
         "child-out-of-range": _graph_node(children=[(10**6, b"x")]),
@@ -697,21 +698,6 @@ def _same_value(a, b) -> bool:
     return a.tobytes() == b.tobytes() or bool(np.array_equal(a, b, equal_nan=True))
 
 
-def _cli(argv: list[str]) -> tuple[int, str, str]:
-    from contextlib import redirect_stderr, redirect_stdout
-
-    from est_ckpt.commands import main as cli
-
-    out, err = io.StringIO(), io.StringIO()
-    code = None
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            code = cli.main(cli.parse(["est-ckpt", *argv]))
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
-
-
 def _check_cli_result(what, code, out, err, expect_ok, problems):
     if "Traceback" in err or "Traceback" in out:
         problems.append(f"{what}: printed a traceback: {err[-500:]}")
@@ -832,7 +818,7 @@ def _run_mutant(job: dict, truth: _Truth) -> dict:
             (["inspect", target, "--values"], values_ok),
             (["verify", target], verify_ok),
         ):
-            label, result, error = _outcome(_cli, argv)
+            label, result, error = _outcome(run_cli_in_process, argv)
             what = " ".join(argv[:1] + argv[2:])
             outcomes[f"cli {what}"] = label if label != "ok" else f"exit {result[0]}"
             if label != "ok":
@@ -899,7 +885,7 @@ def _fuzz_map(job, outcomes, problems, record, info, verify_ok):
             )
     record("map_checkpoints (target)", _outcome(map_checkpoints, pristine, job["target"]))
     if job.get("cli"):
-        label, result, error = _outcome(_cli, ["map", job["target"], "--target", pristine])
+        label, result, error = _outcome(run_cli_in_process, ["map", job["target"], "--target", pristine])
         outcomes["cli map"] = label if label != "ok" else f"exit {result[0]}"
         if label != "ok":
             problems.append(f"cli map: {label}: {error}"[:2000])
@@ -986,18 +972,6 @@ class _Worker:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
-
-
-def _subprocess_cli(argv: list[str]) -> tuple[int, str, str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "est_ckpt", *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=_ROOT,
-        env=dict(os.environ, PYTHONPATH=_ROOT),
-    )
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 def _table(
@@ -1096,7 +1070,7 @@ def test_fuzz(bases, tmp_path, capsys):
                 answer["problems"].append(f"worker peak RSS reached {answer['peak_rss_kib'] // 1024} MiB")
             if number in sample:
                 for argv in (["inspect", target], ["verify", target]):
-                    code, out, err = _subprocess_cli(argv)
+                    code, out, err = outcome(*argv)
                     counts[f"subprocess {argv[0]}"][f"exit {code}"] += 1
                     if (
                         code not in (0, 1)

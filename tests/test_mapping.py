@@ -19,8 +19,9 @@ from est_ckpt.errors import (
     UnusedMappingError,
 )
 from est_ckpt.format import checkpoint
+from tests.cli import run_cli
+from tests.fixtures import VV
 
-VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 SCALAR = ((), "float32")
 
 
@@ -296,16 +297,9 @@ def test_large_plan_is_correct():
 # -- est-ckpt map ----------------------------------------------------------------------------------
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    # The console script's own module, so the test does not depend on where scripts are installed.
-    return subprocess.run(
-        [sys.executable, "-m", "est_ckpt", "map", *args], capture_output=True, text=True, timeout=120
-    )
-
-
 def test_cli_map_json_dry_run(ckpts):
     """`est-ckpt map --json` prints the plan of a tf2 source against a tf1 target and exits 0 when it is clean."""
-    result = _cli(ckpts("partitioned_tf2"), "--target", ckpts("partitioned"), "--json")
+    result = run_cli("map", ckpts("partitioned_tf2"), "--target", ckpts("partitioned"), "--json")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["mapped"][0] == {"target": "dense/kernel", "source_key": f"var_list/dense.Skernel{VV}"}
@@ -315,8 +309,15 @@ def test_cli_map_json_dry_run(ckpts):
 
 def test_cli_map_text_reports_problems_and_exits_1(ckpts):
     """The text dry run shows each target's key and verdict, the unmapped with closest names, and exits 1."""
-    result = _cli(
-        ckpts("tf1"), "--target", ckpts("adam"), "--assignment_map", "a=w", "--rename_rule", "b=scoped/c"
+    result = run_cli(
+        "map",
+        ckpts("tf1"),
+        "--target",
+        ckpts("adam"),
+        "--assignment_map",
+        "a=w",
+        "--rename_rule",
+        "b=scoped/c",
     )
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
@@ -328,8 +329,8 @@ def test_cli_map_text_reports_problems_and_exits_1(ckpts):
 
 def test_cli_map_usage_errors(ckpts):
     """Missing --target or a malformed --assignment_map is a usage error (exit 2)."""
-    assert _cli(ckpts("tf1")).returncode == 2
-    result = _cli(ckpts("tf1"), "--target", ckpts("tf1"), "--assignment_map", "nodelimiter")
+    assert run_cli("map", ckpts("tf1")).returncode == 2
+    result = run_cli("map", ckpts("tf1"), "--target", ckpts("tf1"), "--assignment_map", "nodelimiter")
     assert result.returncode == 2 and "SRC=DST" in result.stderr
 
 
@@ -345,7 +346,7 @@ def test_cli_assignment_map_splits_at_the_last_equals_as_warm_start_map(tmp_path
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             target = tf.compat.v1.train.Saver().save(sess, str(tmp_path / "target" / "ckpt"))
-    result = _cli(src, "--target", target, "--assignment_map", "a=b=w", "--json")
+    result = run_cli("map", src, "--target", target, "--assignment_map", "a=b=w", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["mapped"] == [{"target": "w", "source_key": f"a=b{VV}"}]
     assert parse_map_entry("a=b=w") == ("a=b", "w")

@@ -33,6 +33,7 @@ import est_ckpt  # noqa: E402
 from est_ckpt import fileio  # noqa: E402
 from est_ckpt.errors import CheckpointNotFoundError, DestinationExistsError  # noqa: E402
 from tests import fixtures  # noqa: E402
+from tests.cli import cli_argv, run_cli  # noqa: E402
 from tests.object_store import S3Server, ServerUnavailable  # noqa: E402
 from tests.test_crash_consistency import _tree_digest  # noqa: E402
 from tests.test_scaffold import VV, _values, _var_estimator, _var_input_fn  # noqa: E402
@@ -69,14 +70,6 @@ def store():
             yield server
     finally:
         server.close()
-
-
-def _cli(*args):
-    return [sys.executable, "-m", "est_ckpt", *args]
-
-
-def _run_cli(*args, timeout=120):
-    return subprocess.run(_cli(*args), cwd=_ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 def _legacy_model_dir(store, name: str) -> str:
@@ -154,7 +147,7 @@ def test_cli_inspects_and_converts_remote_paths_then_they_verify_and_diff_equal(
     # Independent commands, run side by side: each pays for importing TensorFlow.
     procs = {
         name: subprocess.Popen(
-            _cli(*args), cwd=_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            cli_argv(*args), cwd=_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         for name, args in commands.items()
     }
@@ -196,7 +189,7 @@ def big_ckpt(tmp_path_factory):
 def test_cli_converts_a_big_local_checkpoint_into_s3_with_progress(store, big_ckpt, tmp_path):
     """`est-ckpt convert LOCAL s3://.../ --to=tf2` copies a 100.4 MB data file (over the progress bar's 100 MB); DST verifies."""
     dst_dir = store.url("big")
-    proc = _run_cli("convert", big_ckpt, dst_dir + "/", "--to=tf2", timeout=300)
+    proc = run_cli("convert", big_ckpt, dst_dir + "/", "--to=tf2", timeout=300)
     # Whether and how the progress bar shows (stderr is a pipe here) belongs to the CLI: only no traceback.
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     prefix = f"{dst_dir}/model.ckpt"
@@ -276,7 +269,7 @@ def test_convert_killed_on_s3_leaves_no_index_or_a_whole_one(store, big_ckpt, tm
     src_digest = _tree_digest(os.path.dirname(big_ckpt))
     mark = len(store.requests())
     proc = subprocess.Popen(
-        _cli("convert", big_ckpt, dst_prefix, "--to=tf2"),
+        cli_argv("convert", big_ckpt, dst_prefix, "--to=tf2"),
         cwd=_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ import est_ckpt
 from est_ckpt.errors import DestinationExistsError, MismatchError, UnmappedVariablesError
 from est_ckpt.format import bundle, checkpoint, keys
 from est_ckpt.tools import onto
+from tests.cli import run_cli
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -227,16 +226,6 @@ def test_shards_are_linked_not_copied(tf, tmp_path):
     assert {os.stat(written.data_path(i)).st_ino for i in range(written.header.num_shards)} == sources
 
 
-def _cli(*args, check_rc=None):
-    env = dict(os.environ, PYTHONPATH=_ROOT)
-    proc = subprocess.run(
-        [sys.executable, "-m", "est_ckpt", *args], capture_output=True, text=True, timeout=120, env=env
-    )
-    if check_rc is not None:
-        assert proc.returncode == check_rc, proc.stderr
-    return proc
-
-
 @pytest.mark.keras2
 def test_cli_like_json_is_the_map_plan(tf, tmp_path):
     """`convert --like --json` prints the plan `map --target --json` shows; `--to` with `--like` is exit 2."""
@@ -244,9 +233,9 @@ def test_cli_like_json_is_the_map_plan(tf, tmp_path):
     _tf1_ckpt(tf, src, kernel_name="old/kernel")
     like = tf.train.Checkpoint(model=_keras_model(tf)).save(str(tmp_path / "tpl" / "ckpt"))
     mapping = ["--assignment_map=old/kernel=dense/kernel"]
-    planned = json.loads(_cli("map", src, "--target", like, *mapping, "--json", check_rc=0).stdout)
+    planned = json.loads(run_cli("map", src, "--target", like, *mapping, "--json", expect=0).stdout)
     dst = str(tmp_path / "out" / "ckpt")
-    out = json.loads(_cli("convert", src, dst, f"--like={like}", *mapping, "--json", check_rc=0).stdout)
+    out = json.loads(run_cli("convert", src, dst, f"--like={like}", *mapping, "--json", expect=0).stdout)
     assert set(out) == {
         "prefix",
         "mapped",
@@ -263,10 +252,10 @@ def test_cli_like_json_is_the_map_plan(tf, tmp_path):
         and out["state_file_updated"] is True
     )
 
-    both = _cli("convert", src, str(tmp_path / "both"), "--to=tf2", f"--like={like}", check_rc=2)
+    both = run_cli("convert", src, str(tmp_path / "both"), "--to=tf2", f"--like={like}", expect=2)
     assert "--to or --like" in both.stderr and not os.path.exists(tmp_path / "both.index")
-    again = _cli("convert", src, dst, f"--like={like}", *mapping, check_rc=1)
+    again = run_cli("convert", src, dst, f"--like={like}", *mapping, expect=1)
     assert again.stderr.count("\n") == 1 and "already exists" in again.stderr
-    unmapped = _cli("convert", src, str(tmp_path / "u" / "ckpt"), f"--like={like}", check_rc=1)
+    unmapped = run_cli("convert", src, str(tmp_path / "u" / "ckpt"), f"--like={like}", expect=1)
     assert "'dense/kernel'" in unmapped.stderr and "Traceback" not in unmapped.stderr
     assert not os.path.exists(tmp_path / "u")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ import pytest
 import est_ckpt
 from est_ckpt.format import checkpoint
 from est_ckpt.tools import onto
+from tests.cli import outcome
 from tests.onto_models import keras as _keras
 from tests.onto_models import keras_step as _keras_step
 from tests.onto_models import train_tf1 as _train_tf1
@@ -60,12 +59,6 @@ def _weights(model) -> dict:
 def _assert_close(got: dict, expected: dict):
     for key, value in expected.items():
         np.testing.assert_allclose(got[key], value, atol=1e-6, rtol=0)
-
-
-def _cli(*args):
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.run([sys.executable, "-m", "est_ckpt", *args], capture_output=True, text=True, env=env)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
@@ -133,7 +126,7 @@ def test_learning_rate_not_recorded_is_refused(tf, tmp_path):
     like = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "tpl" / "ckpt"))
     with pytest.raises(est_ckpt.errors.ConversionError, match=r"'optimizer/_variables/\d+/.*neither it nor"):
         est_ckpt.convert_checkpoint(src, str(tmp_path / "out" / "ckpt"), like=like)
-    rc, out, err = _cli("map", src, "--target", like, "--optimizer_state", "--json")
+    rc, out, err = outcome("map", src, "--target", like, "--optimizer_state", "--json")
     assert rc == 1 and out == "" and "neither it nor" in err and len(err.strip().splitlines()) == 1
     assert not os.path.exists(tmp_path / "out")
 
@@ -159,9 +152,9 @@ def test_map_optimizer_state_is_the_plan_convert_like_executes(tf, tmp_path, kin
         model, optimizer = _keras(tf, keras_opt)
         like = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "tpl" / "ckpt"))
 
-    rc_map, out, _ = _cli("map", src, "--target", like, "--optimizer_state", "--json")
+    rc_map, out, _ = outcome("map", src, "--target", like, "--optimizer_state", "--json")
     planned = json.loads(out)
-    rc_convert, out, err = _cli("convert", src, str(tmp_path / "out" / "ckpt"), f"--like={like}", "--json")
+    rc_convert, out, err = outcome("convert", src, str(tmp_path / "out" / "ckpt"), f"--like={like}", "--json")
     assert rc_map == rc_convert == 0, err
     converted = _plan_part(json.loads(out))
     assert planned["unmapped"] == [] and planned["mismatched"] == []
@@ -169,7 +162,7 @@ def test_map_optimizer_state_is_the_plan_convert_like_executes(tf, tmp_path, kin
     assert bool(planned["computed"]) == (kind != "adam")
     # A TF1 template records no hyperparameter to keep, and a Keras source no Adam power to check.
     assert bool(planned["kept"]) == bool(planned["step_checks"]) == (kind != "adam_back")
-    rc, text, _ = _cli("map", src, "--target", like, "--optimizer_state")
+    rc, text, _ = outcome("map", src, "--target", like, "--optimizer_state")
     assert rc == 0 and text.rstrip().endswith(": ok")
     assert all(f"computed: {key}" in text for key in planned["computed"])
 
@@ -193,8 +186,8 @@ def test_map_step_mismatch_exits_1_as_convert(tf, tmp_path):
     optimizer.apply_gradients((tf.zeros_like(v), v) for v in model.trainable_variables)
     like = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "tpl" / "ckpt"))
     results = [
-        _cli("map", src, "--target", like, "--optimizer_state", "--json"),
-        _cli("convert", src, str(tmp_path / "out" / "ckpt"), f"--like={like}", "--json"),
+        outcome("map", src, "--target", like, "--optimizer_state", "--json"),
+        outcome("convert", src, str(tmp_path / "out" / "ckpt"), f"--like={like}", "--json"),
     ]
     for rc, out, err in results:
         assert rc == 1 and out == "" and "'global_step' = 5 does not count" in err
@@ -211,30 +204,30 @@ def test_map_optimizer_state_refuses_what_convert_refuses(tf, tmp_path):
     like = tf.train.Checkpoint(model=model, optimizer=optimizer, extra=extra).save(
         str(tmp_path / "tpl" / "ckpt")
     )
-    rc_map, out, _ = _cli("map", src, "--target", like, "--optimizer_state", "--json")
+    rc_map, out, _ = outcome("map", src, "--target", like, "--optimizer_state", "--json")
     planned = json.loads(out)
-    rc_convert, out, err = _cli("convert", src, str(tmp_path / "out" / "ckpt"), f"--like={like}")
+    rc_convert, out, err = outcome("convert", src, str(tmp_path / "out" / "ckpt"), f"--like={like}")
     assert rc_map == rc_convert == 1 and out == "" and "extra" in err
     assert "keep_unmapped=True" not in err  # the CLI names flags, not arguments (issue 20.8)
     assert planned["unmapped"] == ["extra"] and planned["computed"] == {}
     # What has no source is unmapped, not also kept (issue 20.10).
     assert "extra/.ATTRIBUTES/VARIABLE_VALUE" not in planned["kept"]
-    rc, text, _ = _cli("map", src, "--target", like, "--optimizer_state")
+    rc, text, _ = outcome("map", src, "--target", like, "--optimizer_state")
     assert (
         rc == 1 and "unmapped: extra" in text and text.rstrip().endswith("convert --like would refuse this")
     )
     assert not os.path.exists(tmp_path / "out")
     # With --keep_unmapped both accept it, and map plans what convert then does: `extra` is kept.
-    rc_map, out, _ = _cli("map", src, "--target", like, "--optimizer_state", "--keep_unmapped", "--json")
+    rc_map, out, _ = outcome("map", src, "--target", like, "--optimizer_state", "--keep_unmapped", "--json")
     planned = json.loads(out)
-    rc_convert, out, err = _cli(
+    rc_convert, out, err = outcome(
         "convert", src, str(tmp_path / "out" / "ckpt"), f"--like={like}", "--keep_unmapped", "--json"
     )
     assert rc_map == rc_convert == 0, err
     converted = _plan_part(json.loads(out))
     assert "extra/.ATTRIBUTES/VARIABLE_VALUE" in planned["kept"]
     assert planned["unmapped"] == [] and {k: planned[k] for k in converted} == converted
-    rc, _, err = _cli("map", src, "--target", like, "--keep_unmapped")
+    rc, _, err = outcome("map", src, "--target", like, "--keep_unmapped")
     assert rc == 2 and "--keep_unmapped applies to --optimizer_state" in err
 
 
@@ -244,7 +237,7 @@ def test_map_lists_slots_without_a_source_as_unmapped_only(tf, tmp_path):
     _train_tf1(tf, lambda tf1: tf1.train.GradientDescentOptimizer(_LR), src, steps=1)
     model, optimizer = _keras(tf, _sgd(False, False))
     like = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "tpl" / "ckpt"))
-    rc, out, _ = _cli("map", src, "--target", like, "--optimizer_state", "--json")
+    rc, out, _ = outcome("map", src, "--target", like, "--optimizer_state", "--json")
     planned = json.loads(out)
     assert rc == 1 and len(planned["unmapped"]) == len(model.trainable_variables)
     template = checkpoint.read_checkpoint(like)

@@ -18,6 +18,8 @@ import sys
 import numpy as np
 import pytest
 
+from tests.fixtures import VV
+
 tf = pytest.importorskip("tensorflow")
 tf1 = tf.compat.v1
 
@@ -30,7 +32,6 @@ from est_ckpt.tools.convert import convert_checkpoint  # noqa: E402
 from est_ckpt.tools.verify import verify_checkpoint  # noqa: E402
 
 GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
-VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 QUIET = {"save_summary_steps": 10**9, "log_step_count_steps": None}
 KEY = 7
 

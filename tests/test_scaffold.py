@@ -13,6 +13,8 @@ import types
 import numpy as np
 import pytest
 
+from tests.fixtures import VV
+
 tf = pytest.importorskip("tensorflow")
 tf1 = tf.compat.v1
 
@@ -20,7 +22,6 @@ import est_ckpt  # noqa: E402
 from est_ckpt.errors import MismatchError, UnmappedVariablesError  # noqa: E402
 from tests import fixtures  # noqa: E402
 
-VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 SAVE_COUNTER = "save_counter" + VV
 QUIET = {"save_summary_steps": 10**9, "log_step_count_steps": None}

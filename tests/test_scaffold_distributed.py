@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from tests.fixtures import VV
+
 tf = pytest.importorskip("tensorflow")
 tf1 = tf.compat.v1
 
@@ -26,7 +28,6 @@ import est_ckpt  # noqa: E402
 
 pytestmark = pytest.mark.estimator
 
-VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER_BUDGET_SECS = 600  # a bound for a hung cluster on two loaded cores, not a speed claim

@@ -13,6 +13,8 @@ import pickle
 import numpy as np
 import pytest
 
+from tests.fixtures import VV
+
 tf = pytest.importorskip("tensorflow")
 tf1 = tf.compat.v1
 
@@ -20,7 +22,6 @@ import est_ckpt  # noqa: E402
 from est_ckpt.errors import AmbiguousNameError, MismatchError, UnusedMappingError  # noqa: E402
 from est_ckpt.tf.warm_starting import build_warm_start_op  # noqa: E402
 
-VV = "/.ATTRIBUTES/VARIABLE_VALUE"
 EMB = np.arange(40, dtype=np.float32).reshape(10, 4)
 KERNEL = np.arange(8, dtype=np.float32).reshape(4, 2) + 100
 

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Optional
 
 from est_ckpt import fileio
-from est_ckpt.errors import ConversionError
+from est_ckpt.errors import InvalidArgumentError
 from est_ckpt.format import checkpoint, tensors
 from est_ckpt.mapping.tf1_names import Variable, tf1_variables
 
@@ -125,10 +125,10 @@ def diff_checkpoints(a: str, b: str, *, atol: float = 0.0) -> DiffResult:
     Raises:
       CheckpointNotFoundError: `a` or `b` is not a checkpoint.
       CorruptCheckpointError: a checkpoint is damaged.
-      ConversionError: `atol` is negative (a `ValueError`).
+      InvalidArgumentError: `atol` is negative or not a number (a `ValueError`).
     """
     if not atol >= 0:
-        raise ConversionError(f"`atol` must be >= 0 (got {atol!r}).")
+        raise InvalidArgumentError(f"`atol` must be a number >= 0 (got {atol!r}).")
     ia, ib = checkpoint.read_checkpoint(a), checkpoint.read_checkpoint(b)
     na, nb = _diff_names(ia), _diff_names(ib)
     changed = []
