@@ -13,8 +13,7 @@ from importlib.machinery import ModuleSpec
 from typing import Any
 
 from est_ckpt import errors
-
-__version__ = "0.1.0"
+from est_ckpt.version import __version__ as __version__
 
 # Public names whose modules are imported only when first used.
 _LAZY = {

@@ -18,7 +18,7 @@ import pytest
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "est_ckpt")
 TF_MODULES = ("tensorflow", "tensorflow_estimator", "tensorflow_io", "keras", "tf_keras")
 # What each layer may import from est_ckpt (besides itself).
-SHARED = {"est_ckpt", "est_ckpt.errors", "est_ckpt.fileio"}
+SHARED = {"est_ckpt", "est_ckpt.errors", "est_ckpt.fileio", "est_ckpt.version"}
 ALLOWED = {
     "shared": SHARED,
     "fileio": SHARED,
@@ -80,7 +80,7 @@ MODULES = list(_modules())
 def test_the_folders_are_the_layers():
     """Every module lives in a layer folder, or is one of the few shared modules."""
     top = sorted(rel for rel, layer, _ in MODULES if layer == "shared")
-    assert top == ["__init__.py", "__main__.py", "errors.py"]
+    assert top == ["__init__.py", "__main__.py", "errors.py", "version.py"]
     assert {layer for _, layer, _ in MODULES} == set(ALLOWED)
 
 
@@ -144,3 +144,68 @@ def test_no_module_is_over_400_lines(rel, layer, tree):
     with open(os.path.join(PACKAGE, rel)) as f:
         lines = sum(1 for _ in f)
     assert lines <= 420, f"est_ckpt/{rel} has {lines} lines"
+
+
+def _edges() -> dict[str, set]:
+    """`{module: {est_ckpt modules it imports}}`, imports at any depth, `from est_ckpt.x import m` as `x.m`."""
+    names = {_module_name(rel) for rel, _, _ in MODULES}
+    edges: dict[str, set] = {}
+    for rel, _, tree in MODULES:
+        out = edges.setdefault(_module_name(rel), set())
+        for module, imported in _imports(tree):
+            if not module.startswith("est_ckpt"):
+                continue
+            subs = {f"{module}.{n}" for n in imported if f"{module}.{n}" in names}
+            out |= subs or {module}
+    return edges
+
+
+def test_no_module_imports_the_package_facade():
+    """Inside the package, modules import what they use from where it lives, never `est_ckpt`'s facade."""
+    # The examples (the demo, the launch script) are written as a user writes code: through the facade.
+    offenders = sorted(
+        m
+        for m, targets in _edges().items()
+        if m != "est_ckpt" and not m.startswith("est_ckpt.examples") and "est_ckpt" in targets
+    )
+    assert offenders == [], offenders
+
+
+def test_no_import_circles():
+    """The module import graph (imports at any depth, lazy ones too) has no circle, facade aside."""
+    edges = {m: {t for t in targets if t != "est_ckpt"} for m, targets in _edges().items() if m != "est_ckpt"}
+    state: dict[str, int] = {}
+    circles = []
+
+    def visit(module, path):
+        state[module] = 1
+        for target in sorted(edges.get(module, ())):
+            # A package's __init__ is imported with its modules: an edge into one's own package is no circle.
+            if module.startswith(target + "."):
+                continue
+            if state.get(target) == 1:
+                circles.append(path[path.index(target) :] + [target] if target in path else [module, target])
+            elif not state.get(target):
+                visit(target, path + [target])
+        state[module] = 2
+
+    for module in sorted(edges):
+        if not state.get(module):
+            visit(module, [module])
+    assert circles == [], circles
+
+
+def test_only_the_named_fallback_reads_the_call_stack():
+    """Stack frames are read in one place, `est_ckpt/tf/estimator_stack.py` (see its docstring)."""
+    readers = []
+    for rel, _, tree in MODULES:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in (
+                "_getframe",
+                "f_back",
+                "currentframe",
+                "stack",
+            ):
+                if node.attr != "stack" or getattr(node.value, "id", "") == "inspect":
+                    readers.append(rel)
+    assert sorted(set(readers)) == [os.path.join("tf", "estimator_stack.py")], readers

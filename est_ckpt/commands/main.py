@@ -18,11 +18,11 @@ from typing import NamedTuple, Sequence
 
 from absl import app
 
-import est_ckpt
 from est_ckpt.commands import parsing
-from est_ckpt.commands.entry import EXIT_INTERRUPTED, quiet_native_logs
+from est_ckpt.commands.process import EXIT_INTERRUPTED, quiet_native_logs
 from est_ckpt.errors import EstCkptError
 from est_ckpt.fileio import remote
+from est_ckpt.version import __version__
 
 COMMANDS = {
     "inspect": "est_ckpt.commands.inspect",
@@ -85,7 +85,7 @@ def _overview(argv: Sequence[str]) -> None:
         print("\n".join(lines))
         sys.exit(0)
     if "--version" in argv:
-        print(f"est-ckpt {est_ckpt.__version__}")
+        print(f"est-ckpt {__version__}")
         sys.exit(0)
     unknown = next((arg for arg in argv if not arg.startswith("-")), None)
     _fail(_USAGE if unknown is None else f"unknown command '{unknown}'. {_USAGE}", 2)

@@ -18,8 +18,8 @@ from typing import Callable, Sequence
 from absl import app, flags
 from absl.flags import argparse_flags
 
-import est_ckpt
 from est_ckpt.fileio import remote
+from est_ckpt.version import __version__
 
 # absl's spellings of a boolean flag's value: `--json=true`, `--json=0`, ...
 _TRUE = ("true", "t", "1")
@@ -47,7 +47,7 @@ class Parser(argparse_flags.ArgumentParser):
         )
         self.add_argument("-?", action="help", help=argparse.SUPPRESS)
         self.add_argument(
-            "--version", action="version", version=f"est-ckpt {est_ckpt.__version__}", help=argparse.SUPPRESS
+            "--version", action="version", version=f"est-ckpt {__version__}", help=argparse.SUPPRESS
         )
         self.add_argument("positionals", nargs="*", help=argparse.SUPPRESS)
         self.add_argument(
