@@ -53,6 +53,10 @@ _MOVED = {
     "est_ckpt.verify": "est_ckpt.tools.verify",
     "est_ckpt.cli": "est_ckpt.commands.main",
     "est_ckpt.demo": "est_ckpt.examples.demo",
+    # `convert --like` is one package, `tools/onto/`, since 0.1 (issue 22).
+    "est_ckpt.tools.onto_plan": "est_ckpt.tools.onto.plan",
+    "est_ckpt.tools.onto_steps": "est_ckpt.tools.onto.steps",
+    "est_ckpt.tools.onto_momentum": "est_ckpt.tools.onto.momentum",
 }
 
 

@@ -26,6 +26,9 @@ DOTTED = re.compile(r"est_ckpt(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 # Module paths from before the layer folders (the README and issues 1-19 cite some of them), and where
 # each lives now.
 MOVED = {
+    "est_ckpt.tools.onto_plan": "est_ckpt.tools.onto.plan",
+    "est_ckpt.tools.onto_steps": "est_ckpt.tools.onto.steps",
+    "est_ckpt.tools.onto_momentum": "est_ckpt.tools.onto.momentum",
     "est_ckpt.flags": "est_ckpt.tf.flags",
     "est_ckpt.scaffold": "est_ckpt.tf.scaffold",
     "est_ckpt.warm_starting": "est_ckpt.tf.warm_starting",

@@ -4,7 +4,7 @@ Exit 0 when `warm_start` would succeed, 1 when it would refuse (unmapped,
 ambiguous or mismatched variables, unused map entries), 2 on usage errors
 (a malformed `--assignment_map` or `--rename_rule`, a regex that does not compile).
 With `--optimizer_state` it is the plan `convert --like=TARGET` executes
-(`tools.onto_plan.plan_onto`, the same function), with its exit code: the
+(`tools.onto.plan.plan_onto`, the same function), with its exit code: the
 JSON adds `kept`, `computed` and `step_checks` as `convert --like --json`
 has them, and a step count that disagrees with SRC's Adam powers is an
 error (exit 1).
@@ -19,7 +19,7 @@ import sys
 from est_ckpt import mapping
 from est_ckpt.commands import parsing
 from est_ckpt.format import checkpoint
-from est_ckpt.tools import onto_plan
+from est_ckpt.tools.onto import plan as onto_plan
 
 USAGE = (
     "map SOURCE --target TARGET [--assignment_map SRC=DST ...] [--rename_rule REGEX=REPLACEMENT ...] "

@@ -109,7 +109,7 @@ KERAS_SLOT_NAMES = frozenset(
 )
 # TF1 MomentumOptimizer's accumulator and Keras SGD's velocity: the same state scaled by -learning_rate
 # (TF1: accum = momentum * accum + g, var -= lr * accum; Keras: v = momentum * v - lr * g, var += v), so
-# a conversion computes one from the other (`tools.onto_momentum`) rather than copying it.
+# a conversion computes one from the other (`tools.onto.momentum`) rather than copying it.
 SCALED = frozenset(("tf1_momentum", "keras_momentum"))
 CENTERED = (
     "a centered RMSProp keeps the mean gradient (its denominator is ms - mg**2), a plain one does not: "

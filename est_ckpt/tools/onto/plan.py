@@ -24,7 +24,8 @@ from est_ckpt.mapping.optimizer_state import (
 )
 from est_ckpt.mapping.plan import Unmapped
 from est_ckpt.mapping.tf1_names import SAVE_COUNTER
-from est_ckpt.tools import onto_momentum, onto_steps
+from est_ckpt.tools.onto import momentum as onto_momentum
+from est_ckpt.tools.onto import steps as onto_steps
 
 
 @dataclasses.dataclass(frozen=True)

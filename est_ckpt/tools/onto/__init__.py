@@ -4,7 +4,7 @@
 TEMPLATE's keys, dtypes, shapes and object graph (its entry, byte for byte),
 every variable's value taken from SRC. Which SRC key feeds which TEMPLATE
 variable is the plan `est-ckpt map SRC --target TEMPLATE --optimizer_state`
-shows (`onto_plan.plan_onto`, one function for both commands, over
+shows (`onto.plan.plan_onto`, one function for both commands, over
 `mapping.optimizer_state.plan_onto_template`: the warm-start planner's
 `map_checkpoints`, plus optimizer state): TF1 names, recorded
 `full_name`s or object paths on both sides, `assignment_map`, `rename_rules`.
@@ -23,8 +23,8 @@ hyperparameters keep TEMPLATE's values. The step count carried over is
 checked against SRC's TF1 Adam powers, and a TF1 template's powers that SRC
 lacks are derived from the step count; Keras SGD's velocity is
 `-learning_rate` times TF1 Momentum's accumulator, and back
-(`onto_momentum`): the only values written, in one small extra shard
-(`onto_steps.new_tensors`, written by `format.assembly`). Parts saved one by one in SRC are joined
+(`onto.momentum`): the only values written, in one small extra shard
+(`onto.steps.new_tensors`, written by `format.assembly`). Parts saved one by one in SRC are joined
 into one partitioned entry over their own data.
 """
 
@@ -37,8 +37,10 @@ from est_ckpt.format import checkpoint
 from est_ckpt.format.assembly import Assembly
 from est_ckpt.mapping import RenameRule, Source, WarmStartPlan
 from est_ckpt.mapping.tf1_names import join_parts, slices_by_name
-from est_ckpt.tools import onto_momentum, onto_steps, publish
-from est_ckpt.tools.onto_plan import plan_onto
+from est_ckpt.tools import publish
+from est_ckpt.tools.onto import momentum as onto_momentum
+from est_ckpt.tools.onto import steps as onto_steps
+from est_ckpt.tools.onto.plan import plan_onto
 
 
 @dataclasses.dataclass(frozen=True)
