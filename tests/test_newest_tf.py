@@ -8,6 +8,8 @@ so in one line, from the library and from the CLI.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,72 @@ def test_what_needs_estimator_says_it_is_gone_in_one_line(tf1_ckpt):
     assert "TF 2.15 is the last release" in message and "est-ckpt[estimator]" in message
     assert f"tensorflow-estimator=={tf.__version__.rsplit('.', 1)[0]}" not in message
     assert_one_error_line(run_cli("demo"), "est-ckpt[estimator]")
+
+
+def _tf1_optimizer(name: str):
+    tf1 = tf.compat.v1
+    return {
+        "adam": lambda: tf1.train.AdamOptimizer(0.01, epsilon=1e-7),
+        "rmsprop": lambda: tf1.train.RMSPropOptimizer(0.01, decay=0.9, momentum=0.5, epsilon=1e-7),
+        "adagrad": lambda: tf1.train.AdagradOptimizer(0.1, initial_accumulator_value=0.1),
+        "sgd_momentum": lambda: tf1.train.MomentumOptimizer(0.1, momentum=0.9),
+    }[name]()
+
+
+def _keras3_optimizer(name: str):
+    optimizers = tf.keras.optimizers
+    return {
+        "adam": lambda: optimizers.Adam(0.01, epsilon=1e-7),
+        "rmsprop": lambda: optimizers.RMSprop(0.01, rho=0.9, momentum=0.5, epsilon=1e-7),
+        "adagrad": lambda: optimizers.Adagrad(0.1, initial_accumulator_value=0.1, epsilon=1e-7),
+        "sgd_momentum": lambda: optimizers.SGD(0.1, momentum=0.9),
+    }[name]()
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop", "adagrad", "sgd_momentum"])
+def test_tf1_optimizer_state_onto_a_keras3_model(name, tmp_path):
+    """A TF1 graph's slots land in a Keras 3 optimizer's (tied by its own edges): one more step agrees with TF1's."""
+    x = np.array([[1.0, 2.0], [0.5, -1.0]], np.float32)
+    y = np.array([[1.0], [0.0]], np.float32)
+    tf1 = tf.compat.v1
+    (tmp_path / "src").mkdir()
+    with tf.Graph().as_default():
+        kernel = tf1.get_variable("seq/dense/kernel", initializer=[[0.5], [-1.0]])
+        bias = tf1.get_variable("seq/dense/bias", initializer=[0.25])
+        loss = tf.reduce_mean(tf.square(tf.matmul(x, kernel) + bias - y))
+        step = tf1.train.get_or_create_global_step()
+        train_op = _tf1_optimizer(name).minimize(loss, global_step=step)
+        with tf1.Session() as session:
+            session.run(tf1.global_variables_initializer())
+            for _ in range(3):
+                session.run(train_op)
+            tf1.train.Saver().save(session, str(tmp_path / "src" / "model.ckpt"), global_step=step)
+            session.run(train_op)
+            expected = session.run([kernel, bias])
+    keras = tf.keras
+    model = keras.Sequential([keras.Input(shape=(2,)), keras.layers.Dense(1, name="dense")], name="seq")
+    optimizer = _keras3_optimizer(name)
+    optimizer.build(model.trainable_variables)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    like = checkpoint.write(str(tmp_path / "template" / "ckpt"))
+    plan = run_cli("map", tmp_path / "src", "--target", like, "--optimizer_state", "--json", expect=0)
+    planned = json.loads(plan.stdout)
+    assert planned["unmapped"] == [] and planned["mismatched"] == []
+    # Each model variable's slots carry over (SGD's velocities are computed from TF1's accumulators).
+    slots = [
+        m["target"] for m in planned["mapped"] if "/" in m["target"] and not m["target"].startswith("seq/")
+    ]
+    slots = [t for t in slots if not t.endswith("iteration")]
+    assert (len(slots), len(planned["computed"])) == {
+        "adam": (4, 0),
+        "rmsprop": (4, 0),
+        "adagrad": (2, 0),
+        "sgd_momentum": (0, 2),
+    }[name], planned
+    run_cli("convert", tmp_path / "src", f"{tmp_path / 'out'}/", f"--like={like}", expect=0)
+    checkpoint.read(tf.train.latest_checkpoint(str(tmp_path / "out"))).assert_consumed()
+    assert int(optimizer.iterations) == 3
+    model.compile(optimizer=optimizer, loss="mse")
+    model.train_on_batch(x, y)
+    np.testing.assert_allclose(model.layers[0].kernel.numpy(), expected[0], atol=1e-6)
+    np.testing.assert_allclose(model.layers[0].bias.numpy(), expected[1], atol=1e-6)

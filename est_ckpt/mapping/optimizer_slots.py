@@ -184,6 +184,7 @@ def find_slots(info: checkpoint.CheckpointInfo) -> dict[str, dict[str, Slot]]:
                 named = by_name.get(rest, [])
                 if head in KERAS_SLOT_NAMES and len(named) == 1 and len(by_name.get(t.name, [])) == 1:
                     raw.append((key, named[0], head, "keras", t.name))
+        raw += _keras3_slots(info, {r[0] for r in raw})
     siblings: dict[str, set] = {}
     for _, var, name, _, _ in raw:
         siblings.setdefault(var, set()).add(name)
@@ -196,6 +197,57 @@ def find_slots(info: checkpoint.CheckpointInfo) -> dict[str, dict[str, Slot]]:
         else:
             kind = _keras_kind(name, siblings[var])
         out.setdefault(var, {})[kind] = Slot(key, var, kind, label)
+    return out
+
+
+# Keras 3 optimizers keep slots as plain variables, tied to the model's by the optimizer's own list edges:
+# slot i of `<edge>` belongs to `_trainable_variables/i`. The slot name each edge stands for, by optimizer;
+# RMSprop is told from Adam by its `_average_gradients` edge (empty unless centered), SGD by `momentums`.
+_KERAS3_EDGES = {
+    "adam": {"_momentums": "m", "_velocities": "v", "_velocity_hats": "vhat"},
+    "rmsprop": {"_velocities": "rms", "_momentums": "momentum", "_average_gradients": "mg"},
+    "sgd": {"momentums": "momentum"},
+    "adagrad": {"_accumulators": "accumulator"},
+    "ftrl": {"_accumulators": "accumulator", "_linears": "linear"},
+}
+
+
+def _keras3_slots(info: checkpoint.CheckpointInfo, known: set) -> list[tuple[str, str, str, str, str]]:
+    """`(slot key, variable key, slot name, "keras", label)` found through a Keras 3 optimizer's edges."""
+    graph = info.object_graph
+    if graph is None:
+        return []
+
+    def value_key(node_id: int) -> Optional[str]:
+        for attr in graph.nodes[node_id].attributes:
+            if attr.name == "VARIABLE_VALUE" and attr.checkpoint_key in info.tensors:
+                return attr.checkpoint_key
+        return None
+
+    out = []
+    for node in graph.nodes:
+        edges = {name: child for child, name in node.children}
+        if "_trainable_variables" not in edges:
+            continue
+        variables = {name: child for child, name in graph.nodes[edges["_trainable_variables"]].children}
+        if "_average_gradients" in edges:
+            kind = "rmsprop"
+        elif "momentums" in edges:
+            kind = "sgd"
+        elif "_linears" in edges:
+            kind = "ftrl"
+        elif "_accumulators" in edges:
+            kind = "adagrad"
+        else:
+            kind = "adam"
+        for edge, slot_name in _KERAS3_EDGES[kind].items():
+            if edge not in edges:
+                continue
+            for child, index in graph.nodes[edges[edge]].children:
+                key, var = value_key(child), variables.get(index)
+                var_key = value_key(var) if var is not None else None
+                if key and var_key and key not in known:
+                    out.append((key, var_key, slot_name, "keras", info.tensors[key].name or key))
     return out
 
 
