@@ -11,6 +11,7 @@ NEWEST_VENV := .venv-newest
 NEWEST_STAMP := $(NEWEST_VENV)/.est-ckpt-installed
 # What that environment holds before est_ckpt comes: installing est_ckpt must change none of it.
 NEWEST_STACK := 'tensorflow-cpu>=2.16' 'numpy>=2' 'h5py>=3.7'
+NEWEST_FREEZE := $(NEWEST_VENV)/bin/python -m pip freeze | grep -iE '^(tensorflow|tensorflow-cpu|tensorflow_cpu|keras|numpy|protobuf|h5py)=='
 # The first interpreter that TensorFlow 2.15 supports (Python 3.9 to 3.11): the Estimator plugin's.
 PYTHON := $(shell for p in python3 python3.11 python3.10 python3.9; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 9) <= sys.version_info[:2] < (3, 12))' 2>/dev/null \
@@ -47,9 +48,9 @@ $(NEWEST_STAMP): pyproject.toml
 	$(NEWEST_PYTHON) -m venv $(NEWEST_VENV)
 	$(NEWEST_VENV)/bin/python -m pip install -q --upgrade pip
 	$(NEWEST_VENV)/bin/python -m pip install -q $(NEWEST_STACK)
-	$(NEWEST_VENV)/bin/python -m pip freeze | grep -iE '^(tensorflow|tensorflow-cpu|keras|numpy|protobuf|h5py)==' > $(NEWEST_VENV)/stack-before.txt
+	$(NEWEST_FREEZE) > $(NEWEST_VENV)/stack-before.txt
 	$(NEWEST_VENV)/bin/python -m pip install -q -e '.[test-core,keras]'
-	$(NEWEST_VENV)/bin/python -m pip freeze | grep -iE '^(tensorflow|tensorflow-cpu|keras|numpy|protobuf|h5py)==' > $(NEWEST_VENV)/stack-after.txt
+	$(NEWEST_FREEZE) > $(NEWEST_VENV)/stack-after.txt
 	@diff $(NEWEST_VENV)/stack-before.txt $(NEWEST_VENV)/stack-after.txt \
 		|| { echo "installing est_ckpt changed the user's TensorFlow stack (above)"; exit 1; }
 	touch $(NEWEST_STAMP)
