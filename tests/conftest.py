@@ -80,24 +80,6 @@ if not all(_INSTALLED.values()):
     sys.meta_path.insert(0, _SkipWhereMissing())
 
 
-def _keras_major() -> int:
-    """The major version `tf.keras` is here, read from the installed distributions (TF is not imported).
-
-    2 up to TF 2.15, 3 from TF 2.16 on, 2 again where tf-keras is installed and
-    `TF_USE_LEGACY_KERAS=1` asks for it; 0 without any Keras.
-    """
-    from importlib import metadata
-
-    if _INSTALLED["tf_keras"] and os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true"):
-        return 2
-    try:
-        return int(metadata.version("keras").split(".")[0])
-    except metadata.PackageNotFoundError:
-        return 0
-
-
-_KERAS_MAJOR = _keras_major()
-
 # What each marker needs, whether this environment has it, and the skip reason where it does not.
 _MARKERS = {
     "tensorflow": (_INSTALLED["tensorflow"], f"needs {_NEEDS['tensorflow']} (not installed here)"),
@@ -106,11 +88,11 @@ _MARKERS = {
         f"needs {_NEEDS['tensorflow_estimator']} (TF <= 2.15; not installed here)",
     ),
     "keras2": (
-        _INSTALLED["tensorflow"] and _KERAS_MAJOR == 2,
+        _INSTALLED["tensorflow"] and _fx.KERAS_MAJOR == 2,
         "needs tf.keras 2 (TF <= 2.15, or tf-keras): tf.compat.v1.layers, legacy optimizers, Keras 2 layouts",
     ),
     "keras3": (
-        _INSTALLED["tensorflow"] and _KERAS_MAJOR >= 3,
+        _INSTALLED["tensorflow"] and _fx.KERAS_MAJOR >= 3,
         "needs Keras 3 as tf.keras (TF 2.16+)",
     ),
     "without_tensorflow": (

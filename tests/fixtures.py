@@ -644,6 +644,25 @@ def installed(distribution: str) -> bool:
 
 HAS_ESTIMATOR = installed("tensorflow-estimator")
 
+
+def _keras_major() -> int:
+    """The major version `tf.keras` is here, read from the installed distributions (TF is not imported).
+
+    2 up to TF 2.15, 3 from TF 2.16 on, 2 again where tf-keras is installed and
+    `TF_USE_LEGACY_KERAS=1` asks for it; 0 without any Keras.
+    """
+    if installed("tf-keras") and os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true"):
+        return 2
+    from importlib import metadata
+
+    try:
+        return int(metadata.version("keras").split(".")[0])
+    except metadata.PackageNotFoundError:
+        return 0
+
+
+KERAS_MAJOR = _keras_major()
+
 # What a builder needs beyond TensorFlow (a pytest marker of conftest.py): tests parametrized
 # over these names get the marker, so they are skipped, saying why, where it is missing.
 FIXTURE_NEEDS = {

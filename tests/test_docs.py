@@ -29,22 +29,13 @@ import textwrap
 import pytest
 
 from tests.cli import ROOT, cli_env
-from tests.fixtures import HAS_ESTIMATOR
+from tests.fixtures import HAS_ESTIMATOR, KERAS_MAJOR
 
 PAGES = ["README.md"] + sorted(
     os.path.join("docs", name) for name in os.listdir(os.path.join(ROOT, "docs")) if name.endswith(".md")
 )
 _BLOCK = re.compile(r"(?:<!--\s*needs:\s*([\w, ]+?)\s*-->\s*\n)?^```(\w*)\n(.*?)^```", re.M | re.S)
 _LANGUAGES = {"python", "sh", "text"}
-
-
-def _keras_major() -> int:
-    from importlib import metadata
-
-    try:
-        return int(metadata.version("keras").split(".")[0])
-    except metadata.PackageNotFoundError:
-        return 0
 
 
 def _has(need: str) -> bool:
@@ -54,7 +45,7 @@ def _has(need: str) -> bool:
     return {
         "tensorflow": tensorflow,
         "estimator": tensorflow and HAS_ESTIMATOR,
-        "keras2": tensorflow and _keras_major() == 2,
+        "keras2": tensorflow and KERAS_MAJOR == 2,
     }[need]
 
 

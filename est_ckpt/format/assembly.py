@@ -94,15 +94,7 @@ class Assembly:
         numbering: dict[tuple[int, int], int] = {}
         shards: list[tuple[str, int]] = []
         for source in self._sources:
-            used = sorted(
-                {
-                    e.shard_id
-                    for kind, *rest in self._rows.values()
-                    if kind == "link" and rest[0] is source
-                    for e in (rest[1],)
-                    if not e.slices
-                }
-            )
+            used = sorted({e.shard_id for b, e in self.referenced() if b is source and not e.slices})
             for old in used:
                 numbering[(id(source), old)] = len(shards)
                 shards.append((source.data_path(old), source.shard_sizes[old]))
