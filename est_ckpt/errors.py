@@ -59,6 +59,14 @@ class MismatchError(MappingError):
     """A source and its target disagree in shape or dtype."""
 
 
+class TransformError(MismatchError):
+    """A rule's value transforms do not fit its source and target (shape, dtype, arguments)."""
+
+
+class RulesFileError(MappingError):
+    """A rules file (or preset) cannot be read, or does not follow the rules format."""
+
+
 class UnusedMappingError(MappingError):
     """An `assignment_map` entry matches nothing."""
 

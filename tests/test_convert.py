@@ -513,7 +513,7 @@ est_ckpt.convert_checkpoint(src, dst, to="tf2", force=True)
 
 @pytest.mark.parametrize(
     "where,k",
-    [("write_new", 0), ("write_new", 1), ("remove", 0), ("rename", 0), ("rename", 1), ("rename", 2)],
+    [("write_new_with", 0), ("write_new", 0), ("remove", 0), ("rename", 0), ("rename", 1), ("rename", 2)],
 )
 def test_kill_at_any_point_leaves_old_new_or_no_destination(ckpts, tf, tmp_path, where, k):
     """A process killed anywhere in a forced conversion leaves DST old, new or absent, never partial; SRC intact."""

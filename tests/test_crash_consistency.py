@@ -93,6 +93,7 @@ def count_steps(module, paths_of, log_path, die_at, root, counts=lambda paths: T
 _FILEIO_MUTATIONS = {
     "makedirs": 1,
     "write_new": 1,
+    "write_new_with": 1,
     "write_atomic": 1,
     "link_or_copy": 2,
     "rename": 2,

@@ -16,7 +16,8 @@ import re
 import secrets
 import socket
 import stat
-from typing import BinaryIO, Iterator
+import tempfile
+from typing import BinaryIO, Callable, Iterator
 
 from est_ckpt.errors import NotARegularFileError, SymlinkLoopError
 from est_ckpt.fileio import remote
@@ -292,6 +293,31 @@ def write_new(path: str, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with _naming(path), os.fdopen(fd, "wb") as f:
         f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_new_with(path: str, writer: Callable[[BinaryIO], None]) -> None:
+    """Creates `path` (which must not exist yet) and lets `writer` write it through a local file opened for reading too.
+
+    `writer` may seek, `os.pwrite` and `os.pread` on the file's descriptor. For a
+    remote path the file is written in local temporary storage first, then copied up.
+    """
+    if is_remote(path):
+        with tempfile.TemporaryFile() as local:
+            writer(local)
+            local.flush()
+            local.seek(0)
+            with remote.gfile().GFile(path, "wb") as f:
+                while True:
+                    data = local.read(1 << 24)
+                    if not data:
+                        break
+                    f.write(data)
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    with _naming(path), os.fdopen(fd, "r+b") as f:
+        writer(f)
         f.flush()
         os.fsync(f.fileno())
 

@@ -9,11 +9,14 @@ or encode entries themselves:
 - `link_parts(key, whole, source, parts)`: a partitioned tensor (an entry with
   slices and no data) over parts in `source`'s shards.
 - `compute(key, dtype, shape, data)`: bytes computed now (an object graph, a
-  rescaled slot, a transformed tensor); they go into one extra shard, last.
+  rescaled slot), or a `Producer` that writes them (a transformed tensor,
+  streamed); they go into one extra shard, last.
 - `put(key, raw)`: a row whose entry needs no data (it is already encoded).
 
 `rows(...)` then gives the header, the index rows, the source shards in their
-new numbering and the new shard's bytes, for `tools.publish` to write atomically.
+new numbering and the `NewShard`, for `tools.publish` to write atomically
+(the computed tensors' rows are complete once the new shard is written: their
+checksums are taken as they are written).
 The source shards are numbered source by source in the order the sources were
 given, by old shard id within each: only the shards a linked entry uses.
 """
@@ -21,12 +24,47 @@ given, by old shard id within each: only the shards a linked entry uses.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Optional, Sequence
+from typing import BinaryIO, Iterator, Optional, Protocol, Sequence, Union
 
 from est_ckpt.format import bundle, tensors
 from est_ckpt.format.bundle import Bundle, Entry
 
-__all__ = ["Assembled", "Assembly"]
+__all__ = ["Assembled", "Assembly", "NewShard", "Producer"]
+
+
+class Producer(Protocol):
+    """Writes one computed tensor's `nbytes` bytes at a file's current position; returns their CRC32C.
+
+    It may `os.pwrite`/`os.pread` the file's descriptor within its own region,
+    and leaves the position at the region's end.
+    """
+
+    nbytes: int
+
+    def write(self, f: BinaryIO) -> int: ...
+
+
+class NewShard:
+    """The one data shard of computed tensors: written in order, each tensor's row encoded once it is written."""
+
+    def __init__(self, tensors_: Sequence[tuple[bytes, int, tuple, Union[bytes, Producer]]], shard_id: int):
+        self._tensors, self.shard_id = list(tensors_), shard_id
+        self.size = sum(len(d) if isinstance(d, bytes) else d.nbytes for *_, d in self._tensors)
+
+    def write(self, f: BinaryIO) -> dict[bytes, bytes]:
+        """Writes the shard into `f` from its start; returns the computed tensors' index rows."""
+        rows: dict[bytes, bytes] = {}
+        for raw_key, dtype, shape, data in self._tensors:
+            offset = f.tell()
+            if isinstance(data, bytes):
+                f.write(data)
+                rows[raw_key] = tensors.new_entry(dtype, shape, self.shard_id, offset, data)
+                continue
+            crc = data.write(f)
+            if f.tell() != offset + data.nbytes:
+                raise AssertionError(f"{raw_key!r}: {f.tell() - offset} bytes written, {data.nbytes} expected")
+            rows[raw_key] = tensors.entry_bytes(dtype, shape, self.shard_id, offset, data.nbytes, crc)
+        return rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,13 +75,14 @@ class Assembled:
       header: the encoded bundle header (its shard count includes `new_shard`).
       rows: every index row but the header, by raw key.
       shards: each source shard in the new numbering, as `(data file, size)`.
-      new_shard: the computed tensors' bytes (None when nothing was computed).
+      new_shard: the computed tensors, to write (None when nothing was computed);
+        their rows are not in `rows` until it is written.
     """
 
     header: bytes
     rows: dict[bytes, bytes]
     shards: list[tuple[str, int]]
-    new_shard: Optional[bytes]
+    new_shard: Optional[NewShard]
 
 
 class Assembly:
@@ -74,8 +113,8 @@ class Assembly:
         for extents, part in parts:
             self._rows[bundle.encode_slice_key(key, extents)] = ("link", source, part)
 
-    def compute(self, key: str, dtype: int, shape: Sequence[int], data: bytes) -> None:
-        """The tensor `key` is `data` (TensorBundle's encoding of `dtype`), written into the new shard."""
+    def compute(self, key: str, dtype: int, shape: Sequence[int], data: Union[bytes, Producer]) -> None:
+        """The tensor `key` is `data` (TensorBundle's encoding of `dtype`, or a `Producer` of it), in the new shard."""
         self._rows[key.encode("utf-8")] = ("new", dtype, tuple(shape), len(self._new))
         self._new.append(data)
 
@@ -90,7 +129,7 @@ class Assembly:
                 yield row[1], row[2]
 
     def rows(self, *, header_template: Optional[bundle.Header] = None) -> Assembled:
-        """The header, rows, source shards and new shard, numbered and encoded."""
+        """The header, rows, source shards and new shard, numbered and encoded (computed rows: see `NewShard`)."""
         numbering: dict[tuple[int, int], int] = {}
         shards: list[tuple[str, int]] = []
         for source in self._sources:
@@ -99,10 +138,7 @@ class Assembly:
                 numbering[(id(source), old)] = len(shards)
                 shards.append((source.data_path(old), source.shard_sizes[old]))
         new_shard_id = len(shards)
-        offsets, data = [], b""
-        for value in self._new:
-            offsets.append(len(data))
-            data += value
+        computed = []
         rows: dict[bytes, bytes] = {}
         for raw_key, row in self._rows.items():
             if row[0] == "link":
@@ -115,8 +151,12 @@ class Assembly:
                 rows[raw_key] = row[1]
             else:
                 _, dtype, shape, i = row
-                rows[raw_key] = tensors.new_entry(dtype, shape, new_shard_id, offsets[i], self._new[i])
-        new_shard = data if self._new else None
+                computed.append((i, raw_key, dtype, shape))
+        new_shard = (
+            NewShard([(k, dtype, shape, self._new[i]) for i, k, dtype, shape in sorted(computed)], new_shard_id)
+            if computed
+            else None
+        )
         header = bundle.encode_header(len(shards) + (new_shard is not None), template=header_template)
         return Assembled(header, rows, shards, new_shard)
 

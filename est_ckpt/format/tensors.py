@@ -211,6 +211,13 @@ def read_tensor(b: Bundle, key: str):
 
 def new_entry(dtype: int, shape: Sequence[int], shard_id: int, offset: int, data: bytes) -> bytes:
     """Serializes a `BundleEntryProto` for `data` written at `offset` of `shard_id`."""
+    # Strings are checksummed as TF does (lengths as uint32), not as stored.
+    crc = tensor_crc32c(Entry("", dtype, tuple(shape)), data)
+    return entry_bytes(dtype, shape, shard_id, offset, len(data), crc)
+
+
+def entry_bytes(dtype: int, shape: Sequence[int], shard_id: int, offset: int, size: int, crc: int) -> bytes:
+    """Serializes a `BundleEntryProto` of `size` bytes at `offset` of `shard_id` whose (unmasked) CRC32C is `crc`."""
     shape_proto = b"".join(
         wire.field_bytes(bundle.SHAPE_DIM, wire.field_varint(bundle.DIM_SIZE, d)) for d in shape
     )
@@ -219,10 +226,8 @@ def new_entry(dtype: int, shape: Sequence[int], shard_id: int, offset: int, data
         out += wire.field_varint(bundle.ENTRY_SHARD_ID, shard_id)
     if offset:
         out += wire.field_varint(bundle.ENTRY_OFFSET, offset)
-    if data:
-        out += wire.field_varint(bundle.ENTRY_SIZE, len(data))
-    # Strings are checksummed as TF does (lengths as uint32), not as stored.
-    crc = tensor_crc32c(Entry("", dtype, tuple(shape)), data)
+    if size:
+        out += wire.field_varint(bundle.ENTRY_SIZE, size)
     out += wire.field_fixed32(bundle.ENTRY_CRC32C, wire.mask_crc(crc))
     return out
 

@@ -11,8 +11,15 @@ import dataclasses
 import difflib
 from typing import NamedTuple, Optional
 
-from est_ckpt.errors import AmbiguousNameError, MismatchError, UnmappedVariablesError, UnusedMappingError
+from est_ckpt.errors import (
+    AmbiguousNameError,
+    MismatchError,
+    TransformError,
+    UnmappedVariablesError,
+    UnusedMappingError,
+)
 from est_ckpt.format import keys
+from est_ckpt.mapping.transforms import Transform
 
 # How many unmapped variables an error message spells out with their closest names.
 _MAX_LISTED = 20
@@ -46,6 +53,9 @@ class Assignment(NamedTuple):
       target_shape, target_dtype: what the variable expects (None: unknown).
       source_shape, source_dtype: what the checkpoint holds (whole variable).
       part_axis: the axis the parts of `source_keys` are concatenated on.
+      transform: how the value is computed from its source(s) (a rules file's
+        transforms), or None: the source's value as it is. With one,
+        `source_shape`/`source_dtype` are what the transforms give.
     """
 
     target: str
@@ -58,6 +68,7 @@ class Assignment(NamedTuple):
     source_shape: tuple[int, ...]
     source_dtype: str
     part_axis: int = 0
+    transform: Optional[Transform] = None
 
     @property
     def shape_ok(self) -> bool:
@@ -98,6 +109,8 @@ class WarmStartPlan:
       unused_sources: checkpoint keys no variable reads (never an error).
       unused_mappings: `assignment_map` entries and rename rules that matched no
         variable (an error).
+      transform_errors: rules whose transforms do not fit their pair (an error),
+        one message each.
     """
 
     checkpoint: str
@@ -107,6 +120,7 @@ class WarmStartPlan:
     skipped: tuple[str, ...] = ()
     unused_sources: tuple[str, ...] = ()
     unused_mappings: tuple[str, ...] = ()
+    transform_errors: tuple[str, ...] = ()
     candidates: tuple[str, ...] = dataclasses.field(default=(), repr=False, compare=False)
 
     @property
@@ -121,7 +135,7 @@ class WarmStartPlan:
     @property
     def ok(self) -> bool:
         """Whether applying this plan would succeed."""
-        return not (self.unmapped or self.unused_mappings or self.mismatched)
+        return not (self.unmapped or self.unused_mappings or self.mismatched or self.transform_errors)
 
     def mapping(self) -> dict[str, str]:
         """`{target: source_key}` for every assignment."""
@@ -142,6 +156,7 @@ class WarmStartPlan:
           AmbiguousNameError: a source name is held by several keys.
           UnmappedVariablesError: variables have no source in the checkpoint.
           MismatchError: a source and its target disagree in shape or dtype.
+          TransformError: a rule's transforms do not fit its pair.
           UnusedMappingError: an `assignment_map` entry or rename rule matched nothing.
         """
         if self.ambiguous:
@@ -175,6 +190,11 @@ class WarmStartPlan:
                 "Map them with `assignment_map` ({'old_name': 'new_name'} or {'old_scope/': 'new_scope/'}) or "
                 "`rename_rules`, or leave them out of `vars_to_warm_start`."
             )
+        if self.transform_errors:
+            raise TransformError(
+                f"{self.checkpoint}: {len(self.transform_errors)} rule(s) do not fit their variables:\n  "
+                + "\n  ".join(self.transform_errors)
+            )
         bad = self.mismatched
         if bad:
             lines = [
@@ -197,9 +217,11 @@ class WarmStartPlan:
     def summary(self) -> str:
         """One line of counts, for logs."""
         parts = sum(1 for a in self.assignments if len(a.source_keys) > 1)
+        computed = sum(1 for a in self.assignments if a.transform is not None)
         return (
             f"{len(self.assignments)} variable(s) from {self.format} checkpoint {self.checkpoint}"
             + (f" ({parts} assembled from parts saved one by one)" if parts else "")
+            + (f" ({computed} through transforms)" if computed else "")
             + f"; {len(self.skipped)} skipped by rename rules; {len(self.unused_sources)} checkpoint key(s) unused"
         )
 

@@ -8,14 +8,20 @@ one compiled alternation (`rules.RenameRules`).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
-from est_ckpt.errors import MappingError
+from est_ckpt.errors import MappingError, TransformError
 from est_ckpt.format import checkpoint, keys
 from est_ckpt.mapping.names import NameIndex
 from est_ckpt.mapping.plan import Assignment, Target, Unmapped, WarmStartPlan
 from est_ckpt.mapping.rules import AssignmentMap, RenameRule, RenameRules
+from est_ckpt.mapping.rules_file import Rules, RulesArg, load_rules
+from est_ckpt.mapping.transforms import bind
+
+# `{target: (source names, transforms)}`: transforms for named targets, tried before any rules file.
+Computed = Mapping[str, tuple[tuple[str, ...], Sequence[Mapping]]]
 
 TargetsArg = Union[Iterable[Union[str, Target]], Mapping[str, Any], checkpoint.CheckpointInfo]
 
@@ -27,6 +33,8 @@ def plan_mapping(
     assignment_map: Optional[Mapping[str, str]] = None,
     rename_rules: Optional[Sequence[RenameRule]] = None,
     var_name_to_prev_var_name: Optional[Mapping[str, str]] = None,
+    rules: RulesArg = None,
+    computed: Optional[Computed] = None,
 ) -> WarmStartPlan:
     """Plans which checkpoint key initialises each target variable, without TensorFlow.
 
@@ -48,6 +56,13 @@ def plan_mapping(
       var_name_to_prev_var_name: TF's `{target: source}` exact renames (of
         `tf.estimator.WarmStartSettings`); an `assignment_map` entry for the
         same target is refused.
+      rules: a rules file, a preset's name (`'lstm'`, `'bert'`) or `Rules`
+        (`load_rules`): rules with value transforms, tried after
+        `assignment_map` and before `rename_rules`; the first rule whose
+        sources all exist gives the value. Rules that fit no variable at all
+        are an error.
+      computed: `{target: (source names, transforms)}` for named targets
+        (optimizer slots following their variable's transforms).
 
     Returns:
       The `WarmStartPlan`; call `raise_for_errors()` to refuse a faulty one.
@@ -59,17 +74,29 @@ def plan_mapping(
     info = source if isinstance(source, checkpoint.CheckpointInfo) else checkpoint.read_checkpoint(source)
     target_list = _targets(targets)
     amap = AssignmentMap(assignment_map, {t.name for t in target_list}, var_name_to_prev_var_name)
+    rules_file = None if rules is None else load_rules(rules)
     rules = RenameRules(list(rename_rules or ()))
     index = NameIndex(info)
     assignments: list[Assignment] = []
     unmapped: list[Unmapped] = []
     skipped: list[str] = []
+    transform_errors: list[str] = []
     used_keys: set = set()
+    used_rules: set = set()
     # The hot loop of a 100,000-variable plan: locals and positional tuples on purpose.
     lookup, apply_rules, resolve = amap.lookup, rules.apply, index.resolve
     add_assignment, add_used = assignments.append, used_keys.update
     for name, shape, dtype in target_list:
         source_name, via = lookup(name) if amap.active else (None, None)
+        if source_name is None and (rules_file is not None or computed):
+            done = _transformed(index, name, shape, dtype, rules_file, computed, used_rules)
+            if done is not None:
+                if isinstance(done, str):
+                    transform_errors.append(done)
+                else:
+                    add_used(k for keys_ in done.transform.keys for k in keys_)
+                    add_assignment(done)
+                continue
         if source_name is None:
             matched, renamed = apply_rules(name)
             if matched:
@@ -106,10 +133,75 @@ def plan_mapping(
         unmapped=tuple(unmapped),
         skipped=tuple(skipped),
         unused_sources=tuple(k for k in index.tensors if k not in used_keys),
-        unused_mappings=tuple(amap.unused() + rules.unused()),
+        unused_mappings=tuple(
+            amap.unused()
+            + rules.unused()
+            + (
+                [f"rules {rules_file.name!r} (none of its {len(rules_file.rules)} rule(s) fit a variable)"]
+                if rules_file is not None and not used_rules and target_list
+                else []
+            )
+        ),
+        transform_errors=tuple(transform_errors),
         # Only error messages need the closest names: skip the work for a clean plan.
         candidates=index.candidates() if unmapped else (),
     )
+
+
+def _transformed(
+    index: NameIndex,
+    name: str,
+    shape,
+    dtype,
+    rules_file: Optional[Rules],
+    computed: Optional[Computed],
+    used_rules: set,
+) -> Union[None, str, Assignment]:
+    """The `Assignment` of the first rule (or `computed` entry) whose sources all resolve; a message if its
+    transforms do not fit; None if no rule gives `name` a value."""
+    tried = []
+    if computed and name in computed:
+        tried.append((None, *computed[name]))
+    if rules_file is not None:
+        tried.extend(rules_file.candidates(name))
+    for rule, sources, ops in tried:
+        found = [index.resolve(s)[0] for s in sources]
+        if any(f is None for f in found):
+            continue
+        try:
+            transform = bind(
+                ops,
+                sources,
+                [tuple(f[1]) for f in found],
+                [f[2] for f in found],
+                target=name,
+                target_shape=shape,
+                params=rules_file.numbers if rules_file is not None else {},
+            )
+        except TransformError as e:
+            return str(e)
+        if dtype is not None and transform.dtype != dtype:
+            return f"'{name}' <- {', '.join(map(repr, sources))}: the transforms give {transform.dtype}, the target is {dtype}; add {{\"cast\": \"{dtype}\"}}."
+        if rule is not None:
+            used_rules.add(rule)
+        transform = dataclasses.replace(
+            transform, keys=tuple(tuple(f[0]) for f in found), part_axes=tuple(f[3] for f in found)
+        )
+        first = found[0]
+        return Assignment(
+            name,
+            first[0][0] if len(first[0]) == 1 else ",".join(first[0]),
+            tuple(first[0]),
+            sources[0],
+            "rule",
+            shape,
+            dtype,
+            transform.shape,
+            transform.dtype,
+            first[3],
+            transform,
+        )
+    return None
 
 
 def _targets(targets: TargetsArg) -> list[Target]:
@@ -187,6 +279,7 @@ def map_checkpoints(
     assignment_map: Optional[Mapping[str, str]] = None,
     rename_rules: Optional[Sequence[RenameRule]] = None,
     vars_to_warm_start: Optional[str] = None,
+    rules: RulesArg = None,
 ) -> WarmStartPlan:
     """The dry run of a warm start: plans `target`'s variables against `source`, without TensorFlow.
 
@@ -194,7 +287,7 @@ def map_checkpoints(
       source: the checkpoint (model dir or prefix) to warm-start from.
       target: a checkpoint or model dir of the new model; names, shapes and
         dtypes come from it (see `targets_from_checkpoint`).
-      assignment_map, rename_rules: as for `plan_mapping`.
+      assignment_map, rename_rules, rules: as for `plan_mapping`.
       vars_to_warm_start: a regex; only target names it matches at their start
         (`re.match`, like `tf.compat.v1.get_collection`'s scope) are planned.
         A checkpoint does not record which variables are trainable, so unlike
@@ -214,4 +307,4 @@ def map_checkpoints(
         except re.error as e:
             raise MappingError(f"vars_to_warm_start {vars_to_warm_start!r} does not compile: {e}.") from None
         targets = [t for t in targets if selector.match(t.name)]
-    return plan_mapping(source, targets, assignment_map=assignment_map, rename_rules=rename_rules)
+    return plan_mapping(source, targets, assignment_map=assignment_map, rename_rules=rename_rules, rules=rules)

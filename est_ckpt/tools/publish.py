@@ -15,7 +15,7 @@ import dataclasses
 import errno
 import os
 import re
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 from est_ckpt import fileio
 from est_ckpt.errors import (
@@ -26,6 +26,7 @@ from est_ckpt.errors import (
     FormatError,
 )
 from est_ckpt.format import bundle, state_file, tensors
+from est_ckpt.format.assembly import NewShard
 from est_ckpt.format.table import read_table
 
 
@@ -149,7 +150,7 @@ def publish(
     rows: dict[bytes, bytes],
     shards: Sequence[tuple[str, int]],
     *,
-    new_shard: Optional[bytes] = None,
+    new_shard: Optional[Union[bytes, NewShard]] = None,
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> int:
     """Writes the checkpoint `rows` describe at `dest`, atomically, and makes it the latest.
@@ -159,7 +160,8 @@ def publish(
       header: the encoded bundle header (its shard count includes `new_shard`).
       rows: every index row but the header, by raw key.
       shards: each data shard in the new numbering, as `(existing data file, its size)`.
-      new_shard: the bytes of one more shard written last (an object graph), if any.
+      new_shard: one more shard written last, if any: its bytes (an object graph), or a
+        `NewShard` of computed tensors whose rows are added to `rows` as it is written.
       progress: as for `convert_checkpoint`, while a shard is copied rather than linked.
 
     Returns:
@@ -170,8 +172,10 @@ def publish(
     """
     prefix, directory, existing = dest.prefix, dest.directory, dest.existing
     num_shards = len(shards) + (new_shard is not None)
-    shard_sizes = [size for _, size in shards] + ([len(new_shard)] if new_shard is not None else [])
-    index = bundle.build_index(header, rows.items())
+    if isinstance(new_shard, bytes):
+        new_shard = _Bytes(new_shard)
+    shard_sizes = [size for _, size in shards] + ([new_shard.size] if new_shard is not None else [])
+    rows = dict(rows)
     before = _latest_paths(directory)
     tmp = fileio.temp_prefix(prefix)
     created: list[str] = []
@@ -189,9 +193,9 @@ def publish(
             if new_shard is not None:
                 target = bundle.data_path(tmp, num_shards - 1, num_shards)
                 created.append(target)
-                fileio.write_new(target, new_shard)
+                fileio.write_new_with(target, lambda f: rows.update(new_shard.write(f)))
             created.append(bundle.index_path(tmp))
-            fileio.write_new(bundle.index_path(tmp), index)
+            fileio.write_new(bundle.index_path(tmp), bundle.build_index(header, rows.items()))
         verify_written(tmp, header, rows, shard_sizes)
         # Publish: the old index goes first and the new one last, so no half-written DST is ever readable.
         if existing:
@@ -215,6 +219,17 @@ def publish(
     # As `Saver.save` does, even in a new directory: so `tf.train.latest_checkpoint` and Estimator find DST.
     state_file.record_latest(directory, prefix)
     return Published(copied, _latest_paths(directory) != before)
+
+
+class _Bytes:
+    """A new shard of bytes already encoded (an object graph): no rows of its own."""
+
+    def __init__(self, data: bytes):
+        self.data, self.size = data, len(data)
+
+    def write(self, f) -> dict:
+        f.write(self.data)
+        return {}
 
 
 @dataclasses.dataclass(frozen=True)
