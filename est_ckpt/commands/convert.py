@@ -21,7 +21,7 @@ from est_ckpt.tools import convert, onto
 USAGE = (
     "convert SRC DST --to=tf2|tf1 [--force] [--names=full_name|path] [--skip_underivable_slots] [--json]"
     "  |  convert SRC DST --like=TEMPLATE [--assignment_map=SRC=DST ...] [--rename_rule=REGEX=REPLACEMENT ...] "
-    "[--keep_unmapped] [--force] [--json]"
+    "[--rules=FILE|PRESET [--rule_param NAME=VALUE ...]] [--keep_unmapped] [--force] [--json]"
 )
 # Copies of data shards smaller than this finish too soon for a progress bar to help.
 PROGRESS_THRESHOLD = 100 * 1000 * 1000
@@ -161,9 +161,9 @@ def run(args: argparse.Namespace) -> int:
         raise parsing.UsageError("convert takes --to or --like, not both.")
     if args.like is not None:
         return run_like(args)
-    if args.assignment_map or args.rename_rule or args.keep_unmapped:
+    if args.assignment_map or args.rename_rule or args.keep_unmapped or args.rules or args.rule_param:
         raise parsing.UsageError(
-            "--assignment_map, --rename_rule and --keep_unmapped apply to --like, not to --to."
+            "--assignment_map, --rename_rule, --rules and --keep_unmapped apply to --like, not to --to."
         )
     if args.to is None:
         raise parsing.UsageError("convert needs --to=tf2 or --to=tf1.")

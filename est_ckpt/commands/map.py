@@ -19,10 +19,12 @@ import sys
 from est_ckpt import mapping
 from est_ckpt.commands import parsing
 from est_ckpt.format import checkpoint
+from est_ckpt.mapping.rules_file import PRESETS, load_rules
 from est_ckpt.tools.onto import plan as onto_plan
 
 USAGE = (
     "map SOURCE --target TARGET [--assignment_map SRC=DST ...] [--rename_rule REGEX=REPLACEMENT ...] "
+    "[--rules=FILE|PRESET [--rule_param NAME=VALUE ...]] "
     "[--vars_to_warm_start REGEX | --optimizer_state [--keep_unmapped]] [--json]"
 )
 
@@ -71,20 +73,42 @@ def add_mapping_flags(parser: parsing.Parser) -> None:
         "first REGEX matching a whole name gives its source name, e.g. 'new/(.*)=old/\\1'. An empty "
         "REPLACEMENT leaves the variable alone.",
     )
+    parser.add_argument(
+        "--rules",
+        type=parsing.non_empty("a rules file or a preset's name"),
+        help="Mapping rules with value transforms: a rules file (a path holding a '/' or ending in .json) or "
+        f"a preset: {', '.join(PRESETS)} (docs/transforms.md).",
+    )
+    parser.add_argument(
+        "--rule_param",
+        action="append",
+        default=[],
+        type=parsing.pair("NAME=VALUE", split_last=False),
+        help="Repeatable: set a parameter of --rules (e.g. forget_bias=0.5, tf1=rnn/basic_lstm_cell).",
+    )
 
 
 def mapping_options(args: argparse.Namespace) -> dict:
-    """The `assignment_map` and `rename_rules` keyword arguments the mapping flags give."""
+    """The `assignment_map`, `rename_rules` and `rules` keyword arguments the mapping flags give.
+
+    Raises:
+      UsageError: `--rule_param` without `--rules`.
+      RulesFileError: the rules file cannot be read, or a parameter is unknown.
+    """
+    if args.rule_param and not args.rules:
+        raise parsing.UsageError("--rule_param sets a parameter of --rules: give --rules too.")
     return {
         "assignment_map": dict(args.assignment_map),
         "rename_rules": [(regex, repl or None) for regex, repl in args.rename_rule],
+        "rules": load_rules(args.rules, **dict(args.rule_param)) if args.rules else None,
     }
 
 
 def to_json(plan: mapping.WarmStartPlan) -> dict:
     """The JSON of `est-ckpt map --json`."""
     return {
-        "mapped": [{"target": a.target, "source_key": a.source_key} for a in plan.assignments],
+        "mapped": [_mapped(a) for a in plan.assignments],
+        "transform_errors": list(plan.transform_errors),
         "unmapped": [u.target for u in plan.unmapped],
         "unused_sources": list(plan.unused_sources),
         "mismatched": [
@@ -99,6 +123,15 @@ def to_json(plan: mapping.WarmStartPlan) -> dict:
             for a in plan.mismatched
         ],
     }
+
+
+def _mapped(a: mapping.Assignment) -> dict:
+    out = {"target": a.target, "source_key": a.source_key}
+    if a.transform is not None:
+        out["sources"] = [",".join(k) for k in a.transform.keys]
+        out["transforms"] = a.transform.as_json()
+        out["index_only"] = a.transform.index_only
+    return out
 
 
 def onto_json(planned: onto_plan.OntoPlan) -> dict:
@@ -122,7 +155,11 @@ def _line(a: mapping.Assignment) -> str:
             )
             if not ok
         )
-    return f"{a.target} <- {a.source_key}  [{verdict}]"
+    if a.transform is None:
+        return f"{a.target} <- {a.source_key}  [{verdict}]"
+    sources = " + ".join(",".join(k) for k in a.transform.keys)
+    how = "; ".join(a.transform.describe()) or "as is"
+    return f"{a.target} <- {sources}  [{verdict}]  via {how}" + ("  (index only)" if a.transform.index_only else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -177,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
         lines += [f"skipped by rule: {name}" for name in plan.skipped]
         lines += [f"unused source: {key}" for key in plan.unused_sources]
         lines += [f"unused mapping: {entry}" for entry in plan.unused_mappings]
+        lines += [f"transform error: {message}" for message in plan.transform_errors]
         if planned is not None:
             lines += [f"kept: {key}" for key in planned.kept]
             lines += [f"computed: {key} = {value}" for key, value in planned.computed().items()]

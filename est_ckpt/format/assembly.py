@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from typing import BinaryIO, Iterator, Optional, Protocol, Sequence, Union
 
-from est_ckpt.format import bundle, tensors
+from est_ckpt.format import bundle, tensors, wire
 from est_ckpt.format.bundle import Bundle, Entry
 
 __all__ = ["Assembled", "Assembly", "NewShard", "Producer"]
@@ -99,10 +99,10 @@ class Assembly:
         self._rows: dict[bytes, tuple] = {}
         self._new: list[bytes] = []
 
-    def link(self, key: str, source: Bundle, entry: Entry) -> None:
-        """The tensor `key` is `entry`'s bytes, where `source` stores them."""
+    def link(self, key: str, source: Bundle, entry: Entry, *, shape: Optional[Sequence[int]] = None) -> None:
+        """The tensor `key` is `entry`'s bytes, where `source` stores them (read as `shape`: a row-major reshape)."""
         self._check(source)
-        self._rows[key.encode("utf-8")] = ("link", source, entry)
+        self._rows[key.encode("utf-8")] = ("link", source, entry, None if shape is None else tuple(shape))
 
     def link_parts(
         self, key: str, whole: Entry, source: Bundle, parts: Sequence[tuple[tuple, Entry]]
@@ -142,8 +142,13 @@ class Assembly:
         rows: dict[bytes, bytes] = {}
         for raw_key, row in self._rows.items():
             if row[0] == "link":
-                source, entry = row[1], row[2]
+                source, entry, shape = row[1], row[2], row[3] if len(row) > 3 else None
                 new = numbering[(id(source), entry.shard_id)]
+                if shape is not None:
+                    rows[raw_key] = tensors.entry_bytes(
+                        entry.dtype, shape, new, entry.offset, entry.size, wire.unmask_crc(entry.crc32c)
+                    )
+                    continue
                 rows[raw_key] = (
                     entry.raw if new == entry.shard_id else bundle.encode_entry(entry, shard_id=new)
                 )

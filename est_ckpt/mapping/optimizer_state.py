@@ -40,6 +40,7 @@ from est_ckpt.mapping.optimizer_slots import SCALED, Slot, different, find_slots
 from est_ckpt.mapping.plan import Target, WarmStartPlan
 from est_ckpt.mapping.planner import plan_mapping, targets_from_checkpoint
 from est_ckpt.mapping.rules import RenameRule
+from est_ckpt.mapping.rules_file import RulesArg, load_rules
 
 HYPERPARAMETERS = frozenset(
     (
@@ -112,7 +113,7 @@ def _slot_pairs(
     var_source: dict[str, str] = {}
     for a in plan.assignments:
         found, _ = t_index.resolve(a.target, shape=a.target_shape)
-        if found is not None and len(found.keys) == 1 and len(a.source_keys) == 1:
+        if found is not None and len(found.keys) == 1 and len(a.source_keys) == 1 and a.transform is None:
             var_source[found.keys[0]] = a.source_keys[0]
     s_slots = find_slots(source)
     out = []
@@ -156,6 +157,51 @@ def optimizer_assignment_map(
     if s_step is not None and t_step is not None and names.get(t_step) in unmapped:
         s_name = s_index.tensors[s_step].name or s_step
         out[_label(s_index, s_name, s_step)] = names[t_step]
+    return out
+
+
+def slot_transforms(
+    plan: WarmStartPlan,
+    source: checkpoint.CheckpointInfo,
+    template: checkpoint.CheckpointInfo,
+    targets: Sequence[Target],
+) -> dict[str, tuple[tuple[str, ...], tuple[dict, ...]]]:
+    """`{template slot name: (source slot names, transforms)}`: the slots of variables computed by transforms.
+
+    A slot follows its variable's transforms (reshape, split, reorder, ...) but never
+    an `add`; each of the variable's sources must hold a slot of the same kind.
+
+    Raises:
+      MismatchError: a slot means something else on each side.
+      TransformError: the variable's value is scaled (its state would not mean the same).
+    """
+    t_index, s_index = NameIndex(template), NameIndex(source)
+    names = _target_names(t_index, targets)
+    unmapped = {u.target for u in plan.unmapped}
+    s_slots, t_slots = find_slots(source), find_slots(template)
+    out: dict[str, tuple[tuple[str, ...], tuple[dict, ...]]] = {}
+    for a in plan.assignments:
+        if a.transform is None:
+            continue
+        found, _ = t_index.resolve(a.target, shape=a.target_shape)
+        kinds = t_slots.get(found.keys[0], {}) if found is not None and len(found.keys) == 1 else {}
+        if not kinds or any(len(k) != 1 for k in a.transform.keys):
+            continue
+        per_source = [s_slots.get(k[0], {}) for k in a.transform.keys]
+        for s_kinds in per_source:
+            clash = different(s_kinds, kinds)
+            if clash is not None:
+                s, t, why = clash
+                raise MismatchError(
+                    f"{source.prefix}: '{s.name}' cannot become '{t.name}': {why}. Leave the optimizer state "
+                    "out (keep_unmapped) or use an optimizer whose state means the same."
+                )
+        for kind, slot in kinds.items():
+            target = names.get(slot.key)
+            if target not in unmapped or not all(kind in s for s in per_source):
+                continue
+            labels = tuple(_label(s_index, s[kind].name, s[kind].key) for s in per_source)
+            out[target] = (labels, tuple(a.transform.for_slots(labels, target).as_json()))
     return out
 
 
@@ -210,25 +256,32 @@ def plan_onto_template(
     *,
     assignment_map: Optional[Mapping[str, str]] = None,
     rename_rules: Optional[Sequence[RenameRule]] = None,
+    rules: RulesArg = None,
 ) -> WarmStartPlan:
     """The plan `convert --like` applies and `est-ckpt map --optimizer_state` shows: `map_checkpoints` plus optimizer state.
 
     The template's variables (and legacy Keras slots, by object path) are
     planned as `map_checkpoints` plans them; optimizer state left unmapped then
     gets the source slot of the same meaning (`optimizer_assignment_map`), the
-    user's own `assignment_map` entries winning over the derived ones.
+    user's own `assignment_map` entries winning over the derived ones; the slots
+    of a variable computed by `rules`' transforms follow those transforms
+    (`slot_transforms`).
 
     Raises:
       MismatchError: a slot means something else for the new optimizer.
       MappingError: `assignment_map` or `rename_rules` is malformed.
     """
     targets = targets_from_checkpoint(template) + slot_targets(template)
-    plan = plan_mapping(source, targets, assignment_map=assignment_map, rename_rules=rename_rules)
+    rules = None if rules is None else load_rules(rules)
+    plan = plan_mapping(source, targets, assignment_map=assignment_map, rename_rules=rename_rules, rules=rules)
     slots = optimizer_assignment_map(plan, source, template, targets)
-    if not slots:
+    computed = slot_transforms(plan, source, template, targets)
+    if not slots and not computed:
         return plan
     merged = {**slots, **(assignment_map or {})}
-    return plan_mapping(source, targets, assignment_map=merged, rename_rules=rename_rules)
+    return plan_mapping(
+        source, targets, assignment_map=merged, rename_rules=rename_rules, rules=rules, computed=computed
+    )
 
 
 __all__ = [
@@ -241,4 +294,5 @@ __all__ = [
     "plan_onto_template",
     "power_targets",
     "slot_targets",
+    "slot_transforms",
 ]

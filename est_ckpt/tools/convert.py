@@ -202,6 +202,7 @@ def convert_checkpoint(
     names: str = "full_name",
     skip_underivable_slots: bool = False,
     progress: Optional[Callable[[int, int], None]] = None,
+    rules: RulesArg = None,
 ) -> str:
     """Converts a checkpoint between the TF1 (name-based) and TF2 (object-based) formats, or onto a template.
 
@@ -224,6 +225,10 @@ def convert_checkpoint(
         shapes and object graph, every variable's value taken from `src` by
         the plan `est-ckpt map SRC --target LIKE` shows (see `tools.onto`).
       assignment_map, rename_rules: with `like`, as for `plan_mapping`.
+      rules: with `like`, a rules file, a preset's name (`'lstm'`, `'bert'`) or
+        `Rules`: mapping rules with value transforms (`docs/transforms.md`).
+        Reshapes are index only; other transforms compute their tensors,
+        streamed, into one extra data shard.
       keep_unmapped: with `like`, keep the template's own values of its
         variables that have no source instead of raising.
       force: replace an existing checkpoint at `dst_prefix`.
@@ -246,6 +251,8 @@ def convert_checkpoint(
         underivable slot names, or a destination that is the source.
       UnmappedVariablesError, AmbiguousNameError, MismatchError, UnusedMappingError:
         with `like`, the plan is refused (nothing is written).
+      TransformError: a rule's transforms do not fit its variables.
+      RulesFileError: `rules` cannot be read.
     """
     if (dst_prefix is None) == (dst is None):
         raise ConversionError(
@@ -266,10 +273,11 @@ def convert_checkpoint(
             keep_unmapped=keep_unmapped,
             force=force,
             progress=progress,
+            rules=rules,
         ).prefix
-    if assignment_map or rename_rules or keep_unmapped:
+    if assignment_map or rename_rules or keep_unmapped or rules is not None:
         raise ConversionError(
-            "`assignment_map`, `rename_rules` and `keep_unmapped` apply to `like`, not to `to`."
+            "`assignment_map`, `rename_rules`, `rules` and `keep_unmapped` apply to `like`, not to `to`."
         )
     return convert(
         src,

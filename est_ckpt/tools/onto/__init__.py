@@ -25,7 +25,10 @@ lacks are derived from the step count; Keras SGD's velocity is
 `-learning_rate` times TF1 Momentum's accumulator, and back
 (`onto.momentum`): the only values written, in one small extra shard
 (`onto.steps.new_tensors`, written by `format.assembly`). Parts saved one by one in SRC are joined
-into one partitioned entry over their own data.
+into one partitioned entry over their own data. A variable computed by
+`rules`' transforms (`mapping.transforms`) links its source's entry under the
+template's shape when the transforms are reshapes, and is otherwise computed
+by `tools.compute`, streamed into that extra shard.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Mapping, Optional, Sequence, Union
 
-from est_ckpt.format import checkpoint
+from est_ckpt.format import checkpoint, dtypes
 from est_ckpt.format.assembly import Assembly
 from est_ckpt.mapping import RenameRule, Source, WarmStartPlan
 from est_ckpt.mapping.tf1_names import join_parts, slices_by_name
-from est_ckpt.tools import publish
+from est_ckpt.mapping.rules_file import RulesArg
+from est_ckpt.mapping.transforms import Transform
+from est_ckpt.tools import compute, publish
 from est_ckpt.tools.onto import momentum as onto_momentum
 from est_ckpt.tools.onto import steps as onto_steps
 from est_ckpt.tools.onto.plan import plan_onto
@@ -79,12 +84,18 @@ def convert_onto(
     keep_unmapped: bool = False,
     force: bool = False,
     progress: Optional[Callable[[int, int], None]] = None,
+    rules: RulesArg = None,
 ) -> OntoReport:
     """`convert_checkpoint(src, dst_prefix, like=...)`, returning an `OntoReport` (used by the CLI)."""
     info = checkpoint.read_checkpoint(src)
     template = checkpoint.read_checkpoint(like)
     planned = plan_onto(
-        info, template, assignment_map=assignment_map, rename_rules=rename_rules, keep_unmapped=keep_unmapped
+        info,
+        template,
+        assignment_map=assignment_map,
+        rename_rules=rename_rules,
+        keep_unmapped=keep_unmapped,
+        rules=rules,
     )
     sources, computed = planned.sources, {**planned.powers, **planned.scaled}
     dest = publish.destination(info.prefix, dst_prefix, force=force, inputs=(template.prefix,))
@@ -95,6 +106,12 @@ def convert_onto(
     for key in template.bundle.entries:
         source = sources.get(key)
         if key in computed:
+            continue
+        if isinstance(source, Transform):
+            if source.index_only:  # a reshape: the same bytes under the template's shape
+                assembly.link(key, info.bundle, info.bundle.entries[source.keys[0][0]], shape=source.shape)
+            else:
+                assembly.compute(key, dtypes.DTYPE_ENUM[source.dtype], source.shape, compute.producer(info, source))
             continue
         if isinstance(source, Source):  # parts saved one by one, joined
             joined = join_parts(info, key, source)

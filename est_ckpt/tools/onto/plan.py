@@ -23,6 +23,8 @@ from est_ckpt.mapping.optimizer_state import (
     power_targets,
 )
 from est_ckpt.mapping.plan import Unmapped
+from est_ckpt.mapping.rules_file import RulesArg
+from est_ckpt.mapping.transforms import Transform
 from est_ckpt.mapping.tf1_names import SAVE_COUNTER
 from est_ckpt.tools.onto import momentum as onto_momentum
 from est_ckpt.tools.onto import steps as onto_steps
@@ -35,7 +37,7 @@ class OntoPlan:
     Attributes:
       plan: the mapping; its `unmapped` are only what the conversion refuses (not hyperparameters, nor
         computed keys, nor anything with `keep_unmapped`), plus template variables the planner leaves out.
-      sources: `{template key: src key or joined Source}` of the copied entries.
+      sources: `{template key: src key, joined Source, or Transform}` of the copied (or computed) entries.
       kept: template keys that keep TEMPLATE's values, in key order.
       powers: `{template key: value}`, TF1 Adam powers derived from the step count.
       scaled: `{template key: Scaled}`, Momentum slots computed from SRC's.
@@ -43,7 +45,7 @@ class OntoPlan:
     """
 
     plan: WarmStartPlan
-    sources: Mapping[str, Union[str, Source]]
+    sources: Mapping[str, Union[str, Source, Transform]]
     kept: tuple[str, ...]
     powers: Mapping[str, float]
     scaled: Mapping[str, onto_momentum.Scaled]
@@ -82,12 +84,20 @@ def _keys(index: NameIndex, target: str) -> tuple[str, ...]:
     return () if found is None else found.keys
 
 
-def _sources(plan: WarmStartPlan, src, template, index: NameIndex) -> dict[str, Union[str, Source]]:
-    sources: dict[str, Union[str, Source]] = {}
+def _sources(plan: WarmStartPlan, src, template, index: NameIndex) -> dict[str, Union[str, Source, Transform]]:
+    sources: dict[str, Union[str, Source, Transform]] = {}
     for a in plan.assignments:
         found, _ = index.resolve(a.target, shape=a.target_shape)
         if found is None:  # `targets_from_checkpoint` names every target so that it resolves.
             raise ConversionError(f"{template.prefix}: '{a.target}' does not name one key of the template.")
+        if a.transform is not None:
+            if len(found.keys) != 1 or template.bundle.entries[found.keys[0]].slices:
+                raise ConversionError(
+                    f"{template.prefix}: '{a.target}' is saved in parts, and its value is computed by "
+                    "transforms, which write a tensor whole. Use a template that saves it whole."
+                )
+            sources[found.keys[0]] = a.transform
+            continue
         if len(found.keys) != 1:
             same = len(found.keys) == len(a.source_keys) and all(
                 template.tensors[t].shape == src.tensors[k].shape for t, k in zip(found.keys, a.source_keys)
@@ -112,6 +122,7 @@ def plan_onto(
     rename_rules: Optional[Sequence[RenameRule]] = None,
     keep_unmapped: bool = False,
     strict: bool = True,
+    rules: RulesArg = None,
 ) -> OntoPlan:
     """Plans a conversion onto `template` (reading only scalars).
 
@@ -130,7 +141,9 @@ def plan_onto(
       ConversionError: a template variable saved in parts one by one that SRC holds whole; no learning
         rate for a Momentum slot.
     """
-    full = plan_onto_template(src, template, assignment_map=assignment_map, rename_rules=rename_rules)
+    full = plan_onto_template(
+        src, template, assignment_map=assignment_map, rename_rules=rename_rules, rules=rules
+    )
     index = NameIndex(template)
     powers = power_targets(full, src)
     momenta = momentum_targets(full, src, template)
