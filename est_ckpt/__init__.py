@@ -30,6 +30,10 @@ _LAZY = {
     "with_tf1_checkpoints": "est_ckpt.tf.canned",
     "warm_start_settings": "est_ckpt.tf.settings",
     "warm_start": "est_ckpt.tf.warm_starting",
+    "init_from_checkpoint": "est_ckpt.tf.warm_starting",
+    "list_variables": "est_ckpt.mapping.tf1_names",
+    "load_rules": "est_ckpt.mapping.rules_file",
+    "Rules": "est_ckpt.mapping.rules_file",
     "WarmStartPlan": "est_ckpt.mapping",
     "plan_mapping": "est_ckpt.mapping",
 }

@@ -24,7 +24,7 @@ tf = pytest.importorskip("tensorflow")
 tf1 = tf.compat.v1
 
 VOCAB, TYPES, POSITIONS = 40, 2, 16
-H, HEADS, I, LAYERS, SEQ, BATCH = 16, 4, 32, 2, 7, 3
+H, HEADS, INNER, LAYERS, SEQ, BATCH = 16, 4, 32, 2, 7, 3
 D = H // HEADS
 IDS = np.random.RandomState(0).randint(0, VOCAB, (BATCH, SEQ)).astype(np.int32)
 TYPE_IDS = np.random.RandomState(1).randint(0, TYPES, (BATCH, SEQ)).astype(np.int32)
@@ -44,7 +44,9 @@ def _layer_norm(x, scope):
 
 def _dense(x, units, scope, activation=None):
     with tf1.variable_scope(scope):
-        kernel = tf1.get_variable("kernel", [x.shape[-1], units], initializer=tf1.random_normal_initializer(0, 0.2))
+        kernel = tf1.get_variable(
+            "kernel", [x.shape[-1], units], initializer=tf1.random_normal_initializer(0, 0.2)
+        )
         bias = tf1.get_variable("bias", [units], initializer=tf1.random_normal_initializer(0, 0.1))
     y = tf.einsum("bsh,hu->bsu", x, kernel) + bias if x.shape.ndims == 3 else tf.matmul(x, kernel) + bias
     return activation(y) if activation else y
@@ -93,7 +95,7 @@ class Tf1Bert:
                 context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, SEQ, H])
             with tf1.variable_scope("output"):
                 attended = _layer_norm(_dense(context, H, "dense") + x, "LayerNorm")
-        inner = _dense(attended, I, "intermediate/dense", _gelu)
+        inner = _dense(attended, INNER, "intermediate/dense", _gelu)
         with tf1.variable_scope("output"):
             return _layer_norm(_dense(inner, H, "dense") + attended, "LayerNorm")
 
@@ -117,7 +119,9 @@ class _Block(tf.keras.layers.Layer):
         ln = dict(epsilon=1e-12, axis=-1)
         self.attention = tf.keras.layers.MultiHeadAttention(HEADS, D, name="self_attention")
         self.attention_norm = tf.keras.layers.LayerNormalization(name="self_attention_layer_norm", **ln)
-        self.intermediate = tf.keras.layers.EinsumDense("abc,cd->abd", (None, I), bias_axes="d", name="intermediate")
+        self.intermediate = tf.keras.layers.EinsumDense(
+            "abc,cd->abd", (None, INNER), bias_axes="d", name="intermediate"
+        )
         self.out = tf.keras.layers.EinsumDense("abc,cd->abd", (None, H), bias_axes="d", name="output")
         self.out_norm = tf.keras.layers.LayerNormalization(name="output_layer_norm", **ln)
 

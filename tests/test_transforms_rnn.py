@@ -115,7 +115,12 @@ def _gru_to_keras(gates_k, gates_b, cand_k, cand_b):
 
 def _expected_keras(kind: str, values: dict, scope: str, forget_bias: float) -> list:
     if kind == "gru":
-        k, rk, b = _gru_to_keras(*(values[f"rnn/gru_cell/{n}"] for n in ("gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias")))
+        k, rk, b = _gru_to_keras(
+            *(
+                values[f"rnn/gru_cell/{n}"]
+                for n in ("gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias")
+            )
+        )
     else:
         k, rk, b = _lstm_to_keras(values[f"rnn/{scope}/kernel"], values[f"rnn/{scope}/bias"], forget_bias)
     return [k, rk, b, values["dense/kernel"], values["dense/bias"]]
@@ -129,7 +134,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("kind,scope,preset,forget_bias,params", CASES, ids=["lstm", "basic_lstm", "forget_bias", "gru"])
+@pytest.mark.parametrize(
+    "kind,scope,preset,forget_bias,params", CASES, ids=["lstm", "basic_lstm", "forget_bias", "gru"]
+)
 def test_tf1_cell_onto_keras_rnn_continues_training_equal(tmp_path, kind, scope, preset, forget_bias, params):
     """TF1 cell + Adam -> Keras LSTM/GRU: same outputs, and one more step gives the same weights."""
     tf1_model = Tf1Model(kind, forget_bias)
@@ -137,7 +144,15 @@ def test_tf1_cell_onto_keras_rnn_continues_training_equal(tmp_path, kind, scope,
     src = tf1_model.save(tmp_path / "tf1" / "model.ckpt", 2)
     model, opt = _keras(kind, seed=1)
     template = _keras_save(model, opt, tmp_path / "tpl" / "ckpt")
-    proc = run_cli("convert", src, str(tmp_path / "out" / "ckpt"), f"--like={template}", f"--rules={preset}", *params, "--json")
+    proc = run_cli(
+        "convert",
+        src,
+        str(tmp_path / "out" / "ckpt"),
+        f"--like={template}",
+        f"--rules={preset}",
+        *params,
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     tf.train.Checkpoint(model=model, optimizer=opt).read(str(tmp_path / "out" / "ckpt")).assert_consumed()
     np.testing.assert_allclose(model(X).numpy(), tf1_model.predict(), atol=1e-5)
@@ -150,7 +165,9 @@ def test_tf1_cell_onto_keras_rnn_continues_training_equal(tmp_path, kind, scope,
         np.testing.assert_allclose(got.numpy(), want, atol=1e-6, err_msg=got.name)
 
 
-@pytest.mark.parametrize("kind,scope,preset,forget_bias,params", CASES, ids=["lstm", "basic_lstm", "forget_bias", "gru"])
+@pytest.mark.parametrize(
+    "kind,scope,preset,forget_bias,params", CASES, ids=["lstm", "basic_lstm", "forget_bias", "gru"]
+)
 def test_keras_rnn_onto_tf1_cell_continues_training_equal(tmp_path, kind, scope, preset, forget_bias, params):
     """Keras LSTM/GRU + Adam -> TF1 cell: same outputs, Adam's powers derived, one more step the same weights."""
     # The TF1 graph first: TF1 layers made in a graph invalidate Keras models made before them.
@@ -197,7 +214,10 @@ def test_map_shows_each_pairs_transforms_and_slots_follow_without_the_bias_add(t
     kernel = mapped["lstm/lstm_cell/recurrent_kernel"]
     assert kernel["transforms"][0] == {"slice": {"axis": 0, "begin": IN, "size": UNITS}}
     text = run_cli("map", src, f"--target={template}", "--rules=lstm")
-    assert "lstm/lstm_cell/kernel <- rnn/lstm_cell/kernel  [ok]  via slice axis 0 [0:3]; reorder axis 1 blocks [0, 2, 1, 3]" in text.stdout
+    assert (
+        "lstm/lstm_cell/kernel <- rnn/lstm_cell/kernel  [ok]  via slice axis 0 [0:3]; reorder axis 1 blocks [0, 2, 1, 3]"
+        in text.stdout
+    )
 
 
 def test_a_shape_no_transform_reaches_names_the_pair_and_what_fits(tmp_path):
@@ -211,9 +231,19 @@ def test_a_shape_no_transform_reaches_names_the_pair_and_what_fits(tmp_path):
         '{"est_ckpt_rules": 1, "rules": [{"target": "lstm/lstm_cell/kernel", "source": "rnn/lstm_cell/kernel"},'
         ' {"target": "lstm/lstm_cell/(recurrent_kernel|bias)", "source": "rnn/lstm_cell/bias"}]}'
     )
-    proc = run_cli("convert", src, str(tmp_path / "out" / "ckpt"), f"--like={template}", f"--rules={rules}", "--keep_unmapped")
+    proc = run_cli(
+        "convert",
+        src,
+        str(tmp_path / "out" / "ckpt"),
+        f"--like={template}",
+        f"--rules={rules}",
+        "--keep_unmapped",
+    )
     assert proc.returncode == 1
-    assert "'lstm/lstm_cell/kernel' <- 'rnn/lstm_cell/kernel': the transforms give [7, 16], the target is [3, 16]" in proc.stderr
+    assert (
+        "'lstm/lstm_cell/kernel' <- 'rnn/lstm_cell/kernel': the transforms give [7, 16], the target is [3, 16]"
+        in proc.stderr
+    )
     assert "slice, split or concat" in proc.stderr
     assert not (tmp_path / "out").exists()
     assert est_ckpt.verify_checkpoint(src).ok

@@ -159,7 +159,9 @@ def _line(a: mapping.Assignment) -> str:
         return f"{a.target} <- {a.source_key}  [{verdict}]"
     sources = " + ".join(",".join(k) for k in a.transform.keys)
     how = "; ".join(a.transform.describe()) or "as is"
-    return f"{a.target} <- {sources}  [{verdict}]  via {how}" + ("  (index only)" if a.transform.index_only else "")
+    return f"{a.target} <- {sources}  [{verdict}]  via {how}" + (
+        "  (index only)" if a.transform.index_only else ""
+    )
 
 
 def run(args: argparse.Namespace) -> int:

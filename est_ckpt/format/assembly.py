@@ -62,7 +62,9 @@ class NewShard:
                 continue
             crc = data.write(f)
             if f.tell() != offset + data.nbytes:
-                raise AssertionError(f"{raw_key!r}: {f.tell() - offset} bytes written, {data.nbytes} expected")
+                raise AssertionError(
+                    f"{raw_key!r}: {f.tell() - offset} bytes written, {data.nbytes} expected"
+                )
             rows[raw_key] = tensors.entry_bytes(dtype, shape, self.shard_id, offset, data.nbytes, crc)
         return rows
 
@@ -158,7 +160,9 @@ class Assembly:
                 _, dtype, shape, i = row
                 computed.append((i, raw_key, dtype, shape))
         new_shard = (
-            NewShard([(k, dtype, shape, self._new[i]) for i, k, dtype, shape in sorted(computed)], new_shard_id)
+            NewShard(
+                [(k, dtype, shape, self._new[i]) for i, k, dtype, shape in sorted(computed)], new_shard_id
+            )
             if computed
             else None
         )

@@ -273,7 +273,9 @@ def plan_onto_template(
     """
     targets = targets_from_checkpoint(template) + slot_targets(template)
     rules = None if rules is None else load_rules(rules)
-    plan = plan_mapping(source, targets, assignment_map=assignment_map, rename_rules=rename_rules, rules=rules)
+    plan = plan_mapping(
+        source, targets, assignment_map=assignment_map, rename_rules=rename_rules, rules=rules
+    )
     slots = optimizer_assignment_map(plan, source, template, targets)
     computed = slot_transforms(plan, source, template, targets)
     if not slots and not computed:

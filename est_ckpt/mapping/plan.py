@@ -149,8 +149,12 @@ class WarmStartPlan:
         """
         return difflib.get_close_matches(name, self.candidates, n=n, cutoff=0.5)
 
-    def raise_for_errors(self) -> None:
+    def raise_for_errors(self, *, conversion: bool = False) -> None:
         """Raises the first kind of problem this plan has, listing every instance of it.
+
+        Args:
+          conversion: word the advice for `convert --like` (rules, `keep_unmapped`)
+            instead of for a warm start (`vars_to_warm_start`).
 
         Raises:
           AmbiguousNameError: a source name is held by several keys.
@@ -184,11 +188,22 @@ class WarmStartPlan:
                 lines.append(f"  '{u.target}'{via}{hint}")
             if len(self.unmapped) > _MAX_LISTED:
                 lines.append(f"  ... and {len(self.unmapped) - _MAX_LISTED} more")
-            raise UnmappedVariablesError(
+            head = (
                 f"{self.checkpoint}: {len(self.unmapped)} variable(s) have no source in this {self.format} "
                 "checkpoint:\n" + "\n".join(lines) + "\n"
-                "Map them with `assignment_map` ({'old_name': 'new_name'} or {'old_scope/': 'new_scope/'}) or "
-                "`rename_rules`, or leave them out of `vars_to_warm_start`."
+                "Map them with `assignment_map` ({'old_name': 'new_name'} or {'old_scope/': 'new_scope/'}), "
+            )
+            if not conversion:
+                raise UnmappedVariablesError(
+                    head + "`rename_rules`, or leave them out of `vars_to_warm_start`."
+                )
+            raise UnmappedVariablesError(
+                head + "`rename_rules` or `rules` (a rules file or preset: docs/transforms.md), or pass "
+                "keep_unmapped=True to keep the template's values."
+            ).for_cli(
+                head.replace("`assignment_map`", "--assignment_map")
+                + "--rename_rule or --rules (a rules file or preset: docs/transforms.md), or pass "
+                "--keep_unmapped to keep the template's values."
             )
         if self.transform_errors:
             raise TransformError(
@@ -202,10 +217,15 @@ class WarmStartPlan:
                 f"{_describe(a.source_shape, a.source_dtype)}"
                 for a in bad
             ]
+            what = (
+                "give rules whose transforms reach the target's shape and dtype (reshape, transpose, slice, "
+                "cast: docs/transforms.md)"
+            )
             raise MismatchError(
                 f"{self.checkpoint}: {len(bad)} variable(s) disagree with their source in shape or dtype:\n"
                 + "\n".join(lines)
-                + "\nMap them to a source of the same shape and dtype, or leave them out of `vars_to_warm_start`."
+                + "\nMap them to a source of the same shape and dtype, or "
+                + (f"{what}." if conversion else f"{what}, or leave them out of `vars_to_warm_start`.")
             )
         if self.unused_mappings:
             raise UnusedMappingError(

@@ -181,7 +181,7 @@ def _transformed(
         except TransformError as e:
             return str(e)
         if dtype is not None and transform.dtype != dtype:
-            return f"'{name}' <- {', '.join(map(repr, sources))}: the transforms give {transform.dtype}, the target is {dtype}; add {{\"cast\": \"{dtype}\"}}."
+            return f'\'{name}\' <- {", ".join(map(repr, sources))}: the transforms give {transform.dtype}, the target is {dtype}; add {{"cast": "{dtype}"}}.'
         if rule is not None:
             used_rules.add(rule)
         transform = dataclasses.replace(
@@ -307,4 +307,6 @@ def map_checkpoints(
         except re.error as e:
             raise MappingError(f"vars_to_warm_start {vars_to_warm_start!r} does not compile: {e}.") from None
         targets = [t for t in targets if selector.match(t.name)]
-    return plan_mapping(source, targets, assignment_map=assignment_map, rename_rules=rename_rules, rules=rules)
+    return plan_mapping(
+        source, targets, assignment_map=assignment_map, rename_rules=rename_rules, rules=rules
+    )

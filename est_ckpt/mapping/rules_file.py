@@ -68,8 +68,14 @@ class Rules:
       description: the file's own description.
     """
 
-    def __init__(self, name: str, data: Mapping, overrides: Mapping[str, Any], params: Mapping[str, Any],
-                 rules: tuple[Rule, ...]):
+    def __init__(
+        self,
+        name: str,
+        data: Mapping,
+        overrides: Mapping[str, Any],
+        params: Mapping[str, Any],
+        rules: tuple[Rule, ...],
+    ):
         self.name, self.data, self.overrides = name, data, dict(overrides)
         self.params, self.rules = dict(params), rules
         self.numbers = {k: v for k, v in self.params.items() if not isinstance(v, str)}
@@ -108,7 +114,7 @@ def parse_rules(data: Any, name: str, **params: Any) -> Rules:
     """
     if not isinstance(data, Mapping) or data.get("est_ckpt_rules") != FORMAT_VERSION:
         raise RulesFileError(
-            f"{name}: not an est_ckpt rules file: a JSON object with \"est_ckpt_rules\": {FORMAT_VERSION} is expected."
+            f'{name}: not an est_ckpt rules file: a JSON object with "est_ckpt_rules": {FORMAT_VERSION} is expected.'
         )
     unknown = set(data) - {"est_ckpt_rules", "description", "params", "rules"}
     if unknown:
@@ -129,7 +135,9 @@ def parse_rules(data: Any, name: str, **params: Any) -> Rules:
     for i, item in enumerate(items):
         where = f"{name} rules[{i}]"
         if not isinstance(item, Mapping) or "target" not in item or ("source" in item) == ("sources" in item):
-            raise RulesFileError(f"{where}: a rule is an object with 'target' and either 'source' or 'sources'.")
+            raise RulesFileError(
+                f"{where}: a rule is an object with 'target' and either 'source' or 'sources'."
+            )
         extra = set(item) - {"target", "source", "sources", "transforms", "note"}
         if extra:
             raise RulesFileError(f"{where}: unknown field(s) {', '.join(sorted(map(repr, extra)))}.")
@@ -146,7 +154,9 @@ def parse_rules(data: Any, name: str, **params: Any) -> Rules:
         except MappingError as e:
             raise RulesFileError(f"{where}: {e}") from None
         if len(texts) > 1 and not (transforms and "concat" in transforms[0]):
-            raise RulesFileError(f"{where}: several sources are joined by a first op {{\"concat\": {{\"axis\": a}}}}.")
+            raise RulesFileError(
+                f'{where}: several sources are joined by a first op {{"concat": {{"axis": a}}}}.'
+            )
         rules.append(Rule(where, target, texts, transforms))
     return Rules(name, data, params, merged, tuple(rules))
 

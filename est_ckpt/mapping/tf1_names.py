@@ -230,3 +230,23 @@ def tf1_variables(
             f"duplicate: {listed}. Pass names='path' (--names=path) to key them by object path instead."
         )
     return Naming(out, dropped, skipped)
+
+
+def list_variables(ckpt_dir_or_file: str) -> list[tuple[str, list[int]]]:
+    """`tf.train.list_variables` for either checkpoint kind: `(TF1 name, shape)` of every variable, sorted.
+
+    For an object-based checkpoint the names are the recorded `full_name`s (parts
+    saved one by one listed once, as their whole variable; `global_step` for the
+    step), so TF1 code that builds an `assignment_map` from them (BERT's
+    `get_assignment_map_from_checkpoint`) finds its variables. TF's own function
+    lists object paths there, which match no variable of a TF1 graph. No
+    TensorFlow needed.
+
+    Raises:
+      CheckpointNotFoundError, CorruptCheckpointError: the checkpoint cannot be read.
+    """
+    info = checkpoint.read_checkpoint(ckpt_dir_or_file)
+    if info.format == "tf1":
+        return sorted((k, list(t.shape)) for k, t in info.tensors.items())
+    naming = tf1_variables(info, skip_underivable_slots=True, strict=False)
+    return sorted((v.name, list(v.entry.shape)) for v in naming.variables)

@@ -104,8 +104,10 @@ class Transform:
     @property
     def index_only(self) -> bool:
         """Whether the value is the one source's bytes under another shape (no byte is read or written)."""
-        return len(self.sources) == 1 and all(s.op == "reshape" for s in self.steps) and (
-            not self.keys or len(self.keys[0]) == 1
+        return (
+            len(self.sources) == 1
+            and all(s.op == "reshape" for s in self.steps)
+            and (not self.keys or len(self.keys[0]) == 1)
         )
 
     def describe(self) -> list[str]:
@@ -114,7 +116,7 @@ class Transform:
     def as_json(self) -> list[dict]:
         return [s.as_json() for s in self.steps]
 
-    def for_slots(self, sources: Sequence[str], target: str) -> "Transform":
+    def for_slots(self, sources: Sequence[str], target: str) -> Transform:
         """The same moves for an optimizer slot of each source: the steps without `add`.
 
         Raises:
@@ -127,7 +129,10 @@ class Transform:
                 "state would not mean the same. Leave the optimizer state out (keep_unmapped)."
             )
         return dataclasses.replace(
-            self, sources=tuple(sources), steps=tuple(s for s in self.steps if s.op not in _VALUE_OPS), keys=()
+            self,
+            sources=tuple(sources),
+            steps=tuple(s for s in self.steps if s.op not in _VALUE_OPS),
+            keys=(),
         )
 
 
@@ -190,7 +195,9 @@ class _Binder:
     def blocks(self, i: int, args: Mapping, shape: Shape, axis: int) -> int:
         parts = self.integer(i, args, "parts")
         if parts <= 0 or shape[axis] % parts:
-            raise self.fail(i, f"{shape[axis]} (axis {axis} of {list(shape)}) does not split into {parts} parts")
+            raise self.fail(
+                i, f"{shape[axis]} (axis {axis} of {list(shape)}) does not split into {parts} parts"
+            )
         return parts
 
     def step(self, i: int, op: str, args: Any, shape: Shape, dtype: str) -> Step:
@@ -199,7 +206,9 @@ class _Binder:
                 if self.target_shape is None:
                     raise self.fail(i, "reshape without a shape takes the target's, which is not known here")
                 args = list(self.target_shape)
-            if not (isinstance(args, list) and all(isinstance(d, int) and not isinstance(d, bool) for d in args)):
+            if not (
+                isinstance(args, list) and all(isinstance(d, int) and not isinstance(d, bool) for d in args)
+            ):
                 raise self.fail(i, f"reshape takes a list of integers (got {args!r:.80})")
             new = list(args)
             if new.count(-1) > 1 or any(d < -1 for d in new):
@@ -231,7 +240,11 @@ class _Binder:
                 begin = index * size
             else:
                 size = args.get("size")
-                size = self.target_dim(i, axis, "the slice's size") if size is None else self.integer(i, args, "size")
+                size = (
+                    self.target_dim(i, axis, "the slice's size")
+                    if size is None
+                    else self.integer(i, args, "size")
+                )
                 begin = args.get("begin", 0)
                 if begin == "end":
                     begin = shape[axis] - size
@@ -240,9 +253,7 @@ class _Binder:
                 elif begin < 0:
                     begin += shape[axis]
             if size < 0 or begin < 0 or begin + size > shape[axis]:
-                raise self.fail(
-                    i, f"{op} [{begin}:{begin + size}] of axis {axis} is outside {list(shape)}"
-                )
+                raise self.fail(i, f"{op} [{begin}:{begin + size}] of axis {axis} is outside {list(shape)}")
             new = list(shape)
             new[axis] = size
             return Step("slice", {"axis": axis, "begin": begin, "size": size}, tuple(new), dtype)
@@ -294,13 +305,19 @@ def bind(
     todo = list(ops)
     if len(sources) > 1:
         if not todo or next(iter(todo[0])) != "concat":
-            raise TransformError(f"{where}: several sources are joined by a first op {{'concat': {{'axis': a}}}}.")
+            raise TransformError(
+                f"{where}: several sources are joined by a first op {{'concat': {{'axis': a}}}}."
+            )
         args = todo.pop(0)["concat"]
         axis = binder.axis(0, args, shape)
         if len(set(dtypes)) != 1:
-            raise TransformError(f"{where}: concat of different dtypes ({', '.join(dtypes)}); cast them apart.")
+            raise TransformError(
+                f"{where}: concat of different dtypes ({', '.join(dtypes)}); cast them apart."
+            )
         for s, other in zip(sources, shapes):
-            if len(other) != len(shape) or any(a != b for k, (a, b) in enumerate(zip(other, shape)) if k != axis):
+            if len(other) != len(shape) or any(
+                a != b for k, (a, b) in enumerate(zip(other, shape)) if k != axis
+            ):
                 raise TransformError(
                     f"{where}: concat on axis {axis} needs the other axes equal: {list(shapes[0])} and "
                     f"{list(other)} ('{s}')."
@@ -312,28 +329,30 @@ def bind(
     elif todo and next(iter(todo[0])) == "concat":
         todo.pop(0)  # one source: nothing to join
     for i, op in enumerate(todo, start=len(ops) - len(todo)):
-        (name, args), = op.items()
+        ((name, args),) = op.items()
         if not shape and name not in ("reshape", "cast", "add", "scale"):
             raise binder.fail(i, f"{name} of a scalar")
         step = binder.step(i, name, args, shape, dtype)
         steps.append(step)
         shape, dtype = step.shape, step.dtype
     if target_shape is not None and tuple(target_shape) != shape:
-        raise TransformError(f"{where}: the transforms give {list(shape)}, the target is {list(target_shape)}; "
-                             + _what_fits(shape, tuple(target_shape)))
+        raise TransformError(
+            f"{where}: the transforms give {list(shape)}, the target is {list(target_shape)}; "
+            + _what_fits(shape, tuple(target_shape))
+        )
     return Transform(tuple(sources), tuple(tuple(s) for s in shapes), tuple(dtypes), tuple(steps))
 
 
 def _what_fits(shape: Shape, target: Shape) -> str:
     if math.prod(shape) == math.prod(target):
-        return f"add {{\"reshape\": {list(target)}}} (same {math.prod(shape)} elements, row-major)."
+        return f'add {{"reshape": {list(target)}}} (same {math.prod(shape)} elements, row-major).'
     if sorted(shape) == sorted(target):
         perm, free = [], list(range(len(shape)))
         for d in target:
             k = next(k for k in free if shape[k] == d)
             free.remove(k)
             perm.append(k)
-        return f"add {{\"transpose\": {perm}}}."
+        return f'add {{"transpose": {perm}}}.'
     return (
         f"they hold {math.prod(shape)} and {math.prod(target)} elements: slice, split or concat "
         "to reach the target's."

@@ -23,6 +23,7 @@ from est_ckpt.format import checkpoint
 from est_ckpt.mapping import WarmStartPlan
 from est_ckpt.tf import vocab_remap
 from est_ckpt.tf.request import WarmStartRequest
+from est_ckpt.tools import compute
 
 __all__ = ["build_warm_start"]
 
@@ -175,6 +176,7 @@ def build_warm_start(
         assignment_map=config.amap,
         rename_rules=config.rules,
         var_name_to_prev_var_name=prev,
+        rules=config.transforms,
     )
     plan.raise_for_errors()
 
@@ -194,7 +196,9 @@ def build_warm_start(
     work = []
     for a in plan.assignments:
         parts = groups[a.target]
-        if a.target in config.vocab and len(a.source_keys) > 1:
+        if a.transform is not None:
+            work.append(("computed", a, parts, None))
+        elif a.target in config.vocab and len(a.source_keys) > 1:
             # TF's kernel reads one tensor: remap the parts saved one by one after concatenating them.
             work.append(("vocab_parts", a, parts, [request(k, "", a.source_dtype) for k in a.source_keys]))
         elif a.target in config.vocab:
@@ -227,6 +231,9 @@ def build_warm_start(
             elif kind == "concat":
                 whole = tf.concat([restored[i] for i in slots], axis=a.part_axis)
                 values = [_slice_of(whole, p) for p in parts]
+            elif kind == "computed":
+                whole = _computed(info, a)
+                values = [_slice_of(whole, p) for p in parts]
             else:
                 values = [restored[i] for i in slots]
             for p, value in zip(parts, values):
@@ -237,6 +244,21 @@ def build_warm_start(
         # The initializers carry the assigns; a group op over thousands of them would only cost build time.
         return None, plan
     return tf.group(*ops, name="est_ckpt_warm_start") if ops else tf.no_op(name="est_ckpt_warm_start"), plan
+
+
+def _computed(info, a: mapping.Assignment):
+    """The value of a rule's transforms, computed by est_ckpt's reader when the op runs (`tools.compute`)."""
+    transform = a.transform
+
+    def value():
+        return compute.evaluate(info, transform)
+
+    with tf.device("/cpu:0"):
+        out = tf.numpy_function(
+            value, [], tf.as_dtype(transform.dtype), stateful=False, name="est_ckpt_transform"
+        )
+    out.set_shape(transform.shape)
+    return out
 
 
 def _slice_of(whole, part):

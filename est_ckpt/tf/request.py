@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from est_ckpt import mapping
 from est_ckpt.errors import NotAMappingError
+from est_ckpt.mapping.rules_file import load_rules
 
 __all__ = ["WarmStartRequest", "mapping_arg"]
 
@@ -63,6 +64,7 @@ class WarmStartRequest:
       prev: TF's `{target: source}` renames.
       amap: `{source: target}` in `init_from_checkpoint`'s grammar.
       rules: ordered `(regex, replacement)` rename rules.
+      transforms: the loaded rules file or preset (`mapping.rules_file.Rules`), or None.
     """
 
     ckpt: str
@@ -71,6 +73,7 @@ class WarmStartRequest:
     prev: Mapping[str, str] = dataclasses.field(default_factory=dict)
     amap: Mapping[str, str] = dataclasses.field(default_factory=dict)
     rules: tuple = ()
+    transforms: Any = None
 
     @classmethod
     def build(
@@ -83,6 +86,7 @@ class WarmStartRequest:
         assignment_map: Optional[Mapping[str, str]] = None,
         rename_rules: Optional[Sequence[tuple[str, Optional[str]]]] = None,
         vocab_none_only: bool = False,
+        rules: Any = None,
     ) -> WarmStartRequest:
         """The request for `warm_start`'s arguments, its maps and rules checked (the only check).
 
@@ -92,17 +96,19 @@ class WarmStartRequest:
 
         Raises:
           MappingError: `assignment_map`, `rename_rules` or `var_name_to_prev_var_name` is malformed.
+          RulesFileError: `rules` cannot be read or does not follow the rules format.
           NotAMappingError: `var_name_to_vocab_info` or `var_name_to_prev_var_name` is not a dict.
           TypeError: the checkpoint is not a path.
         """
         vocab = mapping_arg(var_name_to_vocab_info, "var_name_to_vocab_info", none_only=vocab_none_only)
         prev = mapping_arg(var_name_to_prev_var_name, "var_name_to_prev_var_name")
         amap = dict(assignment_map or {})
-        rules = tuple(tuple(rule) for rule in (rename_rules or ()))
+        renames = tuple(tuple(rule) for rule in (rename_rules or ()))
         # The grammar, once: which variables each entry matches is the plan's work, per graph.
         mapping.AssignmentMap(amap, set(), prev)
-        mapping.RenameRules(list(rules))
-        return cls(_path(ckpt_to_initialize_from), vars_to_warm_start, vocab, prev, amap, rules)
+        mapping.RenameRules(list(renames))
+        transforms = None if rules is None else load_rules(rules)
+        return cls(_path(ckpt_to_initialize_from), vars_to_warm_start, vocab, prev, amap, renames, transforms)
 
     @classmethod
     def of(cls, warm_start_from) -> WarmStartRequest:

@@ -61,6 +61,7 @@ class WarmStartSettings(_TFWarmStartSettings):
         *,
         assignment_map=None,
         rename_rules=None,
+        rules=None,
     ):
         request = WarmStartRequest.build(
             ckpt_to_initialize_from,
@@ -69,6 +70,7 @@ class WarmStartSettings(_TFWarmStartSettings):
             var_name_to_prev_var_name,
             assignment_map=assignment_map,
             rename_rules=rename_rules,
+            rules=rules,
         )
         return cls.from_request(request, ckpt_to_initialize_from)
 
@@ -100,6 +102,11 @@ class WarmStartSettings(_TFWarmStartSettings):
     @property
     def rename_rules(self) -> tuple:
         return self.request.rules
+
+    @property
+    def rules(self):
+        """The rules file or preset with value transforms (`mapping.rules_file.Rules`), or None."""
+        return self.request.transforms
 
     def __iter__(self):
         if tf.executing_eagerly():
@@ -143,6 +150,7 @@ class WarmStartSettings(_TFWarmStartSettings):
                 ("assignment_map", self.assignment_map),
                 ("rename_rules", self.rename_rules),
                 ("prev_var_names", self.prev_var_names),
+                ("rules", self.rules),
             )
             if value
         ]
@@ -164,7 +172,7 @@ class WarmStartSettings(_TFWarmStartSettings):
 
     def _replace(self, **kwargs):
         fields = dict(self._asdict(), var_name_to_prev_var_name=self.prev_var_names)
-        fields.update(assignment_map=self.assignment_map, rename_rules=self.rename_rules)
+        fields.update(assignment_map=self.assignment_map, rename_rules=self.rename_rules, rules=self.rules)
         fields.update(kwargs)
         return WarmStartSettings(**fields)
 
@@ -177,10 +185,11 @@ def warm_start_settings(
     *,
     assignment_map: Optional[Mapping[str, str]] = None,
     rename_rules: Optional[Sequence[tuple[str, Optional[str]]]] = None,
+    rules=None,
 ) -> WarmStartSettings:
     """Returns the `tf.estimator.WarmStartSettings` to pass as `Estimator(warm_start_from=...)`.
 
-    Arguments are those of `warm_start`: the first four are
+    Arguments are those of `warm_start` (`rules` too): the first four are
     `tf.estimator.WarmStartSettings`'s, positional as there. The maps and rules
     are checked now; the checkpoint is read when Estimator builds its graph.
 
@@ -196,4 +205,5 @@ def warm_start_settings(
         var_name_to_prev_var_name,
         assignment_map=assignment_map,
         rename_rules=rename_rules,
+        rules=rules,
     )

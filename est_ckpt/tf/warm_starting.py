@@ -1,4 +1,4 @@
-"""Warm-starting graph-mode models from any checkpoint: `warm_start` and `build_warm_start_op`.
+"""Warm-starting graph-mode models from any checkpoint: `warm_start`, `build_warm_start_op`, `init_from_checkpoint`.
 
 `warm_start` is the drop-in for `tf.compat.v1.train.warm_start`;
 `build_warm_start_op` returns the op `make_tf2_scaffold` runs in its
@@ -14,7 +14,9 @@ from typing import Any, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
+from est_ckpt.errors import NotAMappingError
 from est_ckpt.mapping import WarmStartPlan
+from est_ckpt.tf.by_name import variable_name
 from est_ckpt.tf.engine import build_warm_start
 from est_ckpt.tf.request import WarmStartRequest, mapping_arg
 
@@ -35,6 +37,7 @@ __all__ = [
     "WarmStartRequest",
     "build_warm_start",
     "build_warm_start_op",
+    "init_from_checkpoint",
     "mapping_arg",
     "warm_start",
 ]
@@ -79,6 +82,7 @@ def warm_start(
     *,
     assignment_map: Optional[Mapping[str, str]] = None,
     rename_rules: Optional[Sequence[tuple[str, Optional[str]]]] = None,
+    rules=None,
 ) -> WarmStartPlan:
     """Makes the default graph's variables initialise from a checkpoint (`tf.compat.v1.train.warm_start`).
 
@@ -108,6 +112,10 @@ def warm_start(
         group references filled in (`(r'new/(.*)', r'old/\\1')`); a `None`
         replacement leaves the variable alone. Lingvo-style rules for what
         the dict grammar cannot say.
+      rules: a rules file, a preset's name (`'lstm'`, `'bert'`) or `Rules`:
+        mapping rules with value transforms (`docs/transforms.md`), tried
+        after `assignment_map` and before `rename_rules`; a transformed value
+        is computed by est_ckpt's reader when the variable is initialised.
 
     Returns:
       The `WarmStartPlan` applied.
@@ -126,5 +134,58 @@ def warm_start(
         assignment_map=assignment_map,
         rename_rules=rename_rules,
         vocab_none_only=True,
+        rules=rules,
     )
     return build_warm_start(request, var_list=None, install=True)[1]
+
+
+def _whole_name(var) -> str:
+    """A variable's name without `:0`; for a part of a partitioned variable, the whole's name."""
+    info = var._get_save_slice_info() if hasattr(var, "_get_save_slice_info") else None
+    return info.full_name if info is not None else variable_name(var)
+
+
+def init_from_checkpoint(ckpt_dir_or_file, assignment_map) -> WarmStartPlan:
+    """`tf.compat.v1.train.init_from_checkpoint` that reads either checkpoint kind.
+
+    The same `assignment_map` (`{checkpoint name or scope: variable, variable
+    name or scope}`, a list of parts or a `PartitionedVariable` for a
+    partitioned one): the named variables' initializers load the checkpoint
+    values. A checkpoint name may be a TF1 name, the `full_name` an
+    object-based checkpoint recorded, or an object path, so TF1 code that
+    builds its map from `est_ckpt.list_variables` (BERT's) loads every variable
+    from a TF2 directory, where TF's own function loads nothing.
+
+    Returns:
+      The `WarmStartPlan` applied.
+
+    Raises:
+      MappingError: a variable has no source (or an ambiguous one, or one of
+        another shape or dtype), or an entry names no variable (a `ValueError`, as TF raises).
+      NotAMappingError: `assignment_map` is not a dict.
+    """
+    entries = mapping_arg(assignment_map, "assignment_map")
+    graph_vars = tf.compat.v1.global_variables()
+    chosen: list = []
+    amap: dict[str, str] = {}
+    for source, target in entries.items():
+        if isinstance(target, str):
+            amap[source] = target
+            scope = "" if target == "/" else target
+            if target.endswith("/"):
+                chosen += [v for v in graph_vars if _whole_name(v).startswith(scope)]
+            else:
+                chosen += [v for v in graph_vars if _whole_name(v) == target]
+            continue
+        parts = (
+            list(target)
+            if isinstance(target, (list, tuple)) or hasattr(target, "_get_variable_list")
+            else [target]
+        )
+        if not parts:
+            raise NotAMappingError(f"assignment_map[{source!r}] is an empty list of variables.")
+        amap[source] = _whole_name(parts[0])
+        chosen += parts
+    unique = list({id(v): v for v in chosen}.values())
+    request = WarmStartRequest.build(ckpt_dir_or_file, ".*", assignment_map=amap)
+    return build_warm_start(request, var_list=unique, install=True)[1]

@@ -57,11 +57,14 @@ class _Source(_Node):
     """A tensor stored whole, read range by range; its checksum is checked once every byte was read in order."""
 
     def __init__(self, info: checkpoint.CheckpointInfo, keys_: Sequence[str], part_axis: int, shape: tuple):
-        np = _np()
         self.info, self.keys, self.part_axis, self.shape = info, tuple(keys_), part_axis, tuple(shape)
         entries = [info.bundle.entries[k] for k in self.keys]
         for k, e in zip(self.keys, entries):
-            if e.dtype == dtypes.DT_BOOL or e.dtype not in dtypes.DTYPES or dtypes.numpy_dtype(e.dtype) is None:
+            if (
+                e.dtype == dtypes.DT_BOOL
+                or e.dtype not in dtypes.DTYPES
+                or dtypes.numpy_dtype(e.dtype) is None
+            ):
                 raise ConversionError(
                     f"{info.prefix}: '{k}' holds {dtypes.dtype_name(e.dtype)}: transforms take numbers."
                 )
@@ -155,7 +158,9 @@ class _Op(_Node):
                 blocks = [(self.input, k * size, size) for k in a["order"]]
                 return np.concatenate(self._pieces(blocks, lo, hi), axis=0)
             x = self.input.rows(lo, hi)
-            return np.concatenate([np.take(x, range(k * size, (k + 1) * size), axis=axis) for k in a["order"]], axis=axis)
+            return np.concatenate(
+                [np.take(x, range(k * size, (k + 1) * size), axis=axis) for k in a["order"]], axis=axis
+            )
         # add, scale: on all of it or on one block along an axis
         x = np.array(self.input.rows(lo, hi), dtype=self.dtype, copy=True)
         value = x.dtype.type(a["value"])
@@ -196,7 +201,11 @@ def _graph(info: checkpoint.CheckpointInfo, transform: Transform) -> _Node:
     for step in transform.steps:
         if step.op == "concat":
             node = _Op(step, nodes)
-        elif step.op == "reshape" and isinstance(node or nodes[0], _Source) and (node or nodes[0]).entry is not None:
+        elif (
+            step.op == "reshape"
+            and isinstance(node or nodes[0], _Source)
+            and (node or nodes[0]).entry is not None
+        ):
             src = node or nodes[0]  # same bytes, another shape: read them so
             src.shape = tuple(step.shape)
             node = src
@@ -248,7 +257,9 @@ class _Producer:
             row = max(1, self.nbytes // node.shape[0]) if node.shape[0] else 1
             step = max(1, BLOCK_BYTES // row)
             for lo in range(0, node.shape[0], step):
-                data = np.ascontiguousarray(node.rows(lo, min(lo + step, node.shape[0])), dtype=node.dtype).tobytes()
+                data = np.ascontiguousarray(
+                    node.rows(lo, min(lo + step, node.shape[0])), dtype=node.dtype
+                ).tobytes()
                 f.write(data)
                 crc = wire.crc32c(data, crc)
         node.verify()

@@ -42,6 +42,7 @@ from est_ckpt.errors import ConversionError
 from est_ckpt.format import checkpoint, dtypes, keys, object_graph, tensors
 from est_ckpt.format.assembly import Assembly
 from est_ckpt.mapping.rules import RenameRule
+from est_ckpt.mapping.rules_file import RulesArg
 from est_ckpt.mapping.tf1_names import GLOBAL_STEP, SAVE_COUNTER, STEP, Variable, tf1_variables
 from est_ckpt.tools import onto, publish
 

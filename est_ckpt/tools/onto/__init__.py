@@ -39,8 +39,8 @@ from typing import Callable, Mapping, Optional, Sequence, Union
 from est_ckpt.format import checkpoint, dtypes
 from est_ckpt.format.assembly import Assembly
 from est_ckpt.mapping import RenameRule, Source, WarmStartPlan
-from est_ckpt.mapping.tf1_names import join_parts, slices_by_name
 from est_ckpt.mapping.rules_file import RulesArg
+from est_ckpt.mapping.tf1_names import join_parts, slices_by_name
 from est_ckpt.mapping.transforms import Transform
 from est_ckpt.tools import compute, publish
 from est_ckpt.tools.onto import momentum as onto_momentum
@@ -111,7 +111,9 @@ def convert_onto(
             if source.index_only:  # a reshape: the same bytes under the template's shape
                 assembly.link(key, info.bundle, info.bundle.entries[source.keys[0][0]], shape=source.shape)
             else:
-                assembly.compute(key, dtypes.DTYPE_ENUM[source.dtype], source.shape, compute.producer(info, source))
+                assembly.compute(
+                    key, dtypes.DTYPE_ENUM[source.dtype], source.shape, compute.producer(info, source)
+                )
             continue
         if isinstance(source, Source):  # parts saved one by one, joined
             joined = join_parts(info, key, source)

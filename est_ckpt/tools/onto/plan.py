@@ -24,8 +24,8 @@ from est_ckpt.mapping.optimizer_state import (
 )
 from est_ckpt.mapping.plan import Unmapped
 from est_ckpt.mapping.rules_file import RulesArg
-from est_ckpt.mapping.transforms import Transform
 from est_ckpt.mapping.tf1_names import SAVE_COUNTER
+from est_ckpt.mapping.transforms import Transform
 from est_ckpt.tools.onto import momentum as onto_momentum
 from est_ckpt.tools.onto import steps as onto_steps
 
@@ -84,7 +84,9 @@ def _keys(index: NameIndex, target: str) -> tuple[str, ...]:
     return () if found is None else found.keys
 
 
-def _sources(plan: WarmStartPlan, src, template, index: NameIndex) -> dict[str, Union[str, Source, Transform]]:
+def _sources(
+    plan: WarmStartPlan, src, template, index: NameIndex
+) -> dict[str, Union[str, Source, Transform]]:
     sources: dict[str, Union[str, Source, Transform]] = {}
     for a in plan.assignments:
         found, _ = index.resolve(a.target, shape=a.target_shape)
@@ -160,7 +162,7 @@ def plan_onto(
     )
     plan = dataclasses.replace(full, unmapped=refused)
     if strict:
-        plan.raise_for_errors()
+        plan.raise_for_errors(conversion=True)
     sources = _sources(plan, src, template, index)
     scaled_keys = {t_key for t_key, _, _ in momenta.values()}
     left = [
