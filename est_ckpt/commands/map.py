@@ -105,10 +105,9 @@ def mapping_options(args: argparse.Namespace) -> dict:
 
 
 def to_json(plan: mapping.WarmStartPlan) -> dict:
-    """The JSON of `est-ckpt map --json`."""
-    return {
+    """The JSON of `est-ckpt map --json` (`transform_errors` only when a rule's transforms do not fit)."""
+    out = {
         "mapped": [_mapped(a) for a in plan.assignments],
-        "transform_errors": list(plan.transform_errors),
         "unmapped": [u.target for u in plan.unmapped],
         "unused_sources": list(plan.unused_sources),
         "mismatched": [
@@ -123,6 +122,9 @@ def to_json(plan: mapping.WarmStartPlan) -> dict:
             for a in plan.mismatched
         ],
     }
+    if plan.transform_errors:
+        out["transform_errors"] = list(plan.transform_errors)
+    return out
 
 
 def _mapped(a: mapping.Assignment) -> dict:

@@ -106,7 +106,7 @@ class _Source(_Node):
                     "the checkpoint is corrupt."
                 )
         else:
-            tensors.check_tensor(self.info.bundle, self.entry)
+            tensors.check_tensor(self.info.bundle, self.entry, stream_threshold=BLOCK_BYTES)
 
 
 class _Op(_Node):

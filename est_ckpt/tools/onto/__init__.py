@@ -125,13 +125,12 @@ def convert_onto(
             assembly.link_parts(key, entry, b, slices[id(b)].get(old, ()))
         else:
             assembly.link(key, b, entry)
-    if computed:
-        raw = {
-            k: (template.bundle.entries[k].dtype, tuple(template.tensors[k].shape), value)
-            for k, value in onto_momentum.encoded(info, planned.scaled).items()
-        }
-        for key, (dtype, shape, value) in onto_steps.new_tensors(planned.powers, raw).items():
-            assembly.compute(key, dtype, shape, value)
+    for key, value in onto_steps.new_tensors(planned.powers, {}).items():
+        assembly.compute(key, *value)
+    for key, transform in onto_momentum.transforms(info, planned.scaled).items():
+        assembly.compute(
+            key, dtypes.DTYPE_ENUM[transform.dtype], transform.shape, compute.producer(info, transform)
+        )
     publish.check_sources(assembly.referenced(), dest.prefix)
     out = assembly.rows(header_template=template.bundle.header)
     published = publish.publish(

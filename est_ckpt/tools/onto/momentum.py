@@ -20,6 +20,7 @@ from typing import Mapping, Optional
 from est_ckpt.errors import ConversionError, MismatchError
 from est_ckpt.format import checkpoint, tensors
 from est_ckpt.mapping.optimizer_state import hyperparameter_name
+from est_ckpt.mapping.transforms import Transform, bind
 
 _FLOATS = ("float16", "float32", "float64")
 
@@ -129,16 +130,24 @@ def plan_momentum(
     return out, (note,)
 
 
-def encoded(src: checkpoint.CheckpointInfo, scaled: Mapping[str, Scaled]) -> dict[str, bytes]:
-    """`{template key: little-endian bytes}`: reads each source slot and computes the template's value."""
-    import numpy as np
+def transforms(src: checkpoint.CheckpointInfo, scaled: Mapping[str, Scaled]) -> dict[str, Transform]:
+    """`{template key: Transform}`: each slot as one `scale` of its source slot (`-lr`, or `-1 / lr` back).
 
-    out: dict[str, bytes] = {}
+    The same rule vocabulary as a rules file's (`mapping.transforms`), executed by `tools.compute`.
+    """
+    out: dict[str, Transform] = {}
     for key, s in scaled.items():
-        value = tensors.read_tensor(src.bundle, s.source_key)
-        lr = value.dtype.type(s.learning_rate)
-        new = -lr * value if s.to_keras else -value / lr
-        out[key] = np.ascontiguousarray(new, dtype=value.dtype.newbyteorder("<")).tobytes()
+        t = src.tensors[s.source_key]
+        factor = -float(s.learning_rate) if s.to_keras else -1.0 / float(s.learning_rate)
+        out[key] = bind(
+            [{"scale": factor}],
+            [s.source_key],
+            [tuple(t.shape)],
+            [t.dtype],
+            target=key,
+            target_shape=tuple(t.shape),
+        )
+        out[key] = dataclasses.replace(out[key], keys=((s.source_key,),), part_axes=(0,))
     return out
 
 
@@ -147,4 +156,4 @@ def describe(scaled: Optional[Mapping[str, Scaled]]) -> dict[str, str]:
     return {k: s.describe() for k, s in (scaled or {}).items()}
 
 
-__all__ = ["Scaled", "describe", "encoded", "learning_rate", "plan_momentum"]
+__all__ = ["Scaled", "describe", "learning_rate", "plan_momentum", "transforms"]
