@@ -247,3 +247,28 @@ def test_a_shape_no_transform_reaches_names_the_pair_and_what_fits(tmp_path):
     assert "slice, split or concat" in proc.stderr
     assert not (tmp_path / "out").exists()
     assert est_ckpt.verify_checkpoint(src).ok
+
+
+def test_lstm_block_cell_keeps_lstm_cells_layout_so_the_preset_serves_it(tmp_path):
+    """`LSTMBlockCell` (TF's fused kernel, `tf.raw_ops.LSTMBlockCell`) over the same kernel and bias computes what
+    the Keras LSTM converted with the `lstm` preset computes: one layout (gates i, j, f, o), one preset."""
+    tf1_model = Tf1Model("lstm")
+    tf1_model.run_steps(1)
+    src = tf1_model.save(tmp_path / "tf1" / "model.ckpt", 1)
+    values = tf1_model.values()
+    model, opt = _keras("lstm")
+    template = _keras_save(model, opt, tmp_path / "tpl" / "ckpt")
+    proc = run_cli("convert", src, str(tmp_path / "out" / "ckpt"), f"--like={template}", "--rules=lstm")
+    assert proc.returncode == 0, proc.stderr
+    tf.train.Checkpoint(model=model, optimizer=opt).read(str(tmp_path / "out" / "ckpt")).assert_consumed()
+    w, b = values["rnn/lstm_cell/kernel"], values["rnn/lstm_cell/bias"]
+    zeros = tf.zeros([4 * UNITS // 4], tf.float32)
+    c = h = tf.zeros([BATCH, UNITS])
+    for t in range(T):
+        out = tf.raw_ops.LSTMBlockCell(
+            x=X[:, t], cs_prev=c, h_prev=h, w=w, wci=zeros, wcf=zeros, wco=zeros, b=b, forget_bias=1.0,
+            cell_clip=-1.0, use_peephole=False,
+        )  # fmt: skip
+        c, h = out[1], out[6]
+    dense = model.layers[-1]
+    np.testing.assert_allclose(dense(h).numpy(), model(X).numpy(), atol=1e-5)

@@ -94,7 +94,8 @@ def plan_mapping(
                 if isinstance(done, str):
                     transform_errors.append(done)
                 else:
-                    add_used(k for keys_ in done.transform.keys for k in keys_)
+                    t = done.transform
+                    add_used(done.source_keys if t is None else [k for ks in t.keys for k in ks])
                     add_assignment(done)
                 continue
         if source_name is None:
@@ -188,6 +189,10 @@ def _transformed(
             transform, keys=tuple(tuple(f[0]) for f in found), part_axes=tuple(f[3] for f in found)
         )
         first = found[0]
+        if not transform.steps and len(sources) == 1:
+            transform = (
+                None  # a rename: the source's value as it is (linked, restored, slots mapped as usual)
+            )
         return Assignment(
             name,
             first[0][0] if len(first[0]) == 1 else ",".join(first[0]),
@@ -196,8 +201,8 @@ def _transformed(
             "rule",
             shape,
             dtype,
-            transform.shape,
-            transform.dtype,
+            tuple(first[1]) if transform is None else transform.shape,
+            first[2] if transform is None else transform.dtype,
             first[3],
             transform,
         )
