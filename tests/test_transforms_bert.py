@@ -196,3 +196,33 @@ def test_keras_encoder_back_onto_the_bert_graph(tmp_path):
     for mine, theirs in zip(bert.outputs(), encoder([IDS, TYPE_IDS])):
         np.testing.assert_allclose(mine, theirs.numpy(), atol=1e-5)
     assert est_ckpt.verify_checkpoint(dst).ok
+
+
+def test_attention_preset_tf1_dense_projections_onto_multi_head_attention(tmp_path):
+    """`--rules=attention`: TF1 dense q/k/v/output `[hidden, heads*head_dim]` onto Keras MultiHeadAttention."""
+    x_value = np.random.RandomState(2).randn(BATCH, SEQ, H).astype(np.float32)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(1)
+        x = tf1.placeholder(tf.float32, [None, SEQ, H])
+        with tf1.variable_scope("attention"):
+            q, k, v = (
+                tf.transpose(tf.reshape(_dense(x, H, name), [-1, SEQ, HEADS, D]), [0, 2, 1, 3])
+                for name in ("query", "key", "value")
+            )
+            context = tf.matmul(tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / math.sqrt(D)), v)
+            out = _dense(tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, SEQ, H]), H, "output")
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            expected = sess.run(out, {x: x_value})
+            src = tf1.train.Saver().save(sess, str(tmp_path / "tf1" / "model.ckpt"))
+    inputs = tf.keras.Input((SEQ, H))
+    layer = tf.keras.layers.MultiHeadAttention(HEADS, D, name="self_attention")
+    model = tf.keras.Model(inputs, layer(inputs, inputs))
+    template = tf.train.Checkpoint(model=model).write(str(tmp_path / "tpl" / "ckpt"))
+    dst = str(tmp_path / "out" / "ckpt")
+    proc = run_cli("convert", src, dst, f"--like={template}", "--rules=attention")
+    assert proc.returncode == 0, proc.stderr
+    assert all(os.stat(f).st_nlink > 1 for f in _data_files(dst)), "a data shard was written"
+    tf.train.Checkpoint(model=model).read(dst).assert_consumed()
+    np.testing.assert_allclose(model(x_value).numpy(), expected, atol=1e-5)

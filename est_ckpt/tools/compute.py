@@ -162,6 +162,10 @@ class _Op(_Node):
                 [np.take(x, range(k * size, (k + 1) * size), axis=axis) for k in a["order"]], axis=axis
             )
         # add, scale: on all of it or on one block along an axis
+        if self.dtype.kind in "iub":  # bfloat16 read as raw integers: numpy alone has no such type
+            raise ConversionError(
+                f"{op} on {self.step.dtype} needs the `ml_dtypes` package (installed with TensorFlow)."
+            )
         x = np.array(self.input.rows(lo, hi), dtype=self.dtype, copy=True)
         value = x.dtype.type(a["value"])
         index = [slice(None)] * x.ndim
