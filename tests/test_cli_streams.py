@@ -125,3 +125,36 @@ def test_quiet_native_logs_keeps_the_users_level():
             [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
         )
         assert out.stdout.strip() == expected
+
+
+_CTRL_C_DURING_IMPORT = r"""
+import os, signal, sys
+from est_ckpt.commands.process import quiet_native_logs
+quiet_native_logs()
+
+class Interrupt:
+    # Sends this process SIGINT as TensorFlow's native bindings start to load (deep inside `import tensorflow`).
+    def find_spec(self, name, path, target=None):
+        if name == "tensorflow.python.pywrap_tensorflow":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+try:
+    import tensorflow
+except KeyboardInterrupt:
+    # Raised once TF's package had run to its end (its last imports are in sys.modules), not inside it.
+    print("interrupted after import:", "tensorflow.python.ops.array_ops" in sys.modules)
+"""
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("level", ["3", "0"])
+def test_ctrl_c_during_the_tensorflow_import_is_held_then_delivered(level):
+    """The CLI's import of TensorFlow holds a Ctrl-C until TF is loaded, then raises it: never lost inside TF."""
+    env = dict(_without_tf_log_level(), TF_CPP_MIN_LOG_LEVEL=level)
+    out = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_DURING_IMPORT], capture_output=True, text=True, env=env
+    )
+    assert out.stdout == "interrupted after import: True\n", (out.returncode, out.stderr[-2000:])

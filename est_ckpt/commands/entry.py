@@ -3,6 +3,7 @@
 Until the command line tool is imported there is nothing to clean up, so an
 interrupt ends the process at once; from then on it unwinds as
 `KeyboardInterrupt`, so temporary files are removed, and `main` reports it.
+Once the command has finished, the interpreter's shutdown ignores Ctrl-C.
 """
 
 from __future__ import annotations
@@ -33,4 +34,10 @@ def run() -> None:
 
     if previous is signal.default_int_handler:
         signal.signal(signal.SIGINT, previous)
-    main.run()
+    try:
+        main.run()
+    finally:
+        # The command has finished (and said how): a Ctrl-C during the interpreter's shutdown (TensorFlow's
+        # exit handlers) would only kill it with a traceback and no exit code of ours.
+        if previous is signal.default_int_handler:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
