@@ -178,6 +178,9 @@ def _interrupt(args, env, after):
         text=True,
         cwd=ROOT,
         env=cli_env(env),
+        # As from a terminal, whatever launched the suite: a job started in the background by a
+        # non-interactive shell (`make test &`) ignores SIGINT, and its children would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         after(proc)
