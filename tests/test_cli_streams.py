@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -155,6 +156,10 @@ def test_ctrl_c_during_the_tensorflow_import_is_held_then_delivered(level):
     """The CLI's import of TensorFlow holds a Ctrl-C until TF is loaded, then raises it: never lost inside TF."""
     env = dict(_without_tf_log_level(), TF_CPP_MIN_LOG_LEVEL=level)
     out = subprocess.run(
-        [sys.executable, "-c", _CTRL_C_DURING_IMPORT], capture_output=True, text=True, env=env
+        [sys.executable, "-c", _CTRL_C_DURING_IMPORT],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal starts it
     )
     assert out.stdout == "interrupted after import: True\n", (out.returncode, out.stderr[-2000:])
