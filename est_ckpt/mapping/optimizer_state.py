@@ -101,6 +101,17 @@ def _target_names(index: NameIndex, targets: Sequence[Target]) -> dict[str, str]
     return out
 
 
+def _refuse_clash(source: checkpoint.CheckpointInfo, s_kinds: dict, kinds: dict) -> None:
+    """Raises `MismatchError` when one variable's slots mean different things on each side."""
+    clash = different(s_kinds, kinds)
+    if clash is not None:
+        s, t, why = clash
+        raise MismatchError(
+            f"{source.prefix}: '{s.name}' cannot become '{t.name}': {why}. Leave the optimizer state "
+            "out (keep_unmapped) or use an optimizer whose state means the same."
+        )
+
+
 def _slot_pairs(
     plan: WarmStartPlan, source: checkpoint.CheckpointInfo, template: checkpoint.CheckpointInfo
 ) -> list[tuple[dict[str, Slot], dict[str, Slot]]]:
@@ -122,13 +133,7 @@ def _slot_pairs(
         if s_var is None:
             continue
         s_kinds = s_slots.get(s_var, {})
-        clash = different(s_kinds, kinds)
-        if clash is not None:
-            s, t, why = clash
-            raise MismatchError(
-                f"{source.prefix}: '{s.name}' cannot become '{t.name}': {why}. Leave the optimizer state "
-                "out (keep_unmapped) or use an optimizer whose state means the same."
-            )
+        _refuse_clash(source, s_kinds, kinds)
         out.append((s_kinds, kinds))
     return out
 
@@ -189,13 +194,7 @@ def slot_transforms(
             continue
         per_source = [s_slots.get(k[0], {}) for k in a.transform.keys]
         for s_kinds in per_source:
-            clash = different(s_kinds, kinds)
-            if clash is not None:
-                s, t, why = clash
-                raise MismatchError(
-                    f"{source.prefix}: '{s.name}' cannot become '{t.name}': {why}. Leave the optimizer state "
-                    "out (keep_unmapped) or use an optimizer whose state means the same."
-                )
+            _refuse_clash(source, s_kinds, kinds)
         for kind, slot in kinds.items():
             target = names.get(slot.key)
             if target not in unmapped or not all(kind in s for s in per_source):
