@@ -147,9 +147,10 @@ def run_like(args: argparse.Namespace) -> int:
         print(f"est-ckpt: note: wrote '{key}' = {how}", file=sys.stderr)
     for note in report.step_checks:
         print(f"est-ckpt: note: {note}", file=sys.stderr)
+    latest = " (now the latest in its 'checkpoint' state file)" if report.written == "checkpoint" else ""
     sys.stdout.write(
         f"wrote {report.prefix}: {len(report.plan.assignments)} variable(s) from {report.plan.checkpoint}, "
-        f"{len(report.kept)} kept from {args.like} (now the latest in its 'checkpoint' state file)\n"
+        f"{len(report.kept)} kept from {args.like}{latest}\n"
     )
     return 0
 

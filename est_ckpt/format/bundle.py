@@ -89,7 +89,10 @@ class Bundle:
 
     `damaged` holds the raw keys of entries whose metadata failed a check
     (only a checked read with `problems` keeps such entries); their data is
-    never read.
+    never read. A bundle over another file's byte ranges (a Keras file:
+    `format.keras_file`) has that `data_file` as its one shard and no
+    checksums (`checksummed` False): its entries are read unchecked, and
+    copied, never linked, into a checkpoint.
     """
 
     prefix: str
@@ -98,8 +101,12 @@ class Bundle:
     slice_entries: list[SliceEntry]
     shard_sizes: list[int]
     damaged: frozenset[bytes] = frozenset()
+    data_file: Optional[str] = None
+    checksummed: bool = True
 
     def data_path(self, shard_id: int) -> str:
+        if self.data_file is not None:
+            return self.data_file
         return data_path(self.prefix, shard_id, self.header.num_shards)
 
 

@@ -14,7 +14,7 @@ from typing import Optional
 
 from est_ckpt import fileio
 from est_ckpt.errors import CheckpointNotFoundError, CorruptCheckpointError, EstCkptError, WireError
-from est_ckpt.format import bundle, dtypes, keys, reader
+from est_ckpt.format import bundle, dtypes, keras_file, keys, reader
 from est_ckpt.format.object_graph import ObjectGraph, parse_object_graph
 from est_ckpt.format.problems import Problems, report
 from est_ckpt.format.state_file import STATE_FILENAME, read_state_file
@@ -67,8 +67,9 @@ class CheckpointInfo:
     """What a checkpoint holds.
 
     Attributes:
-      prefix: the checkpoint prefix.
-      format: `"tf1"` (name-based) or `"tf2"` (object-based: it has `_CHECKPOINTABLE_OBJECT_GRAPH`).
+      prefix: the checkpoint prefix (a Keras file's path).
+      format: `"tf1"` (name-based), `"tf2"` (object-based: it has `_CHECKPOINTABLE_OBJECT_GRAPH`) or
+        `"keras"` (a Keras 3 `.weights.h5` or `.keras` file: keys are its datasets, names Keras's).
       tensors: every tensor by key, in key order.
       object_graph: the decoded object graph (tf2 only).
       duplicate_names: every name held by more than one key, with those keys.
@@ -80,6 +81,12 @@ class CheckpointInfo:
     object_graph: Optional[ObjectGraph]
     duplicate_names: dict[str, list[str]]
     bundle: bundle.Bundle = dataclasses.field(repr=False)
+    keras: Optional[keras_file.KerasFile] = dataclasses.field(default=None, repr=False)
+
+    @property
+    def unnamed(self) -> tuple[str, ...]:
+        """For a Keras file, why some variables go by their keys (Keras's names for them not being known)."""
+        return self.keras.unnamed if self.keras is not None else ()
 
     @property
     def variables(self) -> dict[str, TensorInfo]:
@@ -101,7 +108,8 @@ def read_checkpoint(path: str) -> CheckpointInfo:
     """Reads what the checkpoint at `path` holds, without TensorFlow.
 
     Args:
-      path: a model directory, a checkpoint prefix, or its `.index` / `.data-*` file.
+      path: a model directory, a checkpoint prefix, or its `.index` / `.data-*` file; or a Keras 3
+        `.weights.h5` / `.keras` file (`format.keras_file`, with h5py).
 
     Returns:
       The checkpoint's `CheckpointInfo`.
@@ -109,9 +117,32 @@ def read_checkpoint(path: str) -> CheckpointInfo:
     Raises:
       CheckpointNotFoundError: no checkpoint is at `path`, or a data shard is missing.
       CorruptCheckpointError: the index, a shard's size or the object graph is damaged.
+      MissingDependencyError: a Keras file without h5py installed.
     """
+    if keras_file.is_keras_file(path) and fileio.exists(path) and not fileio.isdir(path):
+        return info_from_keras_file(keras_file.read_keras_file(path))
     prefix = resolve_checkpoint(path)
     return info_from_bundle(reader.read_bundle(prefix))
+
+
+def info_from_keras_file(k: keras_file.KerasFile) -> CheckpointInfo:
+    """What a Keras 3 file holds, as a `CheckpointInfo` of format `"keras"`."""
+    tensors = {
+        key: TensorInfo(
+            key=key,
+            dtype=d.dtype,
+            shape=d.shape,
+            name=d.name,
+            slot=None if d.slot_of is None else SlotInfo(d.slot_of, "optimizer", d.slot_name or ""),
+        )
+        for key, d in k.datasets.items()
+    }
+    by_name: dict[str, list[str]] = {}
+    for key, t in tensors.items():
+        if t.name is not None:
+            by_name.setdefault(t.name, []).append(key)
+    duplicates = {n: ks for n, ks in by_name.items() if len(ks) > 1}
+    return CheckpointInfo(k.path, "keras", tensors, None, duplicates, k.bundle, k)
 
 
 def read_object_graph(b: bundle.Bundle, *, problems: Optional[Problems] = None) -> Optional[ObjectGraph]:
@@ -285,11 +316,18 @@ def resolve_checkpoint(path: str) -> str:
     if fileio.exists(path):
         kind = _keras_file_kind(path)
         if kind is not None:
+            readable = keras_file.is_keras_file(path)
             raise CorruptCheckpointError(
-                f"{path}: is {kind}, not a TensorFlow checkpoint. est_ckpt reads TF checkpoints (a prefix, its "
-                ".index, a model directory or a SavedModel directory). To carry these weights over, load them "
-                "into the model with Keras (`model.load_weights(path)`), write a TF checkpoint with "
-                "`tf.train.Checkpoint(model=model).write(prefix)`, and pass that prefix."
+                f"{path}: is {kind}, not a TensorFlow checkpoint. "
+                + (
+                    "inspect, diff, map, convert --like and export read it; here a TF checkpoint is needed (a "
+                    "prefix, its .index, a model directory or a SavedModel directory): write one with "
+                    "`est-ckpt convert SRC DST --like=TEMPLATE` onto a TF checkpoint of the model."
+                    if readable
+                    else "est_ckpt reads TF checkpoints (a prefix, its .index, a model directory or a SavedModel "
+                    "directory) and Keras 3's .weights.h5 and .keras. Load this file into the model with Keras "
+                    "(`model.load_weights(path)`) and save it with `model.save_weights('model.weights.h5')`."
+                )
             )
         raise CorruptCheckpointError(
             f"{path}: is not a checkpoint (expected a prefix, '<prefix>.index', '<prefix>.data-*', a model "

@@ -51,7 +51,7 @@ def read_entry_bytes(b: Bundle, entry: Entry, check_crc: bool = True) -> bytes:
     """Reads the stored bytes of one (unpartitioned) entry, checking its CRC32C."""
     path = b.data_path(entry.shard_id)
     data = fileio.read_range(path, entry.offset, entry.size)
-    if check_crc:
+    if check_crc and b.checksummed:
         _check_read(path, entry, len(data), tensor_crc32c(entry, data))
     elif len(data) != entry.size:
         raise CorruptCheckpointError(f"{path}: '{entry.key}' is truncated.")
@@ -118,9 +118,12 @@ def check_tensor(b: Bundle, entry: Entry, *, stream_threshold: int = STREAM_THRE
         return
     crc = size = 0
     for chunk in fileio.iter_range(path, entry.offset, entry.size):
-        crc = wire.crc32c(chunk, crc)
+        crc = wire.crc32c(chunk, crc) if b.checksummed else 0
         size += len(chunk)
-    _check_read(path, entry, size, crc)
+    if b.checksummed:
+        _check_read(path, entry, size, crc)
+    elif size != entry.size:
+        raise CorruptCheckpointError(f"{path}: '{entry.key}' is truncated.")
     dtype = _numpy_dtype(entry, f"{path}: ")
     try:  # The reshape of `decode_tensor`, as a view that allocates nothing.
         np.broadcast_to(np.zeros((), dtype=dtype), entry.shape)

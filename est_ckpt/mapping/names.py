@@ -94,7 +94,7 @@ class NameIndex:
         self.tensors = {k: t for k, t in info.tensors.items() if k != keys.OBJECT_GRAPH_KEY}
         self.by_path: dict[str, str] = {}
         self.by_name: dict[str, list[str]] = {}
-        self.tf1 = info.format != "tf2"
+        self.tf1 = info.format == "tf1"
         if not self.tf1:
             for key, t in self.tensors.items():
                 if keys.is_variable_key(key):
@@ -105,6 +105,8 @@ class NameIndex:
     def candidates(self) -> tuple[str, ...]:
         """Every name and object path a lookup may use, sorted (for closest-name hints)."""
         names = set(self.tensors) if self.tf1 else set(self.by_name) | set(self.by_path)
+        if self.info.format == "keras":  # a dataset whose name is not known goes by its key
+            names |= {k for k, t in self.tensors.items() if t.name is None}
         return tuple(sorted(names))
 
     def named(self, name: str) -> list[str]:

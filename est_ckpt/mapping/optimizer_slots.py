@@ -51,7 +51,7 @@ TF1_OPTIMIZERS = (
     Tf1Optimizer("Adagrad", ("accumulator",), ("accumulator",)),
     Tf1Optimizer("ProximalAdagrad", ("accumulator",), ("accumulator",)),
     Tf1Optimizer("Ftrl", ("accum", "linear"), ("accumulator", "ftrl_linear")),
-    Tf1Optimizer("Adadelta", ("accum", "accum_update"), (None, None)),
+    Tf1Optimizer("Adadelta", ("accum", "accum_update"), ("adadelta_grad", "adadelta_delta")),
     Tf1Optimizer("RMSProp", ("rms", "momentum"), ("rms", "rms_momentum")),
     # centered=True: `RMSPropOptimizer` makes `mg` between them, so its momentum is `<v>/RMSProp_2`.
     Tf1Optimizer("RMSProp", ("rms", "mg", "momentum"), ("rms", "rms_mean_gradient", "rms_momentum")),
@@ -105,6 +105,12 @@ KERAS_SLOT_NAMES = frozenset(
         "momentum",
         "mg",
         "average_gradient",
+        "u",  # Adamax's exponentially weighted infinity norm (TF 2.11+)
+        "accumulated_grad",  # Adadelta (TF 2.11+)
+        "accumulated_delta_var",
+        "accum_grad",  # Adadelta (legacy Keras)
+        "accum_var",
+        "lion_m",  # Lion's momentum: only Keras 3's edges tell it from SGD's
     )
 )
 # TF1 MomentumOptimizer's accumulator and Keras SGD's velocity: the same state scaled by -learning_rate
@@ -131,7 +137,7 @@ class Slot:
 
 def _keras_kind(name: str, siblings: set) -> str:
     if name == "m":
-        return "adam_m" if "v" in siblings else "keras_momentum"
+        return "adam_m" if siblings & {"v", "u"} else "keras_momentum"
     if name == "momentum":
         return "rms_momentum" if siblings & {"velocity", "rms"} else "keras_momentum"
     return {
@@ -144,6 +150,12 @@ def _keras_kind(name: str, siblings: set) -> str:
         "rms": "rms",
         "mg": "rms_mean_gradient",
         "average_gradient": "rms_mean_gradient",
+        "u": "adamax_u",
+        "accumulated_grad": "adadelta_grad",
+        "accum_grad": "adadelta_grad",
+        "accumulated_delta_var": "adadelta_delta",
+        "accum_var": "adadelta_delta",
+        "lion_m": "lion_m",
     }[name]
 
 
@@ -151,7 +163,11 @@ def find_slots(info: checkpoint.CheckpointInfo) -> dict[str, dict[str, Slot]]:
     """`{variable key: {kind: Slot}}` for every optimizer slot `info` holds."""
     tensors = {k: t for k, t in info.tensors.items() if k != keys.OBJECT_GRAPH_KEY}
     raw: list[tuple[str, str, str, str, str]] = []  # (key, variable key, slot name, "tf1"|"keras", name)
-    if info.format != "tf2":
+    if info.format == "keras":  # `format.keras_file` tied each slot to its variable by the optimizer's order
+        for key, t in tensors.items():
+            if t.slot is not None and t.slot.slot_name in KERAS_SLOT_NAMES and t.slot.variable_path in tensors:
+                raw.append((key, t.slot.variable_path, t.slot.slot_name, "keras", t.name or key))
+    elif info.format != "tf2":
         for key in tensors:
             base, _, last = key.rpartition("/")
             if last in TF1_SUFFIXES:
@@ -202,9 +218,14 @@ def find_slots(info: checkpoint.CheckpointInfo) -> dict[str, dict[str, Slot]]:
 
 # Keras 3 optimizers keep slots as plain variables, tied to the model's by the optimizer's own list edges:
 # slot i of `<edge>` belongs to `_trainable_variables/i`. The slot name each edge stands for, by optimizer;
-# RMSprop is told from Adam by its `_average_gradients` edge (empty unless centered), SGD by `momentums`.
+# The optimizer is told by its edges: RMSprop by `_average_gradients` (empty unless centered), SGD by
+# `momentums`, Lion by `_momentums` without `_velocities`, Adamax by `_u`; AdamW, Nadam and Lamb keep
+# Adam's moments (Nadam also `_u_product`, a plain variable matched by its path).
 _KERAS3_EDGES = {
     "adam": {"_momentums": "m", "_velocities": "v", "_velocity_hats": "vhat"},
+    "adamax": {"_m": "m", "_u": "u"},
+    "adadelta": {"_accumulated_grads": "accumulated_grad", "_accumulated_delta_vars": "accumulated_delta_var"},
+    "lion": {"_momentums": "lion_m"},
     "rmsprop": {"_velocities": "rms", "_momentums": "momentum", "_average_gradients": "mg"},
     "sgd": {"momentums": "momentum"},
     "adagrad": {"_accumulators": "accumulator"},
@@ -238,6 +259,12 @@ def _keras3_slots(info: checkpoint.CheckpointInfo, known: set) -> list[tuple[str
             kind = "ftrl"
         elif "_accumulators" in edges:
             kind = "adagrad"
+        elif "_u" in edges:
+            kind = "adamax"
+        elif "_accumulated_grads" in edges:
+            kind = "adadelta"
+        elif "_momentums" in edges and "_velocities" not in edges:
+            kind = "lion"
         else:
             kind = "adam"
         for edge, slot_name in _KERAS3_EDGES[kind].items():
@@ -267,6 +294,10 @@ def step_key(info: checkpoint.CheckpointInfo) -> Optional[str]:
     """The key counting training steps: `global_step`, or a Keras optimizer's `iteration`/`iter`."""
     for key, t in info.tensors.items():
         if t.shape != () or not t.dtype.startswith("int"):
+            continue
+        if info.format == "keras":
+            if (t.name or "").endswith("/iteration"):
+                return key
             continue
         if info.format != "tf2":
             if key == "global_step":

@@ -15,7 +15,13 @@ variable:
 | FTRL's linear term | `<v>/Ftrl_1` | `linear` |
 | RMSProp mean square, momentum | `<v>/RMSProp`, `<v>/RMSProp_1` | `velocity`/`rms`, `momentum` |
 | centered RMSProp's mean gradient | `<v>/RMSProp_1` (then momentum is `_2`) | `average_gradient`/`mg` |
+| Adamax's infinity norm | (none) | `u` |
+| Adadelta's accumulated gradient, update | `<v>/Adadelta`, `<v>/Adadelta_1` | `accumulated_grad`, `accumulated_delta_var` (`accum_grad`, `accum_var`) |
+| Lion's momentum | (none) | Keras 3 `_momentums` without `_velocities` |
 | steps taken | `global_step` | `iteration` / `iter` |
+
+Keras 3 optimizers are told by their edges (`optimizer_slots`): AdamW, Nadam and
+Lamb keep Adam's moments; Nadam's `_u_product` is a plain variable, matched by path.
 
 TF1 `MomentumOptimizer` keeps `accum = momentum * accum + g` and applies
 `lr * accum`; Keras SGD keeps `m = momentum * m - lr * g` and applies `m`:
@@ -77,6 +83,8 @@ def hyperparameter_name(t: Optional[checkpoint.TensorInfo]) -> Optional[str]:
         edges = keys.split_path(path) if t.object_path is not None else path.split("/")
     except keys.KeyGrammarError:
         return None
+    if t.object_path is None and t.name and t.name != t.key:  # a Keras file: `adam/learning_rate`
+        edges = t.name.split("/")
     name = edges[-1].lstrip("_")
     return name if len(edges) >= 2 and name in HYPERPARAMETERS else None
 

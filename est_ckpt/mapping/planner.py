@@ -256,6 +256,11 @@ def targets_from_checkpoint(info: checkpoint.CheckpointInfo) -> list[Target]:
     out: list[Target] = []
     if info.format == "tf1":
         return [Target(t.key, tuple(t.shape), t.dtype) for t in index.tensors.values()]
+    if info.format == "keras":  # every dataset, slots too: by Keras's name where known and unique, else key
+        return [
+            Target(t.name if t.name and len(index.by_name[t.name]) == 1 else t.key, tuple(t.shape), t.dtype)
+            for t in index.tensors.values()
+        ]
     done: set = set()
     for key, t in index.tensors.items():
         if key in done or t.slot is not None or not keys.is_variable_key(key):

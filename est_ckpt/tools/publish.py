@@ -221,6 +221,27 @@ def publish(
     return Published(copied, _latest_paths(directory) != before)
 
 
+def write_file(path: str, write: Callable[[str], None]) -> None:
+    """Writes one file atomically: `write(temporary path)` (which creates it), then a rename onto `path`.
+
+    A file already at `path` (the caller checked `force`) is replaced only by the rename.
+
+    Raises:
+      DestinationNotWritableError: the directory cannot be written (nothing is left there).
+    """
+    directory = fileio.dirname(path) or "."
+    tmp = fileio.temp_path(path)
+    try:
+        with _writable(directory):
+            fileio.makedirs(directory)
+            fileio.remove_abandoned_temps(directory)
+            write(tmp)
+            fileio.rename(tmp, path)
+    except BaseException:
+        fileio.remove(tmp)
+        raise
+
+
 class _Bytes:
     """A new shard of bytes already encoded (an object graph): no rows of its own."""
 
@@ -265,4 +286,12 @@ def _writable(directory: str) -> Iterator[None]:
         ) from None
 
 
-__all__ = ["Destination", "Published", "check_sources", "destination", "publish", "verify_written"]
+__all__ = [
+    "Destination",
+    "Published",
+    "check_sources",
+    "destination",
+    "publish",
+    "verify_written",
+    "write_file",
+]

@@ -36,7 +36,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Mapping, Optional, Sequence, Union
 
-from est_ckpt.format import checkpoint, dtypes
+from est_ckpt import fileio
+from est_ckpt.errors import ConversionError, DestinationExistsError
+from est_ckpt.format import checkpoint, dtypes, keras_file
 from est_ckpt.format.assembly import Assembly
 from est_ckpt.mapping import RenameRule, Source, WarmStartPlan
 from est_ckpt.mapping.rules_file import RulesArg
@@ -63,6 +65,7 @@ class OntoReport:
         the computed Momentum slots assume.
       state_file_updated: whether the `checkpoint` state file changed (it names `prefix` as the latest).
       copied_bytes: data copied rather than linked (remote paths, another file system).
+      written: what DST is: `"checkpoint"`, or TEMPLATE's Keras file kind (`"weights.h5"`, `"keras"`).
     """
 
     prefix: str
@@ -72,6 +75,7 @@ class OntoReport:
     copied_bytes: int
     computed: tuple[tuple[str, Union[float, str]], ...] = ()
     step_checks: tuple[str, ...] = ()
+    written: str = "checkpoint"
 
 
 def convert_onto(
@@ -97,6 +101,8 @@ def convert_onto(
         keep_unmapped=keep_unmapped,
         rules=rules,
     )
+    if template.format == "keras":
+        return _onto_keras_file(info, template, planned, dst_prefix, force=force)
     sources, computed = planned.sources, {**planned.powers, **planned.scaled}
     dest = publish.destination(info.prefix, dst_prefix, force=force, inputs=(template.prefix,))
 
@@ -108,7 +114,7 @@ def convert_onto(
         if key in computed:
             continue
         if isinstance(source, Transform):
-            if source.index_only:  # a reshape: the same bytes under the template's shape
+            if source.index_only and info.bundle.checksummed:  # a reshape: the same bytes, the template's shape
                 assembly.link(key, info.bundle, info.bundle.entries[source.keys[0][0]], shape=source.shape)
             else:
                 assembly.compute(
@@ -120,8 +126,11 @@ def convert_onto(
             assembly.link_parts(key, joined.entry, info.bundle, joined.parts)
             continue
         b, old = (info.bundle, source) if source is not None else (template.bundle, key)
+        owner = info if source is not None else template
         entry = b.entries[old]
-        if entry.slices:
+        if not b.checksummed:  # a Keras file's bytes: copied (checksummed as written), never linked
+            assembly.compute(key, entry.dtype, entry.shape, compute.producer(owner, _identity(owner, old)))
+        elif entry.slices:
             assembly.link_parts(key, entry, b, slices[id(b)].get(old, ()))
         else:
             assembly.link(key, b, entry)
@@ -144,6 +153,86 @@ def convert_onto(
         published.copied_bytes,
         tuple(planned.computed().items()),
         planned.step_checks,
+    )
+
+
+def _identity(info: checkpoint.CheckpointInfo, key: str) -> Transform:
+    """No op: the tensor `key` of `info` as it is (a `compute.producer` of it copies it, streamed)."""
+    t = info.tensors[key]
+    return Transform((key,), (tuple(t.shape),), (t.dtype,), (), ((key,),), (0,))
+
+
+def _keras_values(
+    info: checkpoint.CheckpointInfo, template: checkpoint.CheckpointInfo, planned
+) -> dict[str, Callable]:
+    """`{template dataset: writer}` for every dataset given a value from SRC (or computed)."""
+    out: dict[str, Callable] = {}
+    scaled = onto_momentum.transforms(info, planned.scaled)
+    for key in template.keras.datasets:
+        source = planned.sources.get(key)
+        if key in scaled:
+            transform = scaled[key]
+        elif isinstance(source, Transform):
+            transform = source
+        elif isinstance(source, Source):
+            t = template.tensors[key]
+            transform = Transform((key,), (tuple(source.shape),), (source.dtype,), (), (tuple(source.keys),),
+                                  (source.part_axis or 0,))
+            if tuple(source.shape) != tuple(t.shape):
+                raise ConversionError(f"{info.prefix}: the parts of '{key}' do not join to {list(t.shape)}.")
+        elif isinstance(source, str):
+            src_t = info.tensors[source]
+            if info.bundle.entries[source].slices:
+                transform = Transform((source,), (tuple(src_t.shape),), (src_t.dtype,), (), ((source,),), (0,))
+            else:
+                transform = _identity(info, source)
+        elif key in planned.powers:
+            raise ConversionError(f"{template.prefix}: '{key}' would be a TF1 Adam power: no Keras file holds one.")
+        else:
+            continue
+        t = template.tensors[key]
+        if transform.dtype != t.dtype or tuple(transform.shape) != tuple(t.shape):
+            raise ConversionError(
+                f"{template.prefix}: '{key}' is {t.dtype} {list(t.shape)}, and its source gives "
+                f"{transform.dtype} {list(transform.shape)}."
+            )
+        out[key] = compute.producer(info, transform).write
+    return out
+
+
+def _onto_keras_file(
+    info: checkpoint.CheckpointInfo, template: checkpoint.CheckpointInfo, planned, dst: str, *, force: bool
+) -> OntoReport:
+    """Writes DST as TEMPLATE's Keras file (`.weights.h5` or `.keras`) holding SRC's values."""
+    dst = str(dst)
+    for read in (info.prefix, template.prefix):
+        if fileio.exists(dst) and fileio.same_file(dst, read):
+            raise ConversionError(f"{dst}: the destination is an input ({read}); choose another path.")
+    if fileio.isdir(dst):
+        raise ConversionError(
+            f"{dst}: is a directory; a Keras file is written to a file path (like TEMPLATE's "
+            f"'{fileio.basename(template.prefix)}')."
+        )
+    if fileio.exists(dst) and not force:
+        what = f"Destination {dst} already exists"
+        raise DestinationExistsError(f"{what}; pass force=True to replace it.").for_cli(
+            f"{what}; pass --force to replace it."
+        )
+    values = _keras_values(info, template, planned)
+    publish.check_sources(
+        ((info.bundle, info.bundle.entries[s]) for s in planned.sources.values() if isinstance(s, str)),
+        dst,
+    )
+    publish.write_file(dst, lambda path: keras_file.write_keras_file(template.keras, path, values))
+    return OntoReport(
+        dst,
+        planned.plan,
+        planned.kept,
+        False,
+        0,
+        tuple(planned.computed().items()),
+        planned.step_checks,
+        template.keras.kind,
     )
 
 
