@@ -49,7 +49,7 @@ $(NEWEST_STAMP): pyproject.toml
 	$(NEWEST_VENV)/bin/python -m pip install -q --upgrade pip
 	$(NEWEST_VENV)/bin/python -m pip install -q $(NEWEST_STACK)
 	$(NEWEST_FREEZE) > $(NEWEST_VENV)/stack-before.txt
-	$(NEWEST_VENV)/bin/python -m pip install -q -e '.[test-core,keras]'
+	$(NEWEST_VENV)/bin/python -m pip install -q -e '.[test-core,keras,safetensors]'
 	$(NEWEST_FREEZE) > $(NEWEST_VENV)/stack-after.txt
 	@diff $(NEWEST_VENV)/stack-before.txt $(NEWEST_VENV)/stack-after.txt \
 		|| { echo "installing est_ckpt changed the user's TensorFlow stack (above)"; exit 1; }

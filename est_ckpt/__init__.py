@@ -22,6 +22,7 @@ _LAZY = {
     "read_checkpoint": "est_ckpt.format.checkpoint",
     "resolve_checkpoint": "est_ckpt.format.checkpoint",
     "convert_checkpoint": "est_ckpt.tools.convert",
+    "export_checkpoint": "est_ckpt.tools.export",
     "diff_checkpoints": "est_ckpt.tools.diff",
     "verify_checkpoint": "est_ckpt.tools.verify",
     "make_tf2_scaffold": "est_ckpt.tf.scaffold",

@@ -237,7 +237,6 @@ def keras_files(tmp_path_factory):
     "name,kind",
     [
         ("model.h5", "a Keras HDF5 file (.h5)"),
-        ("model.keras", "a Keras model archive (.keras)"),
         ("weights_without_suffix", "an HDF5 file (as Keras writes)"),
     ],
 )
@@ -254,6 +253,16 @@ def test_a_keras_file_says_what_it_is_and_what_to_do(keras_files, name, kind):
         ["convert", path, str(keras_files / "x/"), "--to=tf2"],
     ):
         assert_one_error_line(run_cli(*args), path, kind)
+
+
+def test_a_keras_archive_is_read_where_a_template_is_and_named_where_a_checkpoint_is_needed(keras_files):
+    """A `.keras` archive is inspected like a checkpoint; `convert --to` (which needs one) names it and the way."""
+    path = str(keras_files / "model.keras")
+    assert run_cli("inspect", path).returncode == 0
+    message = assert_one_error_line(
+        run_cli("convert", path, str(keras_files / "x/"), "--to=tf2"), path, "a Keras model archive (.keras)"
+    )
+    assert "--like" in message
 
 
 def test_a_saved_model_directory_is_a_checkpoint_everywhere(keras_files, tmp_path):

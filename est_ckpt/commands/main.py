@@ -31,6 +31,7 @@ COMMANDS = {
     "map": "est_ckpt.commands.map",
     "verify": "est_ckpt.commands.verify",
     "demo": "est_ckpt.commands.demo",
+    "export": "est_ckpt.commands.export",
 }
 SUMMARIES = {
     "inspect": "what a checkpoint holds: format, keys, dtypes, shapes, TF1 names",
@@ -39,6 +40,7 @@ SUMMARIES = {
     "map": "warm-start dry run: which checkpoint key feeds which variable",
     "verify": "check every checksum, offset and size, without TensorFlow",
     "demo": "the whole migration story in one run",
+    "export": "every tensor, by name, into .safetensors or .npz (for PyTorch, JAX)",
 }
 _USAGE = "usage: est-ckpt {" + ",".join(COMMANDS) + "} ARGS [FLAGS]  (est-ckpt COMMAND --help)"
 _HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull")

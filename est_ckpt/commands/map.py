@@ -173,14 +173,17 @@ def run(args: argparse.Namespace) -> int:
         )
     if not args.target:
         raise parsing.UsageError("map needs --target TARGET (a checkpoint or model dir of the new model).")
+    source, target = checkpoint.read_checkpoint(args.positionals[0]), checkpoint.read_checkpoint(args.target)
+    # A Keras file's variables whose names Keras does not record go by their keys: say which.
+    notes = [f"{info.prefix}: {why}" for info in (source, target) for why in info.unnamed]
     if args.optimizer_state:
         if args.vars_to_warm_start:
             raise parsing.UsageError(
                 "--optimizer_state plans every template variable: drop --vars_to_warm_start."
             )
         planned = onto_plan.plan_onto(
-            checkpoint.read_checkpoint(args.positionals[0]),
-            checkpoint.read_checkpoint(args.target),
+            source,
+            target,
             **mapping_options(args),
             keep_unmapped=args.keep_unmapped,
             strict=False,
@@ -194,8 +197,8 @@ def run(args: argparse.Namespace) -> int:
             )
         planned = None
         plan = mapping.map_checkpoints(
-            args.positionals[0],
-            args.target,
+            source,
+            target,
             **mapping_options(args),
             vars_to_warm_start=args.vars_to_warm_start,
         )
@@ -203,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
         out = to_json(plan)
         if planned is not None:
             out.update(onto_json(planned))
+        if notes:
+            out["notes"] = notes
         sys.stdout.write(json.dumps(out) + "\n")
     else:
         lines = [f"source: {plan.checkpoint} ({plan.format})"]
@@ -223,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
             lines += [f"kept: {key}" for key in planned.kept]
             lines += [f"computed: {key} = {value}" for key, value in planned.computed().items()]
             lines += [f"note: {note}" for note in planned.step_checks]
+        lines += [f"note: {note}" for note in notes]
         lines.append(
             f"{len(plan.assignments)} mapped, {len(plan.unmapped)} unmapped, {len(plan.mismatched)} mismatched, "
             f"{len(plan.unused_sources)} unused source(s): "

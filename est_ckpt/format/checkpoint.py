@@ -325,8 +325,10 @@ def resolve_checkpoint(path: str) -> str:
                     "`est-ckpt convert SRC DST --like=TEMPLATE` onto a TF checkpoint of the model."
                     if readable
                     else "est_ckpt reads TF checkpoints (a prefix, its .index, a model directory or a SavedModel "
-                    "directory) and Keras 3's .weights.h5 and .keras. Load this file into the model with Keras "
-                    "(`model.load_weights(path)`) and save it with `model.save_weights('model.weights.h5')`."
+                    "directory) and Keras 3's .weights.h5 and .keras. To carry these weights over, load them into "
+                    "the model with Keras (`model.load_weights(path)`), write a TF checkpoint with "
+                    "`tf.train.Checkpoint(model=model).write(prefix)` (or, with Keras 3, "
+                    "`model.save_weights('model.weights.h5')`), and pass that."
                 )
             )
         raise CorruptCheckpointError(

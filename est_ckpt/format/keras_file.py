@@ -427,7 +427,10 @@ def _read_h5(path: str, kind: str, h5, base: int, size: int, config: dict) -> Ke
     if "layers" in h5:
         _read_layers(h5, h5["layers"], None, configs, layers)
     model_name = str(h5["vars"].attrs.get("name", "")) if "vars" in h5 else ""
-    model_class = config.get("class_name") or ("Sequential" if model_name.startswith("sequential") else "")
+    # Sequential's variables carry its name (`net/dense/kernel`), a functional model's do not; only a
+    # functional model lists its InputLayer among its layers.
+    has_input = any(_COUNTER.sub("", layer.group.rpartition("/")[2]) == "input_layer" for layer in layers)
+    model_class = config.get("class_name") or ("Functional" if has_input else "Sequential")
     prefix = f"{model_name}/" if model_class == "Sequential" and model_name else ""
     if configs:
         rank = {name: i for i, name in enumerate(configs)}
@@ -456,8 +459,9 @@ def _read_h5(path: str, kind: str, h5, base: int, size: int, config: dict) -> Ke
         else:
             for pos, (i, slot_name, suffix) in enumerate(plan, start=2):
                 key = f"optimizer/vars/{pos}"
-                if i is None:
+                if i is None:  # Nadam's `_u_product`: optimizer state of no one variable
                     names[key] = f"{opt}/{suffix}"
+                    slots[key] = (None, slot_name)
                     continue
                 var = namer.trainable[i]
                 names[key] = f"{opt}/{names[var].replace('/', '_')}_{suffix}"

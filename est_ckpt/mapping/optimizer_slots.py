@@ -290,6 +290,15 @@ def different(
     return None
 
 
+def u_product_key(info: checkpoint.CheckpointInfo) -> Optional[str]:
+    """The key of Nadam's `u_product` (the product of its momentum schedule so far), if `info` has one."""
+    if info.keras is not None:
+        found = [k for k, d in info.keras.datasets.items() if d.slot_name == "u_product"]
+    else:
+        found = [k for k, t in info.tensors.items() if (t.object_path or "").endswith("/_u_product")]
+    return found[0] if len(found) == 1 else None
+
+
 def step_key(info: checkpoint.CheckpointInfo) -> Optional[str]:
     """The key counting training steps: `global_step`, or a Keras optimizer's `iteration`/`iter`."""
     for key, t in info.tensors.items():
@@ -321,4 +330,5 @@ __all__ = [
     "step_key",
     "tf1_kind",
     "tf1_slot_suffix",
+    "u_product_key",
 ]

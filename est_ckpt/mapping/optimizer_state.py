@@ -42,7 +42,7 @@ from typing import Mapping, Optional, Sequence
 from est_ckpt.errors import MismatchError
 from est_ckpt.format import checkpoint, keys
 from est_ckpt.mapping.names import NameIndex
-from est_ckpt.mapping.optimizer_slots import SCALED, Slot, different, find_slots, step_key
+from est_ckpt.mapping.optimizer_slots import SCALED, Slot, different, find_slots, step_key, u_product_key
 from est_ckpt.mapping.plan import Target, WarmStartPlan
 from est_ckpt.mapping.planner import plan_mapping, targets_from_checkpoint
 from est_ckpt.mapping.rules import RenameRule
@@ -142,8 +142,25 @@ def _slot_pairs(
             continue
         s_kinds = s_slots.get(s_var, {})
         _refuse_clash(source, s_kinds, kinds)
+        _refuse_other_state(source, template, s_kinds, kinds)
         out.append((s_kinds, kinds))
     return out
+
+
+def _refuse_other_state(
+    source: checkpoint.CheckpointInfo, template: checkpoint.CheckpointInfo, s_kinds: dict, kinds: dict
+) -> None:
+    """Raises `MismatchError` when a template slot has no source of its meaning while a source slot of the
+    same variable goes unused: the optimizers keep other state, which no flag may paper over."""
+    missing = [k for k in kinds if k not in s_kinds and not (k in SCALED and SCALED - {k} <= set(s_kinds))]
+    extra = [k for k in s_kinds if k not in kinds and not (k in SCALED and SCALED - {k} <= set(kinds))]
+    if missing and extra:
+        t, s = kinds[missing[0]], s_kinds[extra[0]]
+        raise MismatchError(
+            f"{template.prefix}: '{t.name}' ({t.kind}) has no source of its meaning, while '{s.name}' "
+            f"({s.kind}) of {source.prefix} goes unused: the two optimizers keep different state. Train on "
+            "with the optimizer the source was trained with, or leave the optimizer out of the template."
+        )
 
 
 def optimizer_assignment_map(
@@ -166,10 +183,11 @@ def optimizer_assignment_map(
             target = names.get(slot.key)
             if target in unmapped and kind in s_kinds:
                 out[_label(s_index, s_kinds[kind].name, s_kinds[kind].key)] = target
-    s_step, t_step = step_key(source), step_key(template)
-    if s_step is not None and t_step is not None and names.get(t_step) in unmapped:
-        s_name = s_index.tensors[s_step].name or s_step
-        out[_label(s_index, s_name, s_step)] = names[t_step]
+    for find in (step_key, u_product_key):  # the optimizer's own counters, as its variables' slots
+        s_key, t_key = find(source), find(template)
+        if s_key is not None and t_key is not None and names.get(t_key) in unmapped:
+            s_name = s_index.tensors[s_key].name or s_key
+            out[_label(s_index, s_name, s_key)] = names[t_key]
     return out
 
 

@@ -39,7 +39,7 @@ import struct
 from typing import Callable, Mapping, Optional, Sequence
 
 from est_ckpt.errors import ConversionError
-from est_ckpt.format import checkpoint, dtypes, keys, object_graph, tensors
+from est_ckpt.format import checkpoint, dtypes, keras_file, keys, object_graph, tensors
 from est_ckpt.format.assembly import Assembly
 from est_ckpt.mapping.rules import RenameRule
 from est_ckpt.mapping.rules_file import RulesArg
@@ -146,6 +146,12 @@ def convert(
     if names not in NAMINGS:
         raise ConversionError(f"`names` must be one of {NAMINGS} (got {names!r}).")
     info = checkpoint.read_checkpoint(src)
+    if info.format == "keras":
+        raise ConversionError(
+            f"{src}: is {keras_file.describe(info.keras)}, not a TensorFlow checkpoint: --to converts between "
+            "TF's two checkpoint kinds. Write a TF checkpoint in a model's layout with --like=TEMPLATE (a TF "
+            "checkpoint of the model), or its tensors by name with `est-ckpt export`."
+        )
     dest = publish.destination(info.prefix, dst_prefix, force=force)
 
     variables, dropped, skipped = tf1_variables(

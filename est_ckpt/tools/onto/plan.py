@@ -79,6 +79,21 @@ def _split_refused(found_keys: Sequence[str], a, src: checkpoint.CheckpointInfo)
     )
 
 
+def _with_unnamed(
+    e: UnmappedVariablesError, src: checkpoint.CheckpointInfo, template: checkpoint.CheckpointInfo
+) -> UnmappedVariablesError:
+    """`e`, saying why a Keras file's variables went by their keys (what Keras's file does not tell)."""
+    notes = [f"{info.prefix}: {why}" for info in (src, template) for why in info.unnamed]
+    if not notes:
+        return e
+    tail = (
+        " Note: " + "; ".join(notes) + ". A .keras archive tells more (its config), or map those keys "
+        "explicitly."
+    )
+    out = UnmappedVariablesError(str(e) + tail)
+    return out.for_cli(e.cli_message + tail) if e.cli_message else out
+
+
 def _keys(index: NameIndex, target: str) -> tuple[str, ...]:
     found, _ = index.resolve(target)
     return () if found is None else found.keys
@@ -162,7 +177,10 @@ def plan_onto(
     )
     plan = dataclasses.replace(full, unmapped=refused)
     if strict:
-        plan.raise_for_errors(conversion=True)
+        try:
+            plan.raise_for_errors(conversion=True)
+        except UnmappedVariablesError as e:
+            raise _with_unnamed(e, src, template) from None
     sources = _sources(plan, src, template, index)
     scaled_keys = {t_key for t_key, _, _ in momenta.values()}
     left = [
@@ -184,12 +202,16 @@ def plan_onto(
                 + ", ".join(f"'{k}'" for k in missing)
                 + ". Map them with"
             )
-            raise UnmappedVariablesError(
-                f"{what} `assignment_map` (an object path or name on either side) or pass keep_unmapped=True "
-                "to keep the template's values."
-            ).for_cli(
-                f"{what} --assignment_map (an object path or name on either side) or pass --keep_unmapped "
-                "to keep the template's values."
+            raise _with_unnamed(
+                UnmappedVariablesError(
+                    f"{what} `assignment_map` (an object path or name on either side) or pass keep_unmapped=True "
+                    "to keep the template's values."
+                ).for_cli(
+                    f"{what} --assignment_map (an object path or name on either side) or pass --keep_unmapped "
+                    "to keep the template's values."
+                ),
+                src,
+                template,
             )
         extra = tuple(Unmapped(k, k, "key") for k in missing)
         plan = dataclasses.replace(plan, unmapped=plan.unmapped + extra)
