@@ -12,7 +12,7 @@ holds what the pages refer to (`legacy_model_dir/`: a name-based model dir of a
   no second venv inside the suite).
 - ```text: output and listings, not code; nothing runs.
 
-`<!-- needs: estimator -->` (or `keras2`, `tensorflow`) before a block skips it, saying so, where
+`<!-- needs: estimator -->` (or `keras2`, `keras3`, `tensorflow`) before a block skips it, saying so, where
 that is missing; a block after it that uses its results must carry the same need.
 """
 
@@ -46,6 +46,7 @@ def _has(need: str) -> bool:
         "tensorflow": tensorflow,
         "estimator": tensorflow and HAS_ESTIMATOR,
         "keras2": tensorflow and KERAS_MAJOR == 2,
+        "keras3": tensorflow and KERAS_MAJOR == 3,
     }[need]
 
 

@@ -47,7 +47,9 @@ def test_npz_holds_every_number_as_tf_reads_it(tf1_ckpt, tmp_path):
     out = tmp_path / "w.npz"
     proc = run_cli("export", tf1_ckpt, out, "--json", expect=0)
     report = json.loads(proc.stdout)
-    assert report["left_out"] == [{"key": "vocab", "why": "holds string, which safetensors and .npz files do not"}]
+    assert report["left_out"] == [
+        {"key": "vocab", "why": "holds string, which safetensors and .npz files do not"}
+    ]
     expected = _numeric(tf1_ckpt)
     with np.load(out) as z:
         assert sorted(z.files) == sorted(expected)

@@ -52,7 +52,11 @@ def _model(optimizer: str, *, functional: bool = False):
         model = keras.Model(inp, out, name="net")
     else:
         model = keras.Sequential(
-            [keras.Input((3,)), keras.layers.Dense(4, name="hidden", activation="tanh"), keras.layers.Dense(2, name="out")],
+            [
+                keras.Input((3,)),
+                keras.layers.Dense(4, name="hidden", activation="tanh"),
+                keras.layers.Dense(2, name="out"),
+            ],
             name="net",
         )
     model.compile(OPTIMIZERS[optimizer](keras), "mse")
@@ -86,7 +90,9 @@ def _assert_continues_alike(trained, restored):
 def test_keras3_checkpoint_onto_weights_h5_and_back(optimizer, tmp_path):
     """TF checkpoint -> `.weights.h5` that `load_weights` takes, and `.weights.h5` -> TF checkpoint, optimizer included."""
     trained = _trained(optimizer)
-    src = tf.train.Checkpoint(model=trained, optimizer=trained.optimizer).write(str(tmp_path / "src" / "ckpt"))
+    src = tf.train.Checkpoint(model=trained, optimizer=trained.optimizer).write(
+        str(tmp_path / "src" / "ckpt")
+    )
     fresh = _model(optimizer)
     fresh.save_weights(str(tmp_path / "tpl.weights.h5"))
     out = tmp_path / "out.weights.h5"
@@ -149,10 +155,14 @@ def test_keras_archive_as_template_loads_with_load_model(tmp_path):
 def test_rmsprop_with_momentum_needs_the_keras_archive(tmp_path):
     """Its `.weights.h5` cannot tell momentum from a centered mean gradient: the error says so; a `.keras` can."""
     trained = _trained("rmsprop_momentum")
-    src = tf.train.Checkpoint(model=trained, optimizer=trained.optimizer).write(str(tmp_path / "src" / "ckpt"))
+    src = tf.train.Checkpoint(model=trained, optimizer=trained.optimizer).write(
+        str(tmp_path / "src" / "ckpt")
+    )
     fresh = _model("rmsprop_momentum")
     fresh.save_weights(str(tmp_path / "tpl.weights.h5"))
-    proc = run_cli("convert", src, tmp_path / "o.weights.h5", f"--like={tmp_path / 'tpl.weights.h5'}", expect=1)
+    proc = run_cli(
+        "convert", src, tmp_path / "o.weights.h5", f"--like={tmp_path / 'tpl.weights.h5'}", expect=1
+    )
     assert "which variable each slot belongs to is not known" in proc.stderr and ".keras" in proc.stderr
     fresh.save(str(tmp_path / "tpl.keras"))
     run_cli("convert", src, tmp_path / "out.keras", f"--like={tmp_path / 'tpl.keras'}", expect=0)
@@ -167,11 +177,13 @@ def test_inspect_diff_and_map_read_keras_files(tmp_path):
     src = tf.train.Checkpoint(model=trained, optimizer=trained.optimizer).write(str(tmp_path / "ckpt"))
     listed = json.loads(run_cli("inspect", tmp_path / "a.weights.h5", "--json", expect=0).stdout)
     text = json.dumps(listed)
-    for name in ("\"hidden/kernel", "\"norm/gamma", "/hidden_kernel_average_gradient", "/iteration"):
+    for name in ('"hidden/kernel', '"norm/gamma', "/hidden_kernel_average_gradient", "/iteration"):
         assert name in text, name
     assert run_cli("diff", src, tmp_path / "a.weights.h5").returncode == 0
     planned = json.loads(
-        run_cli("map", src, "--target", tmp_path / "a.weights.h5", "--optimizer_state", "--json", expect=0).stdout
+        run_cli(
+            "map", src, "--target", tmp_path / "a.weights.h5", "--optimizer_state", "--json", expect=0
+        ).stdout
     )
     assert planned["unmapped"] == [] and planned["mismatched"] == []
 
@@ -205,9 +217,13 @@ def test_custom_layer_variables_go_by_their_keys(tmp_path):
         def call(self, x):
             return x * self.w
 
-    model = keras.Sequential([keras.Input((3,)), Scale(name="scale"), keras.layers.Dense(1, name="d")], name="net")
+    model = keras.Sequential(
+        [keras.Input((3,)), Scale(name="scale"), keras.layers.Dense(1, name="d")], name="net"
+    )
     model.save_weights(str(tmp_path / "m.weights.h5"))
-    proc = run_cli("map", tmp_path / "m.weights.h5", "--target", tmp_path / "m.weights.h5", "--json", expect=0)
+    proc = run_cli(
+        "map", tmp_path / "m.weights.h5", "--target", tmp_path / "m.weights.h5", "--json", expect=0
+    )
     planned = json.loads(proc.stdout)
     targets = {m["target"] for m in planned["mapped"]}
     assert "layers/scale/vars/0" in targets and "net/d/kernel" in targets

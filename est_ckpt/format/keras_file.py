@@ -87,14 +87,25 @@ _VARIABLE_NAMES = {
 _TRAILING_OPTIONAL = frozenset(_VARIABLE_NAMES) - {"seed_generator"}
 # Scale and center each add one variable: which remain is told by the count, or by the config.
 _NORMALIZATION = {
-    "batch_normalization": (("gamma", "scale"), ("beta", "center"), ("moving_mean", None), ("moving_variance", None)),
+    "batch_normalization": (
+        ("gamma", "scale"),
+        ("beta", "center"),
+        ("moving_mean", None),
+        ("moving_variance", None),
+    ),
     "layer_normalization": (("gamma", "scale"), ("beta", "center")),
     "group_normalization": (("gamma", "scale"), ("beta", "center")),
 }
 _NOT_TRAINABLE = frozenset(("moving_mean", "moving_variance", "seed_generator_state"))
 # A nested layer, by the attribute that holds it in its parent: its class.
-_NESTED_CLASS = {"cell": None, "query_dense": "einsum_dense", "key_dense": "einsum_dense",
-                 "value_dense": "einsum_dense", "output_dense": "einsum_dense", "seed_generator": "seed_generator"}
+_NESTED_CLASS = {
+    "cell": None,
+    "query_dense": "einsum_dense",
+    "key_dense": "einsum_dense",
+    "value_dense": "einsum_dense",
+    "output_dense": "einsum_dense",
+    "seed_generator": "seed_generator",
+}
 # The order a layer's sublayers' variables take in `trainable_variables` where it is not the file's.
 _SUBLAYER_ORDER = {"multi_head_attention": ("query_dense", "key_dense", "value_dense", "output_dense")}
 
@@ -107,7 +118,9 @@ _OPTIMIZER_SLOTS = {
     "lamb": ((("m", "momentum"), ("v", "velocity")),),
     "nadam": ((("m", "momentum"), ("v", "velocity")),),
     "adamax": ((("m", "momentum"), ("u", "norm")),),
-    "adadelta": ((("accumulated_grad", "accumulated_grad"), ("accumulated_delta_var", "accumulated_delta_var")),),
+    "adadelta": (
+        (("accumulated_grad", "accumulated_grad"), ("accumulated_delta_var", "accumulated_delta_var")),
+    ),
     "ftrl": ((("accumulator", "accumulator"), ("linear", "linear")),),
     "adagrad": ((("accumulator", "accumulator"),),),
     "sgd": ((("momentum", "momentum"),),),
@@ -192,7 +205,9 @@ def _member(path: str, f: BinaryIO) -> tuple[int, int, dict]:
         info = archive.getinfo(WEIGHTS_MEMBER)
         config = json.loads(archive.read("config.json")) if "config.json" in archive.namelist() else {}
     except KeyError:
-        raise CorruptCheckpointError(f"{path}: the archive holds no '{WEIGHTS_MEMBER}': it is no Keras 3 model file.")
+        raise CorruptCheckpointError(
+            f"{path}: the archive holds no '{WEIGHTS_MEMBER}': it is no Keras 3 model file."
+        ) from None
     except (zipfile.BadZipFile, ValueError) as e:
         raise CorruptCheckpointError(f"{path}: is not a readable .keras archive ({e}).") from None
     if info.compress_type != zipfile.ZIP_STORED:
@@ -269,13 +284,17 @@ def _layer(h5, group, key: str, parent_cls: Optional[str], configs: dict) -> _La
     if config is not None and config.get("class_name"):
         cls = _snake(config["class_name"])
     elif parent_cls is not None and key in _NESTED_CLASS:
-        cls = _NESTED_CLASS[key] or (parent_cls.replace("lstm", "lstm_cell").replace("gru", "gru_cell")
-                                     .replace("simple_rnn", "simple_rnn_cell") if parent_cls in
-                                     ("lstm", "gru", "simple_rnn") else None)
+        cls = _NESTED_CLASS[key] or (
+            parent_cls.replace("lstm", "lstm_cell")
+            .replace("gru", "gru_cell")
+            .replace("simple_rnn", "simple_rnn_cell")
+            if parent_cls in ("lstm", "gru", "simple_rnn")
+            else None
+        )
     else:
         cls = _COUNTER.sub("", key) if parent_cls is None else None
     datasets = []
-    indices = sorted((int(k) for k in var_group if k.isdigit()))
+    indices = sorted(int(k) for k in var_group if k.isdigit())
     for i in indices:
         datasets.append(var_group[str(i)])
     layer = _Layer(group.name.lstrip("/"), name, cls, datasets, [], config)
@@ -320,7 +339,9 @@ class _Namer:
         else:
             for key, var in zip(keys_, names):
                 self.names[key] = f"{path}/{var}"
-                if var not in _NOT_TRAINABLE and (layer.config is None or layer.config.get("trainable", True)):
+                if var not in _NOT_TRAINABLE and (
+                    layer.config is None or layer.config.get("trainable", True)
+                ):
                     self.trainable.append(key)
         order = _SUBLAYER_ORDER.get(layer.cls or "")
         children = layer.children
@@ -450,7 +471,9 @@ def _read_h5(path: str, kind: str, h5, base: int, size: int, config: dict) -> Ke
             names["optimizer/vars/0"] = f"{opt}/iteration"
         if count >= 2:
             names["optimizer/vars/1"] = f"{opt}/learning_rate"
-        plan = _slot_plan(opt, count - 2, len(namer.trainable), _optimizer_config(config)) if count > 2 else []
+        plan = (
+            _slot_plan(opt, count - 2, len(namer.trainable), _optimizer_config(config)) if count > 2 else []
+        )
         if plan is None or (count > 2 and not namer.order_known):
             unnamed.append(
                 f"'optimizer/vars/2' to 'optimizer/vars/{count - 1}' ({opt}): which variable each slot "
@@ -480,8 +503,14 @@ def _read_h5(path: str, kind: str, h5, base: int, size: int, config: dict) -> Ke
             )
         slot = slots.get(name)
         datasets[name] = Dataset(
-            name, _dtype(path, obj), tuple(int(d) for d in obj.shape), (offset or 0), nbytes,
-            names.get(name), slot[0] if slot else None, slot[1] if slot else None,
+            name,
+            _dtype(path, obj),
+            tuple(int(d) for d in obj.shape),
+            (offset or 0),
+            nbytes,
+            names.get(name),
+            slot[0] if slot else None,
+            slot[1] if slot else None,
         )
 
     h5py_dataset = _h5py().Dataset
@@ -582,4 +611,3 @@ __all__ = [
     "read_keras_file",
     "write_keras_file",
 ]
-

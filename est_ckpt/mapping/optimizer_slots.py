@@ -165,7 +165,11 @@ def find_slots(info: checkpoint.CheckpointInfo) -> dict[str, dict[str, Slot]]:
     raw: list[tuple[str, str, str, str, str]] = []  # (key, variable key, slot name, "tf1"|"keras", name)
     if info.format == "keras":  # `format.keras_file` tied each slot to its variable by the optimizer's order
         for key, t in tensors.items():
-            if t.slot is not None and t.slot.slot_name in KERAS_SLOT_NAMES and t.slot.variable_path in tensors:
+            if (
+                t.slot is not None
+                and t.slot.slot_name in KERAS_SLOT_NAMES
+                and t.slot.variable_path in tensors
+            ):
                 raw.append((key, t.slot.variable_path, t.slot.slot_name, "keras", t.name or key))
     elif info.format != "tf2":
         for key in tensors:
@@ -224,7 +228,10 @@ def find_slots(info: checkpoint.CheckpointInfo) -> dict[str, dict[str, Slot]]:
 _KERAS3_EDGES = {
     "adam": {"_momentums": "m", "_velocities": "v", "_velocity_hats": "vhat"},
     "adamax": {"_m": "m", "_u": "u"},
-    "adadelta": {"_accumulated_grads": "accumulated_grad", "_accumulated_delta_vars": "accumulated_delta_var"},
+    "adadelta": {
+        "_accumulated_grads": "accumulated_grad",
+        "_accumulated_delta_vars": "accumulated_delta_var",
+    },
     "lion": {"_momentums": "lion_m"},
     "rmsprop": {"_velocities": "rms", "_momentums": "momentum", "_average_gradients": "mg"},
     "sgd": {"momentums": "momentum"},

@@ -127,12 +127,18 @@ def _plan(info: checkpoint.CheckpointInfo, names: str) -> tuple[list[_Tensor], l
     out: list[_Tensor] = []
     left: list[tuple[str, str]] = []
     if info.format == "keras":
-        variables = [(t.name if names == "tf1" and t.name else k, b.entries[k], (), k) for k, t in info.tensors.items()]
+        variables = [
+            (t.name if names == "tf1" and t.name else k, b.entries[k], (), k) for k, t in info.tensors.items()
+        ]
     else:
-        naming = tf1_variables(info, names="full_name" if names == "tf1" else "path", skip_underivable_slots=True,
-                               strict=False)
+        naming = tf1_variables(
+            info, names="full_name" if names == "tf1" else "path", skip_underivable_slots=True, strict=False
+        )
         left += [(k, "bookkeeping of tf.train.Checkpoint, not a variable") for k in naming.dropped]
-        left += [(k, "a slot whose TF1 name cannot be derived (export with names='path')") for k in naming.skipped_slots]
+        left += [
+            (k, "a slot whose TF1 name cannot be derived (export with names='path')")
+            for k in naming.skipped_slots
+        ]
         variables = []
         for v in naming.variables:
             name = v.name
@@ -163,7 +169,11 @@ def _write_safetensors(items: list[_Tensor], f: BinaryIO, source: str) -> None:
     header: dict = {"__metadata__": {"format": "pt", "source": source}}
     pos = 0
     for t in items:
-        header[t.name] = {"dtype": _SAFETENSORS_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [pos, pos + t.size]}
+        header[t.name] = {
+            "dtype": _SAFETENSORS_DTYPES[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [pos, pos + t.size],
+        }
         pos += t.size
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)  # the data starts 8-byte aligned
@@ -176,7 +186,7 @@ def _npy_header(t: _Tensor) -> bytes:
     import numpy as np
 
     descr = np.lib.format.dtype_to_descr(np.dtype(dtypes.numpy_dtype(dtypes.DTYPE_ENUM[t.dtype])))
-    d = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (descr, tuple(t.shape))
+    d = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': {tuple(t.shape)!r}, }}"
     head = d.encode("latin1")
     pad = -(10 + len(head) + 1) % 64
     head = head + b" " * pad + b"\n"
@@ -195,9 +205,7 @@ def _write_npz(items: list[_Tensor], f: BinaryIO) -> None:
                 t.write(out)
 
 
-def export_checkpoint(
-    src: str, out: str, names: str = "tf1", *, force: bool = False
-) -> ExportReport:
+def export_checkpoint(src: str, out: str, names: str = "tf1", *, force: bool = False) -> ExportReport:
     """Writes every tensor of checkpoint `src` to `out` (`.safetensors` or `.npz`), by name.
 
     Args:
@@ -217,7 +225,9 @@ def export_checkpoint(
     out = str(out)
     kind = next((k for suffix, k in FORMATS.items() if out.lower().endswith(suffix)), None)
     if kind is None:
-        raise ConversionError(f"{out}: export writes .safetensors or .npz files; name OUT with one of those suffixes.")
+        raise ConversionError(
+            f"{out}: export writes .safetensors or .npz files; name OUT with one of those suffixes."
+        )
     if names not in NAMINGS:
         raise ConversionError(f"`names` must be one of {NAMINGS} (got {names!r}).")
     info = checkpoint.read_checkpoint(src)

@@ -114,7 +114,9 @@ def convert_onto(
         if key in computed:
             continue
         if isinstance(source, Transform):
-            if source.index_only and info.bundle.checksummed:  # a reshape: the same bytes, the template's shape
+            if (
+                source.index_only and info.bundle.checksummed
+            ):  # a reshape: the same bytes, the template's shape
                 assembly.link(key, info.bundle, info.bundle.entries[source.keys[0][0]], shape=source.shape)
             else:
                 assembly.compute(
@@ -176,18 +178,28 @@ def _keras_values(
             transform = source
         elif isinstance(source, Source):
             t = template.tensors[key]
-            transform = Transform((key,), (tuple(source.shape),), (source.dtype,), (), (tuple(source.keys),),
-                                  (source.part_axis or 0,))
+            transform = Transform(
+                (key,),
+                (tuple(source.shape),),
+                (source.dtype,),
+                (),
+                (tuple(source.keys),),
+                (source.part_axis or 0,),
+            )
             if tuple(source.shape) != tuple(t.shape):
                 raise ConversionError(f"{info.prefix}: the parts of '{key}' do not join to {list(t.shape)}.")
         elif isinstance(source, str):
             src_t = info.tensors[source]
             if info.bundle.entries[source].slices:
-                transform = Transform((source,), (tuple(src_t.shape),), (src_t.dtype,), (), ((source,),), (0,))
+                transform = Transform(
+                    (source,), (tuple(src_t.shape),), (src_t.dtype,), (), ((source,),), (0,)
+                )
             else:
                 transform = _identity(info, source)
         elif key in planned.powers:
-            raise ConversionError(f"{template.prefix}: '{key}' would be a TF1 Adam power: no Keras file holds one.")
+            raise ConversionError(
+                f"{template.prefix}: '{key}' would be a TF1 Adam power: no Keras file holds one."
+            )
         else:
             continue
         t = template.tensors[key]
