@@ -173,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if not args.target:
         raise parsing.UsageError("map needs --target TARGET (a checkpoint or model dir of the new model).")
+    options = mapping_options(args)  # a bad rules file is named before any checkpoint is read
     source, target = checkpoint.read_checkpoint(args.positionals[0]), checkpoint.read_checkpoint(args.target)
     # A Keras file's variables whose names Keras does not record go by their keys: say which.
     notes = [f"{info.prefix}: {why}" for info in (source, target) for why in info.unnamed]
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         planned = onto_plan.plan_onto(
             source,
             target,
-            **mapping_options(args),
+            **options,
             keep_unmapped=args.keep_unmapped,
             strict=False,
         )
@@ -199,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
         plan = mapping.map_checkpoints(
             source,
             target,
-            **mapping_options(args),
+            **options,
             vars_to_warm_start=args.vars_to_warm_start,
         )
     if args.json:
