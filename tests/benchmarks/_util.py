@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from typing import Iterator
 
 
 def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, float]:
@@ -18,6 +22,19 @@ def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, float
         sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
         raise SystemExit(f"benchmark command failed: {' '.join(argv)}")
     return wall, usage.ru_maxrss / 1024
+
+
+@contextlib.contextmanager
+def workdir(prefix: str, keep: bool) -> Iterator[str]:
+    """A temporary directory for one benchmark run: removed after it, or kept (and named) with `--keep`."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield work
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def save_many_tensors(prefix: str, n: int, elements: int = 4) -> None:

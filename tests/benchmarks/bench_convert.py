@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 EST_CKPT = os.path.join(os.path.dirname(sys.executable), "est-ckpt")
 sys.path.insert(0, HERE)
-from _util import report_against_tf, size_args  # noqa: E402
+from _util import report_against_tf, size_args, workdir  # noqa: E402
 
 _GENERATE = """
 import os, sys
@@ -85,8 +83,7 @@ def _dir_size(prefix: str) -> int:
 
 def main() -> int:
     args, floats = size_args(__doc__.splitlines()[0])
-    work = tempfile.mkdtemp(prefix="bench-convert-")
-    try:
+    with workdir("bench-convert-", args.keep) as work:
         src = os.path.join(work, "src", "model.ckpt")
         os.makedirs(os.path.dirname(src))
         t = time.perf_counter()
@@ -104,11 +101,6 @@ def main() -> int:
             "est-ckpt convert --to=tf2 (index only, hard links)",
             ours,
         )
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

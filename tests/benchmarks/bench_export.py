@@ -14,13 +14,11 @@ Goal: at most 0.3x time and 0.1x peak memory.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _util import report_against_tf, save_many_tensors_in_subprocess, size_args  # noqa: E402
+from _util import report_against_tf, save_many_tensors_in_subprocess, size_args, workdir  # noqa: E402
 from bench_convert import EST_CKPT, _measure  # noqa: E402
 
 _THEIRS = """
@@ -45,8 +43,7 @@ with safe_open(sys.argv[1], "np") as a, safe_open(sys.argv[2], "np") as b:
 
 def main() -> int:
     args, floats = size_args(__doc__.splitlines()[0])
-    work = tempfile.mkdtemp(prefix="bench-export-")
-    try:
+    with workdir("bench-export-", args.keep) as work:
         src = os.path.join(work, "src", "model.ckpt")
         save_many_tensors_in_subprocess(src, args.variables, floats)
         theirs_out, ours_out = os.path.join(work, "tf.safetensors"), os.path.join(work, "est.safetensors")
@@ -67,11 +64,6 @@ def main() -> int:
             if ours["peak_mib"] / theirs["peak_mib"] <= 0.1
             else 1
         )
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _util import report_against_tf  # noqa: E402
+from _util import report_against_tf, workdir  # noqa: E402
 from bench_convert import EST_CKPT, _measure  # noqa: E402
 
 _MODEL = """
@@ -69,8 +67,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     width = int((args.size_mb * (1 << 20) / 4 / args.layers) ** 0.5)
-    work = tempfile.mkdtemp(prefix="bench-keras3-")
-    try:
+    with workdir("bench-keras3-", args.keep) as work:
         shape = [work, str(args.layers), str(width)]
         subprocess.run([sys.executable, "-c", _SETUP, *shape], check=True)
         theirs = _measure([sys.executable, "-c", _THEIRS, *shape])
@@ -95,11 +92,6 @@ def main() -> int:
             "Keras restore + save_weights", theirs, "est-ckpt convert --like", ours, goal=0.2
         )
         return 0 if ours["seconds"] / theirs["seconds"] <= 0.2 else status
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

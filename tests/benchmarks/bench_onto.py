@@ -22,15 +22,13 @@ child's `ru_maxrss` (RUSAGE_CHILDREN), so the numbers are per command.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _util import report_against_tf, size_args  # noqa: E402
+from _util import report_against_tf, size_args, workdir  # noqa: E402
 from bench_convert import EST_CKPT, _dir_size, _measure  # noqa: E402
 
 _GENERATE = """
@@ -76,8 +74,7 @@ tf.train.Checkpoint(model=model).write(out)
 
 def main() -> int:
     args, floats = size_args(__doc__.splitlines()[0])
-    work = tempfile.mkdtemp(prefix="bench-onto-")
-    try:
+    with workdir("bench-onto-", args.keep) as work:
         src = os.path.join(work, "src", "model.ckpt")
         template = os.path.join(work, "template", "ckpt")
         os.makedirs(os.path.dirname(src))
@@ -97,11 +94,6 @@ def main() -> int:
             "est-ckpt convert --like (index only, hard links)",
             ours,
         )
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

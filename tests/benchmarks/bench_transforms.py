@@ -24,18 +24,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _util import report_against_tf  # noqa: E402
+from _util import report_against_tf, workdir  # noqa: E402
 from bench_convert import EST_CKPT, _dir_size, _measure  # noqa: E402
 
-_BERT_SHAPES = """
+# What both BERT scripts share: TensorFlow, the two layouts' shapes, the new model's variables.
+_BERT = """
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np
+import tensorflow as tf
+
 def shapes(layers, h=768, inner=3072, vocab=30522, positions=512, types=2, heads=12):
     tf1, keras = {}, {}
     def pair(t, k, shape, k_shape=None):
@@ -63,23 +67,23 @@ def shapes(layers, h=768, inner=3072, vocab=30522, positions=512, types=2, heads
     pair("bert/pooler/dense/kernel", "pooler_transform/kernel", [h, h])
     pair("bert/pooler/dense/bias", "pooler_transform/bias", [h])
     return tf1, keras
+
+def new_encoder(keras_shapes):
+    model = tf.Module()
+    model.vars = [tf.Variable(tf.zeros(s), name=n) for n, s in keras_shapes.items()]
+    return model
 """
 
 _GENERATE_BERT = (
-    _BERT_SHAPES
+    _BERT
     + """
-import os, sys
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import numpy as np
-import tensorflow as tf
 src, template, layers = sys.argv[1], sys.argv[2], int(sys.argv[3])
 tf1_shapes, keras_shapes = shapes(layers)
 rng = np.random.default_rng(0)
 names = list(tf1_shapes)
 tensors = [tf.constant(rng.standard_normal(tf1_shapes[n], dtype=np.float32)) for n in names]
 tf.raw_ops.SaveV2(prefix=src, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
-model = tf.Module()
-model.vars = [tf.Variable(tf.zeros(s), name=n) for n, s in keras_shapes.items()]
+model = new_encoder(keras_shapes)
 tf.train.Checkpoint(encoder=model).write(template)
 print(sum(int(np.prod(s)) for s in tf1_shapes.values()))
 """
@@ -87,15 +91,11 @@ print(sum(int(np.prod(s)) for s in tf1_shapes.values()))
 
 # TF's way: the new variables, each value read, reshaped by numpy, assigned, the new checkpoint written.
 _TF_BERT = (
-    _BERT_SHAPES
+    _BERT
     + """
-import os, sys
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import tensorflow as tf
 src, out, layers = sys.argv[1], sys.argv[2], int(sys.argv[3])
 tf1_shapes, keras_shapes = shapes(layers)
-model = tf.Module()
-model.vars = [tf.Variable(tf.zeros(s), name=n) for n, s in keras_shapes.items()]
+model = new_encoder(keras_shapes)
 reader = tf.train.load_checkpoint(src)
 for v, name in zip(model.vars, tf1_shapes):
     v.assign(reader.get_tensor(name).reshape(v.shape))
@@ -213,16 +213,10 @@ def main() -> int:
     parser.add_argument("--bert-layers", type=int, default=12, help="BERT layers (12: BERT-base, 110M)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="bench-transforms-")
-    try:
+    with workdir("bench-transforms-", args.keep) as work:
         failed = _bert(work, args.bert_layers)
         failed |= _transpose(work, args.transpose_mb)
         return failed
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
