@@ -129,52 +129,45 @@ class _Layer:
     group: str  # its HDF5 group
     name: str  # layer.name
     cls: Optional[str]
-    datasets: list  # (key, dtype, shape, offset, size), by index
-    children: list
+    datasets: list  # its `vars` group's HDF5 datasets, by index
+    children: list  # (attribute, _Layer) of its sublayers
     config: Optional[dict] = None
 
 
-def _read_layers(h5, group, cls_hint: Optional[str], configs: dict, out: list) -> None:
-    """Appends the layers under `group` (each a subgroup holding `vars`)."""
-    for key in group:
-        sub = group[key]
-        if not hasattr(sub, "keys") or "vars" not in sub:
-            continue
-        layer = _layer(h5, sub, key, cls_hint, configs)
-        out.append(layer)
+# The class of an RNN layer's `cell`.
+_RNN_CELLS = {"lstm": "lstm_cell", "gru": "gru_cell", "simple_rnn": "simple_rnn_cell"}
 
 
-def _layer(h5, group, key: str, parent_cls: Optional[str], configs: dict) -> _Layer:
+def _holds_layer(obj) -> bool:
+    """Whether an HDF5 object is a layer's group (one holding `vars`)."""
+    return hasattr(obj, "keys") and "vars" in obj
+
+
+def _read_layers(group, configs: dict) -> list[_Layer]:
+    """The layers under `group` (a `layers` group), each with its sublayers."""
+    return [_layer(group[key], key, None, configs) for key in group if _holds_layer(group[key])]
+
+
+def _layer(group, key: str, parent_cls: Optional[str], configs: dict) -> _Layer:
     var_group = group["vars"]
     name = str(var_group.attrs.get("name", key))
     config = configs.get(name) if parent_cls is None else None
     if config is not None and config.get("class_name"):
         cls = _snake(config["class_name"])
     elif parent_cls is not None and key in _NESTED_CLASS:
-        cls = _NESTED_CLASS[key] or (
-            parent_cls.replace("lstm", "lstm_cell")
-            .replace("gru", "gru_cell")
-            .replace("simple_rnn", "simple_rnn_cell")
-            if parent_cls in ("lstm", "gru", "simple_rnn")
-            else None
-        )
+        cls = _NESTED_CLASS[key] or _RNN_CELLS.get(parent_cls)
     else:
         cls = _COUNTER.sub("", key) if parent_cls is None else None
-    datasets = []
     indices = sorted(int(k) for k in var_group if k.isdigit())
-    for i in indices:
-        datasets.append(var_group[str(i)])
-    layer = _Layer(group.name.lstrip("/"), name, cls, datasets, [], config)
+    layer = _Layer(group.name.lstrip("/"), name, cls, [var_group[str(i)] for i in indices], [], config)
     for child_key in group:
         if child_key == "vars":
             continue
         child = group[child_key]
-        if hasattr(child, "keys") and "vars" in child:
-            layer.children.append((child_key, _layer(h5, child, child_key, cls or "", configs)))
+        if _holds_layer(child):
+            layer.children.append((child_key, _layer(child, child_key, cls or "", configs)))
         elif hasattr(child, "keys") and child_key == "layers":
-            nested: list = []
-            _read_layers(h5, child, None, {}, nested)
-            layer.children.extend((n.group.rpartition("/")[2], n) for n in nested)
+            layer.children.extend((n.group.rpartition("/")[2], n) for n in _read_layers(child, {}))
     return layer
 
 
@@ -271,9 +264,7 @@ def name_variables(h5, config: dict) -> tuple[dict[str, str], dict[str, tuple], 
       unnamed: why the names of other datasets are not known (sentences naming them).
     """
     configs = _layer_configs(config)
-    layers: list[_Layer] = []
-    if "layers" in h5:
-        _read_layers(h5, h5["layers"], None, configs, layers)
+    layers = _read_layers(h5["layers"], configs) if "layers" in h5 else []
     model_name = str(h5["vars"].attrs.get("name", "")) if "vars" in h5 else ""
     # Sequential's variables carry its name (`net/dense/kernel`), a functional model's do not; only a
     # functional model lists its InputLayer among its layers.
