@@ -137,12 +137,7 @@ def info_from_keras_file(k: keras_file.KerasFile) -> CheckpointInfo:
         )
         for key, d in k.datasets.items()
     }
-    by_name: dict[str, list[str]] = {}
-    for key, t in tensors.items():
-        if t.name is not None:
-            by_name.setdefault(t.name, []).append(key)
-    duplicates = {n: ks for n, ks in by_name.items() if len(ks) > 1}
-    return CheckpointInfo(k.path, "keras", tensors, None, duplicates, k.bundle, k)
+    return CheckpointInfo(k.path, "keras", tensors, None, _duplicate_names(tensors), k.bundle, k)
 
 
 def read_object_graph(b: bundle.Bundle, *, problems: Optional[Problems] = None) -> Optional[ObjectGraph]:
@@ -199,12 +194,17 @@ def info_from_bundle(b: bundle.Bundle) -> CheckpointInfo:
             slices=entry.slices,
             slot=slot,
         )
+    kind = "tf2" if graph is not None else "tf1"
+    return CheckpointInfo(b.prefix, kind, tensors, graph, _duplicate_names(tensors), b)
+
+
+def _duplicate_names(tensors: dict[str, TensorInfo]) -> dict[str, list[str]]:
+    """Every name held by more than one key, with those keys."""
     by_name: dict[str, list[str]] = {}
     for key, t in tensors.items():
         if t.name is not None:
             by_name.setdefault(t.name, []).append(key)
-    duplicates = {n: ks for n, ks in by_name.items() if len(ks) > 1}
-    return CheckpointInfo(b.prefix, "tf2" if graph is not None else "tf1", tensors, graph, duplicates, b)
+    return {n: ks for n, ks in by_name.items() if len(ks) > 1}
 
 
 def _attributes_by_key(graph: ObjectGraph) -> dict[str, tuple[str, str, Optional[SlotInfo]]]:

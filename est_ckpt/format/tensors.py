@@ -187,26 +187,35 @@ def slice_problems(entry: Entry, parts: Sequence[SliceEntry]) -> list[str]:
 
 def read_tensor(b: Bundle, key: str):
     """Returns the value of `key` as a numpy array, assembling partitioned variables."""
-    import numpy as np
-
     entry = b.entries[key]
-    where = f"{b.prefix}: "
     if not entry.slices:
-        return decode_tensor(entry, read_entry_bytes(b, entry), where)
+        return decode_tensor(entry, read_entry_bytes(b, entry), f"{b.prefix}: ")
     parts = [p for p in b.slice_entries if p.name == key]
     problems = slice_problems(entry, parts)
     if problems:
         raise CorruptCheckpointError(f"{bundle.index_path(b.prefix)}: {problems[0]}.")
+    return join_parts(b, entry, [(p.extents, p.entry) for p in parts])
+
+
+def join_parts(b: Bundle, whole: Entry, parts: Sequence[tuple[tuple, Entry]]):
+    """The whole of a partitioned variable (`whole`: its dtype and shape) from its `(extents, part entry)`s.
+
+    Raises:
+      CorruptCheckpointError: a part's bytes are truncated, fail their CRC32C or do not decode.
+    """
+    import numpy as np
+
+    where = f"{b.prefix}: "
     # Decode every part before allocating the whole: the parts' bytes bound the
     # allocation, never the declared shape alone.
-    values = [decode_tensor(p.entry, read_entry_bytes(b, p.entry), where) for p in parts]
+    values = [decode_tensor(part, read_entry_bytes(b, part), where) for _, part in parts]
     try:
-        full = np.empty(entry.shape, dtype=dtypes.numpy_dtype(entry.dtype) or np.dtype(object))
+        full = np.empty(whole.shape, dtype=dtypes.numpy_dtype(whole.dtype) or np.dtype(object))
     except ValueError as e:
-        raise _bad_shape(entry, where, e) from None
-    for part, value in zip(parts, values):
+        raise _bad_shape(whole, where, e) from None
+    for (extents, _), value in zip(parts, values):
         index = tuple(
-            slice(None) if length == -1 else slice(start, start + length) for start, length in part.extents
+            slice(None) if length == -1 else slice(start, start + length) for start, length in extents
         )
         full[index] = value
     return full

@@ -26,7 +26,7 @@ import zipfile
 from typing import BinaryIO, Callable
 
 from est_ckpt import fileio
-from est_ckpt.errors import ConversionError, CorruptCheckpointError, DestinationExistsError
+from est_ckpt.errors import ConversionError, CorruptCheckpointError
 from est_ckpt.format import bundle, checkpoint, dtypes, keys, tensors, wire
 from est_ckpt.mapping.tf1_names import tf1_variables
 from est_ckpt.tools import publish
@@ -102,21 +102,17 @@ def _copy_entry(b: bundle.Bundle, entry: bundle.Entry) -> Callable[[BinaryIO], N
     return write
 
 
-def _whole(b: bundle.Bundle, key: str, parts) -> Callable[[BinaryIO], None]:
+def _whole(b: bundle.Bundle, entry: bundle.Entry, parts) -> Callable[[BinaryIO], None]:
     """Writes a variable read whole: a partitioned entry, parts saved one by one, or a boolean."""
 
     def write(f: BinaryIO) -> None:
         import numpy as np
 
-        entry = b.entries.get(key)
-        if entry is not None and (entry.slices or not parts):
-            value = tensors.read_tensor(b, key)
-        else:
-            whole_shape = parts[0][2]
-            value = np.empty(whole_shape, dtypes.numpy_dtype(parts[0][1].dtype))
-            for extents, part, _ in parts:
-                index = tuple(slice(None) if n == -1 else slice(s, s + n) for s, n in extents)
-                value[index] = tensors.decode_tensor(part, tensors.read_entry_bytes(b, part), f"{b.prefix}: ")
+        stored = b.entries.get(entry.key)
+        if stored is not None and (stored.slices or not parts):  # stored whole, or as one sliced entry
+            value = tensors.read_tensor(b, entry.key)
+        else:  # parts saved one by one
+            value = tensors.join_parts(b, entry, parts)
         f.write(np.ascontiguousarray(value).tobytes())
 
     return write
@@ -144,8 +140,7 @@ def _plan(info: checkpoint.CheckpointInfo, names: str) -> tuple[list[_Tensor], l
             name = v.name
             if names == "path" and info.format == "tf2" and keys.is_variable_key(name):
                 name = keys.strip_value_suffix(name)
-            parts = tuple((extents, part, v.entry.shape) for extents, part in v.parts)
-            variables.append((name, v.entry, parts, v.source_keys[0] if v.source_keys else v.entry.key))
+            variables.append((name, v.entry, v.parts, v.source_keys[0] if v.source_keys else v.entry.key))
     seen: dict[str, str] = {}
     for name, entry, parts, key in variables:
         dtype = dtypes.dtype_name(entry.dtype)
@@ -160,7 +155,7 @@ def _plan(info: checkpoint.CheckpointInfo, names: str) -> tuple[list[_Tensor], l
         shape = tuple(entry.shape)
         size = entry.num_elements * dtypes.itemsize(entry.dtype)
         whole = bool(parts) or bool(entry.slices) or dtype == "bool"
-        write = _whole(b, entry.key, parts) if whole else _copy_entry(b, entry)
+        write = _whole(b, entry, parts) if whole else _copy_entry(b, entry)
         out.append(_Tensor(name, dtype, shape, size, write))
     return out, left
 
@@ -231,16 +226,9 @@ def export_checkpoint(src: str, out: str, names: str = "tf1", *, force: bool = F
     if names not in NAMINGS:
         raise ConversionError(f"`names` must be one of {NAMINGS} (got {names!r}).")
     info = checkpoint.read_checkpoint(src)
-    if fileio.isdir(out):
-        raise ConversionError(f"{out}: is a directory; export writes one file.")
-    if fileio.exists(out):
-        if fileio.same_file(out, info.prefix):
-            raise ConversionError(f"{out}: the destination is the source; choose another path.")
-        if not force:
-            what = f"Destination {out} already exists"
-            raise DestinationExistsError(f"{what}; pass force=True to replace it.").for_cli(
-                f"{what}; pass --force to replace it."
-            )
+    publish.check_file_destination(
+        out, inputs=(info.prefix,), force=force, on_directory="export writes one file."
+    )
     items, left = _plan(info, names)
     if kind == "safetensors":
         writer = lambda f: _write_safetensors(items, f, info.prefix)  # noqa: E731
