@@ -221,6 +221,30 @@ def publish(
     return Published(copied, _latest_paths(directory) != before)
 
 
+def check_file_destination(path: str, *, inputs: Sequence[str], force: bool, on_directory: str) -> None:
+    """Refuses a one-file destination that is a directory, an input, or (without `force`) an existing file.
+
+    Args:
+      on_directory: what to do instead, said when `path` is a directory.
+
+    Raises:
+      ConversionError: `path` is a directory or one of `inputs`.
+      DestinationExistsError: `path` exists and `force` is false.
+    """
+    if fileio.isdir(path):
+        raise ConversionError(f"{path}: is a directory; {on_directory}")
+    if not fileio.exists(path):
+        return
+    for read in inputs:
+        if fileio.same_file(path, read):
+            raise ConversionError(f"{path}: the destination is an input ({read}); choose another path.")
+    if not force:
+        what = f"Destination {path} already exists"
+        raise DestinationExistsError(f"{what}; pass force=True to replace it.").for_cli(
+            f"{what}; pass --force to replace it."
+        )
+
+
 def write_file(path: str, write: Callable[[str], None]) -> None:
     """Writes one file atomically: `write(temporary path)` (which creates it), then a rename onto `path`.
 
@@ -289,6 +313,7 @@ def _writable(directory: str) -> Iterator[None]:
 __all__ = [
     "Destination",
     "Published",
+    "check_file_destination",
     "check_sources",
     "destination",
     "publish",

@@ -37,7 +37,7 @@ import dataclasses
 from typing import Callable, Mapping, Optional, Sequence, Union
 
 from est_ckpt import fileio
-from est_ckpt.errors import ConversionError, DestinationExistsError
+from est_ckpt.errors import ConversionError
 from est_ckpt.format import checkpoint, dtypes, keras_file
 from est_ckpt.format.assembly import Assembly
 from est_ckpt.mapping import RenameRule, Source, WarmStartPlan
@@ -114,9 +114,7 @@ def convert_onto(
         if key in computed:
             continue
         if isinstance(source, Transform):
-            if (
-                source.index_only and info.bundle.checksummed
-            ):  # a reshape: the same bytes, the template's shape
+            if source.index_only and info.bundle.checksummed:  # a reshape: the same bytes, another shape
                 assembly.link(key, info.bundle, info.bundle.entries[source.keys[0][0]], shape=source.shape)
             else:
                 assembly.compute(
@@ -188,14 +186,8 @@ def _keras_values(
             )
             if tuple(source.shape) != tuple(t.shape):
                 raise ConversionError(f"{info.prefix}: the parts of '{key}' do not join to {list(t.shape)}.")
-        elif isinstance(source, str):
-            src_t = info.tensors[source]
-            if info.bundle.entries[source].slices:
-                transform = Transform(
-                    (source,), (tuple(src_t.shape),), (src_t.dtype,), (), ((source,),), (0,)
-                )
-            else:
-                transform = _identity(info, source)
+        elif isinstance(source, str):  # stored whole or as one sliced entry: `compute` reads either
+            transform = _identity(info, source)
         elif key in planned.powers:
             raise ConversionError(
                 f"{template.prefix}: '{key}' would be a TF1 Adam power: no Keras file holds one."
@@ -217,19 +209,12 @@ def _onto_keras_file(
 ) -> OntoReport:
     """Writes DST as TEMPLATE's Keras file (`.weights.h5` or `.keras`) holding SRC's values."""
     dst = str(dst)
-    for read in (info.prefix, template.prefix):
-        if fileio.exists(dst) and fileio.same_file(dst, read):
-            raise ConversionError(f"{dst}: the destination is an input ({read}); choose another path.")
-    if fileio.isdir(dst):
-        raise ConversionError(
-            f"{dst}: is a directory; a Keras file is written to a file path (like TEMPLATE's "
-            f"'{fileio.basename(template.prefix)}')."
-        )
-    if fileio.exists(dst) and not force:
-        what = f"Destination {dst} already exists"
-        raise DestinationExistsError(f"{what}; pass force=True to replace it.").for_cli(
-            f"{what}; pass --force to replace it."
-        )
+    publish.check_file_destination(
+        dst,
+        inputs=(info.prefix, template.prefix),
+        force=force,
+        on_directory=f"a Keras file is written to a file path (like TEMPLATE's '{fileio.basename(template.prefix)}').",
+    )
     values = _keras_values(info, template, planned)
     publish.check_sources(
         ((info.bundle, info.bundle.entries[s]) for s in planned.sources.values() if isinstance(s, str)),
