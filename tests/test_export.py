@@ -106,3 +106,58 @@ def test_a_damaged_shard_exports_nothing(tf1_ckpt, tmp_path):
     assert_one_error_line(run_cli("export", prefix, out), "CRC32C")
     assert not out.exists()
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def _rules(tmp_path, *rules):
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps({"est_ckpt_rules": 1, "rules": list(rules)}))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_rules_rename_and_transform_what_they_reach(tf1_ckpt, tmp_path, suffix):
+    """A PyTorch-style export: the kernel transposed under a new name, the partitioned embedding renamed whole,
+    each Adam slot by a grouped rule; what no rule reaches keeps its TF1 name."""
+    rules = _rules(
+        tmp_path,
+        {"target": "model\\.dense\\.weight", "source": "dense/kernel", "transforms": [{"transpose": [1, 0]}]},
+        {"target": "model\\.embedding\\.weight", "source": "emb"},
+        {"target": "adam\\.(\\w+)\\.m", "source": "\\1/Adam"},
+        {"target": "adam\\.(?P<var>\\w+)\\.v", "source": "\\g<var>/Adam_1"},
+    )
+    out = tmp_path / f"w{suffix}"
+    proc = run_cli("export", tf1_ckpt, out, f"--rules={rules}", "--json", expect=0)
+    names = json.loads(proc.stdout)["tensors"]
+    expected = _numeric(tf1_ckpt)
+    want = {
+        "model.dense.weight": expected["dense/kernel"].T,
+        "model.embedding.weight": expected["emb"],  # TF's reader joins the parts
+        "adam.emb.m": expected["emb/Adam"],
+        "adam.emb.v": expected["emb/Adam_1"],
+    }
+    for key in ("beta1_power", "beta2_power", "global_step"):
+        want[key] = expected[key]
+    want["dense/kernel/Adam"] = expected["dense/kernel/Adam"]  # \\w+ reaches one scope, not 'dense/kernel'
+    want["dense/kernel/Adam_1"] = expected["dense/kernel/Adam_1"]
+    if suffix == ".npz":
+        with np.load(out) as z:
+            got = {k: z[k] for k in z.files}
+    else:
+        got = pytest.importorskip("safetensors.numpy").load_file(str(out))
+    assert sorted(got) == sorted(want) == sorted(names)
+    for key, value in want.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+def test_rules_that_cannot_name_or_reach_a_tensor_are_one_error(tf1_ckpt, tmp_path):
+    out = tmp_path / "w.npz"
+    loose = _rules(tmp_path, {"target": "model/.*", "source": "dense/kernel"})
+    assert_one_error_line(run_cli("export", tf1_ckpt, out, f"--rules={loose}"), "cannot be spelled out")
+    astray = _rules(tmp_path, {"target": "x", "source": "no/such/variable"})
+    assert_one_error_line(run_cli("export", tf1_ckpt, out, f"--rules={astray}"), "reaches a tensor")
+    wrong = _rules(
+        tmp_path, {"target": "x", "source": "dense/kernel", "transforms": [{"transpose": [0, 1, 2]}]}
+    )
+    assert_one_error_line(run_cli("export", tf1_ckpt, out, f"--rules={wrong}"), "'x'")
+    assert_one_error_line(run_cli("export", tf1_ckpt, out, "--rule_param", "a=1"), "--rules", code=2)
+    assert not out.exists()

@@ -1,8 +1,8 @@
-"""`est-ckpt export SRC OUT.safetensors|OUT.npz [--names=tf1|path] [--force] [--json]`: weights out of TensorFlow.
+"""`est-ckpt export SRC OUT.safetensors|OUT.npz [--names=tf1|path] [--rules=FILE] [--force] [--json]`: weights out.
 
 Every tensor of SRC (a checkpoint, a model directory, a SavedModel, or a Keras 3
 `.weights.h5` / `.keras`) into one file for PyTorch or JAX, under its TF1 name
-or object path (`tools.export`). stdout: `wrote OUT: N tensor(s), B bytes`, or the
+or object path, or the name a rules file gives it (`tools.export`). stdout: `wrote OUT: N tensor(s), B bytes`, or the
 `--json` object; each tensor left out (strings, bookkeeping) is a note on stderr.
 """
 
@@ -12,10 +12,14 @@ import argparse
 import json
 import sys
 
+from est_ckpt.commands import map as map_command
 from est_ckpt.commands import parsing
 from est_ckpt.tools import export
 
-USAGE = "export SRC OUT.safetensors|OUT.npz [--names=tf1|path] [--force] [--json]"
+USAGE = (
+    "export SRC OUT.safetensors|OUT.npz [--names=tf1|path] [--rules=FILE|PRESET [--rule_param NAME=VALUE ...]] "
+    "[--force] [--json]"
+)
 
 
 def add_flags(parser: parsing.Parser) -> None:
@@ -27,6 +31,7 @@ def add_flags(parser: parsing.Parser) -> None:
         default="tf1",
         help="How tensors are named in OUT: by TF1 name (a TF2 checkpoint's recorded full_name), or by object path.",
     )
+    map_command.add_rules_flags(parser)
 
 
 def to_json(report: export.ExportReport) -> dict:
@@ -44,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     if len(args.positionals) != 2:
         raise parsing.UsageError(f"export takes SRC and OUT (got {len(args.positionals)} arguments).")
     src, out = args.positionals
-    report = export.export_checkpoint(src, out, names=args.names, force=args.force)
+    rules = map_command.rules_option(args)  # a bad rules file is named before any checkpoint is read
+    report = export.export_checkpoint(src, out, names=args.names, rules=rules, force=args.force)
     if args.json:
         sys.stdout.write(json.dumps(to_json(report)) + "\n")
         return 0

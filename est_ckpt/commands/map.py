@@ -73,6 +73,11 @@ def add_mapping_flags(parser: parsing.Parser) -> None:
         "first REGEX matching a whole name gives its source name, e.g. 'new/(.*)=old/\\1'. An empty "
         "REPLACEMENT leaves the variable alone.",
     )
+    add_rules_flags(parser)
+
+
+def add_rules_flags(parser: parsing.Parser) -> None:
+    """`--rules` and `--rule_param`, as `map`, `convert --like` and `export` take them."""
     parser.add_argument(
         "--rules",
         type=parsing.non_empty("a rules file or a preset's name"),
@@ -95,13 +100,23 @@ def mapping_options(args: argparse.Namespace) -> dict:
       UsageError: `--rule_param` without `--rules`.
       RulesFileError: the rules file cannot be read, or a parameter is unknown.
     """
-    if args.rule_param and not args.rules:
-        raise parsing.UsageError("--rule_param sets a parameter of --rules: give --rules too.")
     return {
         "assignment_map": dict(args.assignment_map),
         "rename_rules": [(regex, repl or None) for regex, repl in args.rename_rule],
-        "rules": load_rules(args.rules, **dict(args.rule_param)) if args.rules else None,
+        "rules": rules_option(args),
     }
+
+
+def rules_option(args: argparse.Namespace):
+    """The `Rules` of `--rules` and `--rule_param`, or None.
+
+    Raises:
+      UsageError: `--rule_param` without `--rules`.
+      RulesFileError: the rules file cannot be read, or a parameter is unknown.
+    """
+    if args.rule_param and not args.rules:
+        raise parsing.UsageError("--rule_param sets a parameter of --rules: give --rules too.")
+    return load_rules(args.rules, **dict(args.rule_param)) if args.rules else None
 
 
 def to_json(plan: mapping.WarmStartPlan) -> dict:

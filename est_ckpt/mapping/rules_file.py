@@ -30,7 +30,7 @@ import dataclasses
 import json
 import os
 import re
-from typing import Any, Iterator, Mapping, Optional, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
 from est_ckpt import fileio
 from est_ckpt.errors import MappingError, RulesFileError, TransformError
@@ -91,6 +91,104 @@ class Rules:
             m = pattern.fullmatch(name)
             if m is not None:
                 yield i, tuple(m.expand(s) for s in rule.sources), rule.transforms
+
+    def targets_of(self, names: Iterable[str]) -> list[str]:
+        """The target names these rules give to source `names` (for an export, which has no template).
+
+        A rule's first source template is matched against each name; its groups
+        fill the target regex, which must be written out but for its groups
+        (`layer_(\\d+)/weight`). A target is kept when its rules lead back to
+        that name. In order of `names`, each once.
+
+        Raises:
+          RulesFileError: a rule whose source matches a name has a target that cannot be filled in.
+        """
+        sources = [_template_regex(r.sources[0]) for r in self.rules]
+        out: dict[str, None] = {}
+        for name in names:
+            for rule, pattern, source in zip(self.rules, self._compiled, sources):
+                m = source.fullmatch(name)
+                if m is None:
+                    continue
+                groups = {(int(k[2:]) if k[2:].isdigit() else k[2:]): v for k, v in m.groupdict().items()}
+                target = _fill(rule.target, groups)
+                if target is None:
+                    raise RulesFileError(
+                        f"{rule.where}: its target {rule.target!r} cannot be spelled out from '{name}': with no "
+                        "template to match, the target must be written out but for its groups, each filled "
+                        'from the source\'s name (e.g. "layer_(\\\\d+)/weight" from "layer_\\\\1/kernel").'
+                    )
+                if pattern.fullmatch(target) and any(s[0] == name for _, s, _ in self.candidates(target)):
+                    out.setdefault(target)
+        return list(out)
+
+
+_REFERENCE = re.compile(r"\\(?:(\d+)|g<(\w+)>)")
+
+
+def _template_regex(template: str) -> re.Pattern:
+    """A regex matching the names `template` (a source with `\\1`, `\\g<name>`) expands to; group `g_<ref>`."""
+    parts, seen, pos = [], set(), 0
+    for m in _REFERENCE.finditer(template):
+        group = "g_" + (m.group(1) or m.group(2))
+        parts += [
+            re.escape(template[pos : m.start()]),
+            f"(?P={group})" if group in seen else f"(?P<{group}>.+?)",
+        ]
+        seen.add(group)
+        pos = m.end()
+    return re.compile("".join(parts) + re.escape(template[pos:]))
+
+
+def _fill(pattern: str, groups: Mapping[Any, str]) -> Optional[str]:
+    """`pattern` spelled out with its capturing groups replaced by `groups` (by number or name); None where
+    it holds any other pattern (a class, a quantifier, an alternative) or a group with no value."""
+    out, i, number = [], 0, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 == len(pattern) or pattern[i + 1].isalnum():
+                return None
+            out.append(pattern[i + 1])
+            i += 2
+        elif c == "(":
+            named = re.match(r"\(\?P<(\w+)>", pattern[i:])
+            if pattern.startswith("(?", i) and not named:
+                return None
+            depth, j = 0, i
+            while j < len(pattern):  # the group's closing parenthesis, counting the groups inside
+                if pattern[j] == "\\":
+                    j += 2
+                    continue
+                if pattern[j] == "[":
+                    j = pattern.find("]", j + 2)
+                    if j < 0:
+                        return None
+                elif pattern[j] == "(":
+                    depth += 1
+                    number += not pattern.startswith("(?", j) or pattern.startswith("(?P<", j)
+                elif pattern[j] == ")":
+                    depth -= 1
+                    if not depth:
+                        break
+                j += 1
+            key = named.group(1) if named else None
+            first = number - _count_groups(pattern[i + 1 : j])
+            value = groups.get(first, groups.get(key) if key else None)
+            if value is None or depth:
+                return None
+            out.append(value)
+            i = j + 1
+        elif c in ".^$*+?{}[]|)":
+            return None
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _count_groups(text: str) -> int:
+    return len(re.findall(r"(?<!\\)\((?!\?)|(?<!\\)\(\?P<", text))
 
 
 def _substitute(text: Any, params: Mapping[str, Any], where: str, *, regex: bool) -> str:

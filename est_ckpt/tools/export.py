@@ -12,7 +12,13 @@ into OUT (safetensors' layout and numpy's `.npy` are the same little-endian
 bytes TensorBundle stores). The safetensors file is written to the format's
 specification (an 8-byte header length, a JSON header, the data), readable by
 the `safetensors` library's `safe_open` / `load_file`; `.npz` is what
-`numpy.load` reads. Strings (and other non-numbers) have no place in either:
+`numpy.load` reads. With `rules` (a rules file, `docs/transforms.md`), a
+tensor a rule reaches is written under the rule's target name instead, its
+value computed by the rule's transforms (streamed, as `convert --like` does):
+each rule's target is spelled out from its first source's name, so a target
+is written out but for its groups (`layer_(\\d+)/weight` from
+`layer_\\1/kernel`). Tensors no rule reaches keep their names.
+Strings (and other non-numbers) have no place in either:
 they are left out and reported. OUT is written under a temporary name and
 renamed into place; an existing OUT is replaced only with `force`.
 """
@@ -20,16 +26,21 @@ renamed into place; an existing OUT is replaced only with `force`.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import math
 import struct
 import zipfile
 from typing import BinaryIO, Callable
 
 from est_ckpt import fileio
-from est_ckpt.errors import ConversionError, CorruptCheckpointError
+from est_ckpt.errors import ConversionError, CorruptCheckpointError, RulesFileError
 from est_ckpt.format import bundle, checkpoint, dtypes, keys, tensors, wire
+from est_ckpt.mapping.planner import plan_mapping
+from est_ckpt.mapping.rules_file import RulesArg, load_rules
 from est_ckpt.mapping.tf1_names import tf1_variables
-from est_ckpt.tools import publish
+from est_ckpt.mapping.transforms import Transform
+from est_ckpt.tools import compute, publish
 
 NAMINGS = ("tf1", "path")
 FORMATS = {".safetensors": "safetensors", ".npz": "npz"}
@@ -59,6 +70,7 @@ class _Tensor:
     shape: tuple[int, ...]
     size: int
     write: Callable[[BinaryIO], None]
+    keys: tuple[str, ...] = ()  # the source keys it is read from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,13 +130,72 @@ def _whole(b: bundle.Bundle, entry: bundle.Entry, parts) -> Callable[[BinaryIO],
     return write
 
 
+def _computed(info: checkpoint.CheckpointInfo, transform: Transform) -> Callable[[BinaryIO], None]:
+    """Writes a rule's transformed value: streamed into a file, whole into an `.npz` member (no file number)."""
+
+    def write(f: BinaryIO) -> None:
+        try:
+            f.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            f.write(compute.evaluate(info, transform).tobytes())
+        else:
+            compute.producer(info, transform).write(f)
+
+    return write
+
+
+def _renamed(info: checkpoint.CheckpointInfo, items: list[_Tensor], rules: RulesArg) -> list[_Tensor]:
+    """`items` with each tensor a rule reaches replaced, in place, by the rule's target(s).
+
+    Raises:
+      RulesFileError: no rule reaches a tensor, or a target cannot be spelled out.
+      MappingError: a rule's transforms do not fit, or its other sources are missing.
+    """
+    rules = load_rules(rules)
+    targets = rules.targets_of(t.name for t in items)
+    if not targets:
+        raise RulesFileError(
+            f"{rules.name}: none of its {len(rules.rules)} rule(s) reaches a tensor of {info.prefix} by its "
+            "exported name (try names='path' or 'tf1')."
+        )
+    plan = plan_mapping(info, targets, rules=rules)
+    plan.raise_for_errors(conversion=True)
+    by_key = {k: t for t in items for k in t.keys}
+    made: dict[str, list[_Tensor]] = {}
+    for a in plan.assignments:
+        t = a.transform
+        if t is None:  # a rename: the source's bytes as they are
+            if a.source_keys[0] not in by_key:
+                raise ConversionError(
+                    f"'{a.target}' <- '{a.source_name}': it holds {a.source_dtype}, which safetensors and .npz "
+                    "files do not hold."
+                )
+            new = dataclasses.replace(by_key[a.source_keys[0]], name=a.target)
+        else:
+            size = math.prod(t.shape) * dtypes.itemsize(dtypes.DTYPE_ENUM[t.dtype])
+            read = tuple(k for ks in t.keys for k in ks)
+            new = _Tensor(a.target, t.dtype, tuple(t.shape), size, _computed(info, t), read)
+        made.setdefault(new.keys[0], []).append(new)
+        for k in new.keys:
+            made.setdefault(k, [])
+    out: list[_Tensor] = []
+    for item in items:
+        consumed = [k for k in item.keys if k in made]
+        if not consumed:
+            out.append(item)
+        for k in consumed:
+            out.extend(made.pop(k))
+    return out
+
+
 def _plan(info: checkpoint.CheckpointInfo, names: str) -> tuple[list[_Tensor], list[tuple[str, str]]]:
     b = info.bundle
     out: list[_Tensor] = []
     left: list[tuple[str, str]] = []
     if info.format == "keras":
         variables = [
-            (t.name if names == "tf1" and t.name else k, b.entries[k], (), k) for k, t in info.tensors.items()
+            (t.name if names == "tf1" and t.name else k, b.entries[k], (), (k,))
+            for k, t in info.tensors.items()
         ]
     else:
         naming = tf1_variables(
@@ -140,24 +211,35 @@ def _plan(info: checkpoint.CheckpointInfo, names: str) -> tuple[list[_Tensor], l
             name = v.name
             if names == "path" and info.format == "tf2" and keys.is_variable_key(name):
                 name = keys.strip_value_suffix(name)
-            variables.append((name, v.entry, v.parts, v.source_keys[0] if v.source_keys else v.entry.key))
-    seen: dict[str, str] = {}
-    for name, entry, parts, key in variables:
+            variables.append((name, v.entry, v.parts, tuple(v.source_keys) or (v.entry.key,)))
+    for name, entry, parts, source_keys in variables:
+        key = source_keys[0]
         dtype = dtypes.dtype_name(entry.dtype)
         if dtype not in _SAFETENSORS_DTYPES:
             left.append((key, f"holds {dtype}, which safetensors and .npz files do not"))
             continue
-        if name in seen:
-            raise ConversionError(
-                f"{info.prefix}: '{seen[name]}' and '{key}' are both named '{name}'; export with names='path'."
-            )
-        seen[name] = key
         shape = tuple(entry.shape)
         size = entry.num_elements * dtypes.itemsize(entry.dtype)
         whole = bool(parts) or bool(entry.slices) or dtype == "bool"
         write = _whole(b, entry, parts) if whole else _copy_entry(b, entry)
-        out.append(_Tensor(name, dtype, shape, size, write))
+        out.append(_Tensor(name, dtype, shape, size, write, source_keys))
     return out, left
+
+
+def _check_names(info: checkpoint.CheckpointInfo, items: list[_Tensor]) -> None:
+    seen: dict[str, str] = {}
+    for t in items:
+        if t.dtype not in _SAFETENSORS_DTYPES:
+            raise ConversionError(
+                f"'{t.name}': the rule's transforms give {t.dtype}, which safetensors and .npz files do not "
+                "hold; add a cast."
+            )
+        if t.name in seen:
+            raise ConversionError(
+                f"{info.prefix}: '{seen[t.name]}' and '{t.keys[0]}' are both named '{t.name}'; export with "
+                "names='path' (or rules that name them apart)."
+            )
+        seen[t.name] = t.keys[0]
 
 
 def _write_safetensors(items: list[_Tensor], f: BinaryIO, source: str) -> None:
@@ -200,13 +282,18 @@ def _write_npz(items: list[_Tensor], f: BinaryIO) -> None:
                 t.write(out)
 
 
-def export_checkpoint(src: str, out: str, names: str = "tf1", *, force: bool = False) -> ExportReport:
+def export_checkpoint(
+    src: str, out: str, names: str = "tf1", *, rules: RulesArg = None, force: bool = False
+) -> ExportReport:
     """Writes every tensor of checkpoint `src` to `out` (`.safetensors` or `.npz`), by name.
 
     Args:
       src: a checkpoint (prefix, model directory, SavedModel) or a Keras 3 `.weights.h5` / `.keras`.
       out: the file to write; its suffix picks the format.
       names: `"tf1"`, each variable's TF1 name (`dense/kernel`); `"path"`, its object path.
+      rules: a rules file, preset or `Rules` (`load_rules`): a tensor a rule reaches by
+        its name (as `names` gives it) is written under the rule's target name, its
+        value transformed.
       force: replace an existing `out`.
 
     Returns:
@@ -214,6 +301,7 @@ def export_checkpoint(src: str, out: str, names: str = "tf1", *, force: bool = F
 
     Raises:
       ConversionError: an unknown suffix or naming, or two tensors of one name.
+      RulesFileError, MappingError: `rules` cannot be read, reaches no tensor, or does not fit.
       DestinationExistsError: `out` exists and `force` is false.
       CorruptCheckpointError: SRC's bytes are damaged (nothing is left at `out`).
     """
@@ -230,6 +318,9 @@ def export_checkpoint(src: str, out: str, names: str = "tf1", *, force: bool = F
         out, inputs=(info.prefix,), force=force, on_directory="export writes one file."
     )
     items, left = _plan(info, names)
+    if rules is not None:
+        items = _renamed(info, items, rules)
+    _check_names(info, items)
     if kind == "safetensors":
         writer = lambda f: _write_safetensors(items, f, info.prefix)  # noqa: E731
     else:
