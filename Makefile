@@ -10,8 +10,9 @@ CORE_STAMP := $(CORE_VENV)/.est-ckpt-installed
 NEWEST_VENV := .venv-newest
 NEWEST_STAMP := $(NEWEST_VENV)/.est-ckpt-installed
 # What that environment holds before est_ckpt comes: installing est_ckpt must change none of it.
-NEWEST_STACK := 'tensorflow-cpu>=2.16' 'numpy>=2' 'h5py>=3.7'
-NEWEST_FREEZE := $(NEWEST_VENV)/bin/python -m pip freeze | grep -iE '^(tensorflow|tensorflow-cpu|tensorflow_cpu|keras|numpy|protobuf|h5py)=='
+# PyTorch too, the CPU build on this machine's disk: Keras 3 on the PyTorch backend loads what est_ckpt writes.
+NEWEST_STACK := 'tensorflow-cpu>=2.16' 'numpy>=2' 'h5py>=3.7' 'torch==2.13.0'
+NEWEST_FREEZE := $(NEWEST_VENV)/bin/python -m pip freeze | grep -iE '^(tensorflow|tensorflow-cpu|tensorflow_cpu|keras|numpy|protobuf|h5py|torch)=='
 # The first interpreter that TensorFlow 2.15 supports (Python 3.9 to 3.11): the Estimator plugin's.
 PYTHON := $(shell for p in python3 python3.11 python3.10 python3.9; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 9) <= sys.version_info[:2] < (3, 12))' 2>/dev/null \
@@ -68,9 +69,10 @@ test-core: $(CORE_STAMP)
 		|| { echo "$(CORE_VENV) must not hold TensorFlow"; exit 1; }
 	$(CORE_VENV)/bin/python -m pytest -q tests
 
-test-newest: $(NEWEST_STAMP)
+# Estimator's Python trains the canned models that the Keras 3 tests continue (tests/estimator_job.py).
+test-newest: $(NEWEST_STAMP) $(STAMP)
 	@cat $(NEWEST_VENV)/stack-after.txt | tr '\n' ' '; echo
-	$(NEWEST_VENV)/bin/python -m pytest -q tests
+	EST_CKPT_ESTIMATOR_PYTHON=$(abspath $(VENV))/bin/python $(NEWEST_VENV)/bin/python -m pytest -q tests
 
 demo: $(STAMP)
 	$(VENV)/bin/est-ckpt demo $(if $(WORKDIR),--workdir=$(WORKDIR))
