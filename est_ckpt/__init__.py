@@ -27,6 +27,7 @@ _LAZY = {
     "verify_checkpoint": "est_ckpt.tools.verify",
     "make_tf2_scaffold": "est_ckpt.tf.scaffold",
     "make_tf1_scaffold": "est_ckpt.tf.scaffold",
+    "preemption_signal": "est_ckpt.tf.preemption",
     "with_tf2_checkpoints": "est_ckpt.tf.canned",
     "with_tf1_checkpoints": "est_ckpt.tf.canned",
     "warm_start_settings": "est_ckpt.tf.settings",

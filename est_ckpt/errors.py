@@ -117,3 +117,7 @@ class GraphModeError(EstCkptError, RuntimeError):
 
 class InvalidArgumentError(EstCkptError, ValueError):
     """An argument's value is outside what the function accepts (a negative `atol`)."""
+
+
+class AsyncSaveError(EstCkptError, RuntimeError):
+    """A checkpoint written in the background failed; raised by the next save, or when training ends."""

@@ -115,9 +115,15 @@ class Assembly:
         for extents, part in parts:
             self._rows[bundle.encode_slice_key(key, extents)] = ("link", source, part)
 
-    def compute(self, key: str, dtype: int, shape: Sequence[int], data: Union[bytes, Producer]) -> None:
-        """The tensor `key` is `data` (TensorBundle's encoding of `dtype`, or a `Producer` of it), in the new shard."""
-        self._rows[key.encode("utf-8")] = ("new", dtype, tuple(shape), len(self._new))
+    def compute(
+        self, key: Union[str, bytes], dtype: int, shape: Sequence[int], data: Union[bytes, Producer]
+    ) -> None:
+        """The tensor `key` is `data` (TensorBundle's encoding of `dtype`, or a `Producer` of it), in the new shard.
+
+        A `bytes` key is a raw index key (a part's, `bundle.encode_slice_key`).
+        """
+        raw_key = key if isinstance(key, bytes) else key.encode("utf-8")
+        self._rows[raw_key] = ("new", dtype, tuple(shape), len(self._new))
         self._new.append(data)
 
     def put(self, key: str, raw: bytes) -> None:

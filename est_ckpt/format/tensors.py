@@ -251,3 +251,21 @@ def encode_string_tensor(values: Sequence[bytes]) -> bytes:
     for v in values:
         checksum = wire.crc32c(struct.pack("<I", len(v) & 0xFFFFFFFF), checksum)
     return lengths + struct.pack("<I", wire.mask_crc(checksum)) + b"".join(values)
+
+
+def sliced_entry(key: str, dtype: int, shape: Sequence[int], slices: Sequence) -> Entry:
+    """The entry of a partitioned variable as TF writes it: dtype, shape, slices (`(start, length)` per
+    dimension), no data."""
+    shape_proto = b"".join(
+        wire.field_bytes(bundle.SHAPE_DIM, wire.field_varint(bundle.DIM_SIZE, d) if d else b"") for d in shape
+    )
+    raw = wire.field_varint(bundle.ENTRY_DTYPE, dtype) + wire.field_bytes(bundle.ENTRY_SHAPE, shape_proto)
+    for extents in slices:
+        proto = b""
+        for start, length in extents:
+            ext = wire.field_varint(bundle.EXTENT_START, start) if start else b""
+            if length != -1:  # the full extent has no length
+                ext += wire.field_varint(bundle.EXTENT_LENGTH, length)
+            proto += wire.field_bytes(bundle.SLICE_EXTENT, ext)
+        raw += wire.field_bytes(bundle.ENTRY_SLICES, proto)
+    return bundle.parse_entry(key, raw)

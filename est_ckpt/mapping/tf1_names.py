@@ -16,7 +16,7 @@ import re
 from typing import NamedTuple, Optional, Sequence
 
 from est_ckpt.errors import ConversionError
-from est_ckpt.format import bundle, checkpoint, keys, wire
+from est_ckpt.format import bundle, checkpoint, keys, tensors
 from est_ckpt.mapping import optimizer_slots
 from est_ckpt.mapping.names import NameIndex, Source
 
@@ -100,24 +100,8 @@ def join_parts(info: checkpoint.CheckpointInfo, name: str, source: Source) -> Va
         extents = tuple((start, n) if d == source.axis else (0, n) for d, n in enumerate(e.shape))
         parts.append((extents, e))
         start += e.shape[source.axis]
-    whole = _sliced_entry(name, entries[0].dtype, source.shape, [extents for extents, _ in parts])
+    whole = tensors.sliced_entry(name, entries[0].dtype, source.shape, [extents for extents, _ in parts])
     return Variable(name, whole, tuple(parts), source.keys)
-
-
-def _sliced_entry(key: str, dtype: int, shape: Sequence[int], slices: Sequence) -> bundle.Entry:
-    """The entry of a partitioned variable as TF writes it: dtype, shape, slices, no data."""
-    shape_proto = b"".join(
-        wire.field_bytes(bundle.SHAPE_DIM, wire.field_varint(bundle.DIM_SIZE, d) if d else b"") for d in shape
-    )
-    raw = wire.field_varint(bundle.ENTRY_DTYPE, dtype) + wire.field_bytes(bundle.ENTRY_SHAPE, shape_proto)
-    for extents in slices:
-        proto = b""
-        for start, length in extents:
-            ext = wire.field_varint(bundle.EXTENT_START, start) if start else b""
-            ext += wire.field_varint(bundle.EXTENT_LENGTH, length)
-            proto += wire.field_bytes(bundle.SLICE_EXTENT, ext)
-        raw += wire.field_bytes(bundle.ENTRY_SLICES, proto)
-    return bundle.parse_entry(key, raw)
 
 
 def tf1_variables(

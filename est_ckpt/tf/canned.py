@@ -17,10 +17,10 @@ the spec's own scaffold::
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from est_ckpt.tf.runtime import tf, v1
-from est_ckpt.tf.scaffold import make_tf1_scaffold, make_tf2_scaffold, tf1_copy_dir
+from est_ckpt.tf.scaffold import check_saving, make_tf1_scaffold, make_tf2_scaffold, tf1_copy_dir
 
 __all__ = ["with_tf2_checkpoints", "with_tf1_checkpoints", "apply_ckpt_format"]
 
@@ -102,7 +102,13 @@ def _rewrap(function: str, estimator: Any, warm_start_from: Any, make_scaffold: 
 
 
 def with_tf2_checkpoints(
-    estimator: Any, *, also_save_tf1: Any = False, restore_legacy: bool = True, warm_start_from: Any = None
+    estimator: Any,
+    *,
+    also_save_tf1: Any = False,
+    restore_legacy: bool = True,
+    warm_start_from: Any = None,
+    async_save: bool = False,
+    save_on_signal: Sequence[int] = (),
 ):
     """Returns `estimator` saving object-based (TF2) checkpoints: a new `tf.estimator.Estimator`.
 
@@ -135,6 +141,8 @@ def with_tf2_checkpoints(
         `<model_dir>/tf1/`; a string names that directory; False or None: no copy.
       restore_legacy: restore a name-based checkpoint of the model dir by variable name.
       warm_start_from: est_ckpt's warm start (see above), or None.
+      async_save, save_on_signal: saves written in the background, and a save and
+        a clean stop on these signals (see `make_tf2_scaffold`).
 
     Returns:
       A new `tf.estimator.Estimator` (a `tf.compat.v1.estimator.Estimator` for a
@@ -148,19 +156,27 @@ def with_tf2_checkpoints(
 
     # Checked now, not at the first model_fn call inside train().
     tf1_copy_dir("with_tf2_checkpoints", also_save_tf1)
+    saving = check_saving("with_tf2_checkpoints", async_save, save_on_signal)
 
     def make_scaffold(**kwargs):
         return make_tf2_scaffold(
             also_save_tf1=also_save_tf1,
             restore_legacy=restore_legacy,
             warm_start_from=warm_start_from,
+            **saving,
             **kwargs,
         )
 
     return _rewrap("with_tf2_checkpoints", estimator, warm_start_from, make_scaffold)
 
 
-def with_tf1_checkpoints(estimator: Any, *, warm_start_from: Any = None):
+def with_tf1_checkpoints(
+    estimator: Any,
+    *,
+    warm_start_from: Any = None,
+    async_save: bool = False,
+    save_on_signal: Sequence[int] = (),
+):
     """Returns `estimator` saving name-based (TF1) checkpoints again: the way back.
 
     As `with_tf2_checkpoints`, with `make_tf1_scaffold(warm_start_from=...,
@@ -173,6 +189,7 @@ def with_tf1_checkpoints(estimator: Any, *, warm_start_from: Any = None):
     Args:
       estimator: a `tf.estimator.Estimator` (canned or not; not `TPUEstimator`).
       warm_start_from: est_ckpt's warm start, as for `with_tf2_checkpoints`.
+      async_save, save_on_signal: as for `with_tf2_checkpoints`.
 
     Returns:
       A new `tf.estimator.Estimator`.
@@ -181,14 +198,22 @@ def with_tf1_checkpoints(estimator: Any, *, warm_start_from: Any = None):
       TypeError, ValueError: as `with_tf2_checkpoints`.
     """
 
+    saving = check_saving("with_tf1_checkpoints", async_save, save_on_signal)
+
     def make_scaffold(**kwargs):
-        return make_tf1_scaffold(warm_start_from=warm_start_from, **kwargs)
+        return make_tf1_scaffold(warm_start_from=warm_start_from, **saving, **kwargs)
 
     return _rewrap("with_tf1_checkpoints", estimator, warm_start_from, make_scaffold)
 
 
 def apply_ckpt_format(
-    estimator: Any, *, ckpt_format: str, restore_legacy: bool = True, warm_start_from: Any = None
+    estimator: Any,
+    *,
+    ckpt_format: str,
+    restore_legacy: bool = True,
+    warm_start_from: Any = None,
+    async_save: bool = False,
+    save_on_signal: Sequence[int] = (),
 ):
     """`--ckpt_format` applied to `estimator` (what `est_ckpt.flags.estimator_from_flags` calls).
 
@@ -198,8 +223,9 @@ def apply_ckpt_format(
     Raises:
       ValueError: `ckpt_format` is none of `tf2`, `tf1`, `both`.
     """
+    saving = {"async_save": async_save, "save_on_signal": save_on_signal}
     if ckpt_format == "tf1":
-        return with_tf1_checkpoints(estimator, warm_start_from=warm_start_from)
+        return with_tf1_checkpoints(estimator, warm_start_from=warm_start_from, **saving)
     if ckpt_format not in ("tf2", "both"):
         raise ValueError(f"ckpt_format must be 'tf2', 'tf1' or 'both' (got {ckpt_format!r}).")
     return with_tf2_checkpoints(
@@ -207,4 +233,5 @@ def apply_ckpt_format(
         also_save_tf1=ckpt_format == "both",
         restore_legacy=restore_legacy,
         warm_start_from=warm_start_from,
+        **saving,
     )

@@ -1,16 +1,20 @@
-"""The one place est_ckpt reads the call stack: finding the Estimator that is running, where nothing else can.
+"""The one place est_ckpt reads the call stack: finding the Estimator (or hook) that is running, where nothing
+else can.
 
-Two decisions need the Estimator and Estimator's API gives them no channel to it:
+Three decisions need them and their APIs give them no channel to it:
 
 - a scaffold made without `config=` keeps as many checkpoints as the Estimator's
   `RunConfig` says (Estimator gives its retention only to the Saver it makes
   itself, and a `model_fn` without a `config` argument never sees it);
 - `WarmStartSettings` logs a WARNING when Estimator's `train()` is about to skip
-  the warm start because its model_dir already holds a checkpoint.
+  the warm start because its model_dir already holds a checkpoint;
+- an asynchronous save made by a `CheckpointSaverHook`'s `end()` (training's last)
+  waits for its write, so `train()` returns with it on disk.
 
-Both are fallbacks: pass `config=` (the `RunConfig` that `model_fn` receives) and
-the first is never used; the second only decides a log line. If Estimator's
-internals change, the fallback finds nothing and that is all that is lost.
+The first two are fallbacks: pass `config=` (the `RunConfig` that `model_fn` receives)
+and the first is never used; the second only decides a log line. If the internals
+change, the lookup finds nothing and that is all that is lost (for the third: the
+last write is waited for at the next save or when the interpreter exits).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Optional
 
-__all__ = ["estimator_on_stack", "train_calling"]
+__all__ = ["estimator_on_stack", "saver_hook_ending", "train_calling"]
 
 # Estimator's method that evaluates `warm_start_from and not latest_checkpoint(model_dir)`.
 _TRAIN_DECIDING_WARM_START = "_train_with_estimator_spec"
@@ -52,3 +56,20 @@ def train_calling(depth: int = 1) -> Optional[Any]:
     if frame.f_code.co_name != _TRAIN_DECIDING_WARM_START:
         return None
     return frame.f_locals.get("self")
+
+
+def saver_hook_ending(depth: int = 1, frames: int = 4) -> bool:
+    """Whether a `CheckpointSaverHook`'s `end()` is within `frames` frames above the caller's `depth`-th caller
+    (its `end()` -> `_save()` -> `Saver.save()`)."""
+    from tensorflow.python.training import basic_session_run_hooks
+
+    frame = sys._getframe(depth + 1)
+    for _ in range(frames):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "end" and isinstance(
+            frame.f_locals.get("self"), basic_session_run_hooks.CheckpointSaverHook
+        ):
+            return True
+        frame = frame.f_back
+    return False

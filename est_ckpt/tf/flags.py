@@ -36,6 +36,10 @@ Flags (all optional, so a script that defines them needs none on its command lin
   back) or `both` (object-based plus a name-based copy under `<model_dir>/tf1`).
 - `--restore_legacy`: with `tf2`/`both`, restore a name-based checkpoint found in
   the model dir by variable name and save object-based from then on.
+- `--async_save`: write checkpoints in the background (training waits for one
+  host copy of the saved state per save).
+- `--save_on_signal`: comma-separated signal names (`SIGTERM`): on one, save at
+  the next step and stop training cleanly.
 
 Bad values fail while parsing, with absl's error naming the flag. Validators are
 pure (no file system); `validate_paths` does the file-system checks for `main`.
@@ -46,10 +50,22 @@ Importing this module imports neither TensorFlow nor numpy; the two builders do.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any, Optional, Union
 
 from absl import app, flags
+
+from est_ckpt.tf import flag_checks
+from est_ckpt.tf.flag_checks import (  # the flags' names, and their pure checks (part of this module's API)
+    ASYNC_SAVE,
+    CKPT_FORMAT,
+    RESTORE_LEGACY,
+    SAVE_ON_SIGNAL,
+    WARM_START_FROM,
+    WARM_START_MAP,
+    WARM_START_VARS,
+    parse_map_entry,
+    split_scopes,
+)
 
 # `write_flags_file` and `FLAGS_FILENAME` live in `est_ckpt.tf.flags_file`; part of this module's API.
 from est_ckpt.tf.flags_file import FLAGS_FILENAME, write_flags_file
@@ -59,8 +75,12 @@ __all__ = [
     "CKPT_FORMATS",
     "FLAGS",
     "FLAGS_FILENAME",
+    "ASYNC_SAVE",
     "FLAG_NAMES",
+    "parse_map_entry",
+    "split_scopes",
     "RESTORE_LEGACY",
+    "SAVE_ON_SIGNAL",
     "WARM_START_FROM",
     "WARM_START_MAP",
     "WARM_START_VARS",
@@ -74,13 +94,16 @@ __all__ = [
     "write_flags_file",
 ]
 
-WARM_START_FROM = "warm_start_from"
-WARM_START_VARS = "warm_start_vars"
-WARM_START_MAP = "warm_start_map"
-CKPT_FORMAT = "ckpt_format"
-RESTORE_LEGACY = "restore_legacy"
 
-FLAG_NAMES = (WARM_START_FROM, WARM_START_VARS, WARM_START_MAP, CKPT_FORMAT, RESTORE_LEGACY)
+FLAG_NAMES = (
+    WARM_START_FROM,
+    WARM_START_VARS,
+    WARM_START_MAP,
+    CKPT_FORMAT,
+    RESTORE_LEGACY,
+    ASYNC_SAVE,
+    SAVE_ON_SIGNAL,
+)
 CKPT_FORMATS = ("tf2", "tf1", "both")
 
 FLAGS = flags.FLAGS
@@ -96,6 +119,8 @@ class CheckpointFlags:
       assignment_map: `{source: target}` in the order given, empty when none.
       ckpt_format: `"tf2"`, `"tf1"` or `"both"`.
       restore_legacy: whether a tf2 scaffold restores name-based checkpoints.
+      async_save: whether saves are written in the background.
+      save_on_signal: the signal names (`"SIGTERM"`) that save and stop training.
     """
 
     warm_start_from: Optional[str] = None
@@ -103,6 +128,18 @@ class CheckpointFlags:
     assignment_map: dict[str, str] = dataclasses.field(default_factory=dict)
     ckpt_format: str = "tf2"
     restore_legacy: bool = True
+    async_save: bool = False
+    save_on_signal: tuple[str, ...] = ()
+
+    @property
+    def saving(self) -> dict[str, Any]:
+        """`async_save` and `save_on_signal` as the scaffolds take them (signal numbers)."""
+        import signal
+
+        return {
+            "async_save": self.async_save,
+            "save_on_signal": tuple(int(signal.Signals[name]) for name in self.save_on_signal),
+        }
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
@@ -159,109 +196,38 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "variable name, then save object-based. (tf1 always reads both formats.)",
         flag_values=flag_values,
     )
-    flags.register_validator(
-        WARM_START_VARS, _check_warm_start_vars, "invalid --warm_start_vars", flag_values=flag_values
+    flags.DEFINE_bool(
+        ASYNC_SAVE,
+        False,
+        "Write each checkpoint in the background: training waits only for one copy of the saved state "
+        "to host memory; the last save of training is on disk when train() returns.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_list(
+        SAVE_ON_SIGNAL,
+        [],
+        "Comma-separated signal names (e.g. SIGTERM, a scheduler's preemption notice): on one, training "
+        "saves at the next step and stops cleanly, so a restarted job continues from that step.",
+        flag_values=flag_values,
     )
     flags.register_validator(
-        WARM_START_MAP, _check_warm_start_map, "invalid --warm_start_map", flag_values=flag_values
+        SAVE_ON_SIGNAL, flag_checks.check_signal_names, "invalid --save_on_signal", flag_values=flag_values
+    )
+    flags.register_validator(
+        WARM_START_VARS,
+        flag_checks.check_warm_start_vars,
+        "invalid --warm_start_vars",
+        flag_values=flag_values,
+    )
+    flags.register_validator(
+        WARM_START_MAP, flag_checks.check_warm_start_map, "invalid --warm_start_map", flag_values=flag_values
     )
     flags.register_multi_flags_validator(
         [WARM_START_FROM, WARM_START_VARS, WARM_START_MAP],
-        _check_needs_source,
+        flag_checks.check_needs_source,
         "--warm_start_vars and --warm_start_map need --warm_start_from",
         flag_values=flag_values,
     )
-
-
-# -- validators: pure, they never touch the file system ---------------------------------
-
-
-def split_scopes(value: str) -> Union[str, tuple[str, ...]]:
-    """Returns `value` as TF's `vars_to_warm_start`: the regex itself, or a tuple of scopes if it holds a comma."""
-    if "," not in value:
-        return value
-    return tuple(part.strip() for part in value.split(","))
-
-
-def _check_warm_start_vars(value: Optional[str]) -> bool:
-    if value is None:
-        return True
-    parts = split_scopes(value)
-    for part in (parts,) if isinstance(parts, str) else parts:
-        if not part:
-            raise flags.ValidationError(
-                f"--warm_start_vars ({value!r}) holds an empty scope: write a regex, or scopes "
-                "separated by single commas (e.g. 'dnn/,linear/')."
-            )
-        try:
-            re.compile(part)
-        except re.error as e:
-            raise flags.ValidationError(
-                f"--warm_start_vars: {part!r} is not a valid regular expression ({e})."
-            ) from None
-    return True
-
-
-def parse_map_entry(entry: str) -> tuple[str, str]:
-    """Splits one `SRC=DST` entry of `--warm_start_map`, checking the assignment-map grammar.
-
-    The split is at the last `=`: a target is a TF variable name or scope, which
-    cannot hold `=`, while a source may be an object path with any local name.
-
-    Args:
-      entry: `SRC=DST`.
-
-    Returns:
-      `(source, target)`.
-
-    Raises:
-      ValueError: `entry` breaks the grammar; the message quotes it.
-    """
-    source, sep, target = entry.rpartition("=")
-    if not sep or not source or not target:
-        raise ValueError(
-            f"--warm_start_map entry {entry!r} must be SRC=DST with both sides non-empty "
-            "(e.g. 'old_scope/=new_scope/')."
-        )
-    if target.endswith("/") and not source.endswith("/"):
-        raise ValueError(
-            f"--warm_start_map entry {entry!r} maps the variable {source!r} onto the scope {target!r}: "
-            "a scope target needs a scope source ending in '/' (e.g. 'old_scope/=new_scope/' or '/=new_scope/')."
-        )
-    if source.endswith("/") and not target.endswith("/"):
-        raise ValueError(
-            f"--warm_start_map entry {entry!r} maps the scope {source!r} onto the variable {target!r}: "
-            "end the target with '/' to map scope to scope, or name one variable on both sides."
-        )
-    return source, target
-
-
-def _check_warm_start_map(entries: list[str]) -> bool:
-    seen: dict[str, str] = {}
-    for entry in entries or ():
-        try:
-            source, _ = parse_map_entry(entry)
-        except ValueError as e:
-            raise flags.ValidationError(str(e)) from None
-        if source in seen:
-            raise flags.ValidationError(
-                f"--warm_start_map names the source {source!r} twice ({seen[source]!r} and {entry!r}): "
-                "give each source once."
-            )
-        seen[source] = entry
-    return True
-
-
-def _check_needs_source(values: dict[str, Any]) -> bool:
-    if values[WARM_START_FROM] is None and (values[WARM_START_VARS] is not None or values[WARM_START_MAP]):
-        raise flags.ValidationError(
-            "--warm_start_vars and --warm_start_map only apply with --warm_start_from=<model dir or checkpoint>."
-        )
-    if values[WARM_START_FROM] is not None and not values[WARM_START_FROM].strip():
-        raise flags.ValidationError(
-            "--warm_start_from is empty: give a model dir or checkpoint prefix, or omit it."
-        )
-    return True
 
 
 # -- reading the flags --------------------------------------------------------------
@@ -287,6 +253,8 @@ def read_flags(flag_values: flags.FlagValues = FLAGS) -> CheckpointFlags:
         assignment_map=dict(parse_map_entry(e) for e in getattr(flag_values, WARM_START_MAP) or ()),
         ckpt_format=getattr(flag_values, CKPT_FORMAT),
         restore_legacy=bool(getattr(flag_values, RESTORE_LEGACY)),
+        async_save=bool(getattr(flag_values, ASYNC_SAVE)),
+        save_on_signal=tuple(getattr(flag_values, SAVE_ON_SIGNAL) or ()),
     )
 
 
@@ -365,6 +333,7 @@ def scaffold_from_flags(objects=None, *, flag_values: flags.FlagValues = FLAGS, 
     parsed = read_flags(flag_values)
     if "warm_start_from" not in scaffold_kwargs:
         scaffold_kwargs["warm_start_from"] = _request_from_flags(flag_values)
+    scaffold_kwargs = {**parsed.saving, **scaffold_kwargs}
     if parsed.ckpt_format == "tf1":
         return scaffold.make_tf1_scaffold(**scaffold_kwargs)
     return scaffold.make_tf2_scaffold(
@@ -391,4 +360,5 @@ def estimator_from_flags(estimator, flag_values: flags.FlagValues = FLAGS):
         ckpt_format=parsed.ckpt_format,
         restore_legacy=parsed.restore_legacy,
         warm_start_from=warm_start_from_flags(flag_values),
+        **parsed.saving,
     )

@@ -29,13 +29,16 @@ from typing import Any, Optional, Sequence
 import tensorflow as tf
 from tensorflow.python.checkpoint import graph_view
 from tensorflow.python.checkpoint import util as checkpoint_util
-from tensorflow.python.training.saving import saveable_object
+from tensorflow.python.training import checkpoint_management, training_util
+from tensorflow.python.training.saving import saveable_object, saveable_object_util
+from tensorflow.python.util import compat
 
 from est_ckpt import fileio
 from est_ckpt.errors import UnmappedVariablesError
 from est_ckpt.format import keys, state_file
 from est_ckpt.format.checkpoint import read_checkpoint
-from est_ckpt.tf import estimator_stack
+from est_ckpt.tf import async_save as background
+from est_ckpt.tf import estimator_stack, preemption, tf1_copy
 from est_ckpt.tf import saveables as state_lib
 from est_ckpt.tf.by_name import (
     KeyedRestoreBuilder,
@@ -53,7 +56,7 @@ _tf1 = tf.compat.v1
 
 TF2 = "tf2"
 TF1 = "tf1"
-DEFAULT_TF1_SUBDIR = "tf1"
+DEFAULT_TF1_SUBDIR = tf1_copy.DEFAULT_TF1_SUBDIR
 
 
 def _retention_policy(config: Any) -> Optional[tuple[Optional[int], float]]:
@@ -83,6 +86,10 @@ class ScaffoldSaver(_tf1.train.Saver):
       warm_start_from: warm-start source, run in the scaffold's `init_fn`.
       config: the Estimator's `RunConfig`, whose retention applies; None looks
         for the Estimator on the call stack at the first save.
+      async_save: take each training save as a host copy and write it in the
+        background (`est_ckpt.tf.async_save`).
+      save_on_signal: signal numbers whose arrival saves at the next step and
+        stops training (`est_ckpt.tf.preemption`; installed by the caller).
     """
 
     def __init__(
@@ -94,8 +101,13 @@ class ScaffoldSaver(_tf1.train.Saver):
         also_save_tf1: Optional[str] = None,
         warm_start_from: Any = None,
         config: Any = None,
+        async_save: bool = False,
+        save_on_signal: Sequence[int] = (),
     ) -> None:
         super().__init__(sharded=True, defer_build=True, save_relative_paths=True)
+        self._writer = background.Writer() if async_save else None
+        self._snapshot: Optional[background.Snapshot] = None
+        self._watch_sessions = bool(save_on_signal)
         self._config = config
         self._layout = layout
         self._objects = dict(objects) if objects is not None else None
@@ -111,7 +123,7 @@ class ScaffoldSaver(_tf1.train.Saver):
         # TF sees the file so that a changed model gets one clear error.
         self._expected: dict[str, tuple[str, str, tuple[int, ...]]] = {}
         self._policy_applied = False
-        self._tf1_recovered = False
+        self._tf1_copy: Optional[tf1_copy.Tf1Copy] = None
         # The TF2 layout's `save_counter`: incremented before each save, started where nothing restores it.
         self._count_op = None
         self._counter_init = None
@@ -170,6 +182,15 @@ class ScaffoldSaver(_tf1.train.Saver):
             self._expected = expected_by_key(self._name_builder.specs)
         if self._warm_start is not None:
             self._warm_start_op, _ = build_warm_start(self._warm_start, var_list=None, install=False)
+        if self._writer is not None:
+            saved = (  # what the primary saver saves, as SaveableObjects
+                self._var_list
+                if self._layout == TF2
+                else saveable_object_util.validate_and_slice_inputs(
+                    saveable_object_util.op_list_to_dict(name_vars)
+                )
+            )
+            self._snapshot = background.Snapshot(saved)
         super().build()
 
     def _checkpoint_root(self, global_step):
@@ -217,6 +238,8 @@ class ScaffoldSaver(_tf1.train.Saver):
 
     def run_warm_start(self, session) -> None:
         """Starts the save counter and runs the warm-start op, if any (from the scaffold's `init_fn`)."""
+        if self._watch_sessions:
+            preemption.watch(session)
         if self._counter_init is not None:
             session.run(self._counter_init)
         if self._warm_start_op is not None:
@@ -251,8 +274,22 @@ class ScaffoldSaver(_tf1.train.Saver):
         strip_default_attrs=False,
         save_debug_info=False,
     ):
-        """Saves like `Saver.save`; with `also_save_tf1`, also writes the name-based copy."""
+        """Saves like `Saver.save`; with `also_save_tf1`, also writes the name-based copy.
+
+        With `async_save`, a training save (`write_state`, the default state file)
+        returns once the state is copied to host memory; the last save of a
+        `CheckpointSaverHook` (its `end()`) returns once it is written.
+
+        Raises:
+          AsyncSaveError: the previous background write failed.
+        """
         self._apply_retention()
+        if self._writer is not None:
+            if self._writer.busy:
+                _tf1.logging.info("est_ckpt: this save waits for %s", self._writer.describe())
+            self._writer.wait()
+            if write_state and latest_filename is None:
+                return self._save_async(sess, save_path, global_step, meta_graph_suffix, write_meta_graph)
         if self._count_op is not None and write_state:
             sess.run(self._count_op)
         prefix = super().save(
@@ -271,46 +308,35 @@ class ScaffoldSaver(_tf1.train.Saver):
             self._save_tf1_copy(sess, prefix, save_path, global_step)
         return prefix
 
-    def _tf1_directory(self, prefix: str) -> str:
-        directory = self._also_save_tf1
-        if directory == "":
-            directory = fileio.join(fileio.dirname(prefix), DEFAULT_TF1_SUBDIR)
-        return directory
+    def _save_async(self, sess, save_path, global_step, meta_graph_suffix, write_meta_graph) -> str:
+        if self._count_op is not None:
+            sess.run(self._count_op)
+        if global_step is not None and not isinstance(global_step, compat.integral_types):
+            global_step = training_util.global_step(sess, global_step)
+        prefix = save_path if global_step is None else f"{save_path}-{global_step}"
+        values = self._snapshot.take(sess)  # the only time training waits
+        if write_meta_graph:
+            with sess.graph.as_default():
+                self.export_meta_graph(checkpoint_management.meta_graph_filename(prefix, meta_graph_suffix))
+
+        def write() -> None:
+            background.write_checkpoint(prefix, self._snapshot, values)
+            # Only a whole checkpoint is recorded; retention deletes what the state file no longer names.
+            self._RecordLastCheckpoint(prefix)
+            state_file.write_state(fileio.dirname(prefix), prefix, self.last_checkpoints)
+            self._MaybeDeleteOldCheckpoints(meta_graph_suffix=meta_graph_suffix)
+            if self._also_save_tf1 is not None:
+                self._save_tf1_copy(None, prefix, save_path, global_step)
+
+        self._writer.submit(prefix, write)
+        if background.ends_training():
+            self._writer.wait()
+        return prefix
 
     def _save_tf1_copy(self, sess, prefix: str, save_path: str, global_step) -> None:
-        """Writes the name-based copy of `prefix`: an index rewrite sharing its data by hard link.
-
-        The name-based Saver writes the tensors again; it is the fallback for
-        layouts whose variables have no unique TF1 name (some `objects=` graphs).
-        """
-        from est_ckpt.errors import ConversionError
-        from est_ckpt.tools.convert import convert_checkpoint
-
-        directory = self._tf1_directory(prefix)
-        fileio.makedirs(directory)
-        name_saver = self._name_saver
-        if not self._tf1_recovered:
-            # A new Saver per train() call: pick up the copies earlier runs kept, so retention spans runs.
-            self._tf1_recovered = True
-            state = state_file.read_state(directory)
-            if state is not None:
-                name_saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
-        try:
-            copy = convert_checkpoint(
-                prefix, fileio.join(directory, fileio.basename(prefix)), to=TF1, force=True
-            )
-        except ConversionError:
-            name_saver.save(
-                sess,
-                fileio.join(directory, fileio.basename(save_path)),
-                global_step=global_step,
-                write_meta_graph=False,
-            )
-            return
-        # The same bookkeeping as Saver.save: the state file lists the kept copies, the oldest go.
-        name_saver._RecordLastCheckpoint(copy)
-        state_file.write_state(directory, copy, name_saver.last_checkpoints)
-        name_saver._MaybeDeleteOldCheckpoints()
+        if self._tf1_copy is None:
+            self._tf1_copy = tf1_copy.Tf1Copy(self._also_save_tf1, self._name_saver)
+        self._tf1_copy.save(sess, prefix, save_path, global_step)
 
     # -- restoring -----------------------------------------------------------------------
 
@@ -324,6 +350,8 @@ class ScaffoldSaver(_tf1.train.Saver):
         """
         if save_path is None:
             raise ValueError("Can't load save_path when it is None.")
+        if self._watch_sessions:
+            preemption.watch(sess)
         if not self._is_built:
             # SavedModel export restores with the scaffold's saver before anything finalized the graph.
             self.build()

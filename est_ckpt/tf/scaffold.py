@@ -10,12 +10,12 @@ documented in docs/FORMAT.md.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 from est_ckpt.errors import GraphModeError
 from est_ckpt.tf.runtime import v1
 
-__all__ = ["make_tf2_scaffold", "make_tf1_scaffold", "tf1_copy_dir"]
+__all__ = ["check_saving", "make_tf2_scaffold", "make_tf1_scaffold", "tf1_copy_dir"]
 
 
 def _check_kwargs(function: str, scaffold_kwargs: dict) -> None:
@@ -47,6 +47,28 @@ def _check_config(function: str, config: Any) -> None:
             f"`config` argument (without Estimator: any object with {' and '.join(_RETENTION)}), or None "
             f"(got {type(config).__name__})."
         )
+
+
+def check_saving(function: str, async_save: Any, save_on_signal: Any) -> dict:
+    """The `async_save` and `save_on_signal` keyword arguments of `ScaffoldSaver`, checked.
+
+    Raises:
+      TypeError: `async_save` is not a bool, or `save_on_signal` names no catchable signals.
+    """
+    from est_ckpt.tf import preemption
+
+    if not isinstance(async_save, bool):
+        raise TypeError(f"{function}(): 'async_save' must be True or False (got {async_save!r}).")
+    return {"async_save": async_save, "save_on_signal": preemption.check_signals(function, save_on_signal)}
+
+
+def _saving(function: str, async_save: Any, save_on_signal: Any) -> dict:
+    """`check_saving`, then the signal handlers installed (in the main thread, or a RuntimeError)."""
+    from est_ckpt.tf import preemption
+
+    saving = check_saving(function, async_save, save_on_signal)
+    preemption.install(function, saving["save_on_signal"])
+    return saving
 
 
 def _scaffold(saver, scaffold_kwargs: dict):
@@ -89,6 +111,8 @@ def make_tf2_scaffold(
     restore_legacy: bool = True,
     warm_start_from: Any = None,
     config: Any = None,
+    async_save: bool = False,
+    save_on_signal: Sequence[int] = (),
     **scaffold_kwargs: Any,
 ):
     """Returns a `Scaffold` whose checkpoints are object-based (TF2).
@@ -129,6 +153,20 @@ def make_tf2_scaffold(
         `keep_checkpoint_every_n_hours` apply to every save. None: those of the
         Estimator found on the call stack when the first save runs (see
         `est_ckpt.tf.savers`), or TF's Saver defaults outside an Estimator.
+      async_save: each save during training copies the saved state to host
+        memory in one session run (the only time training waits) and a
+        background thread writes it with est_ckpt's own writer (both layouts with
+        `also_save_tf1`), publishes it atomically, then updates the `checkpoint`
+        state file and retention. One write is in flight at a time (the next
+        save waits for it, and logs that it does); a `CheckpointSaverHook`'s last
+        save (`train()`'s end) returns once written; a failed write raises
+        `AsyncSaveError` at the next save. Host memory: one copy of the saved state.
+      save_on_signal: signals (e.g. `(signal.SIGTERM,)`) on which training saves
+        at the next step boundary and stops cleanly, so a restarted job continues
+        from that step (`est_ckpt.tf.preemption`; `est_ckpt.preemption_signal()`
+        tells a launch script it happened). A process that saves nothing (a
+        cluster's worker or parameter server) gets the signal's previous handler.
+        Call from the main thread.
       **scaffold_kwargs: passed to `tf.compat.v1.train.Scaffold` (`init_op`,
         `local_init_op`, `summary_op`, `init_fn`, ...).
 
@@ -154,6 +192,7 @@ def make_tf2_scaffold(
             f"make_tf2_scaffold(): 'objects' must be a dict of name -> trackable (got {objects!r})."
         )
     tf1_dir = tf1_copy_dir("make_tf2_scaffold", also_save_tf1)
+    saving = _saving("make_tf2_scaffold", async_save, save_on_signal)
     from est_ckpt.tf.savers import TF2, ScaffoldSaver
 
     saver = ScaffoldSaver(
@@ -163,11 +202,19 @@ def make_tf2_scaffold(
         also_save_tf1=tf1_dir,
         warm_start_from=warm_start_from,
         config=config,
+        **saving,
     )
     return _scaffold(saver, scaffold_kwargs)
 
 
-def make_tf1_scaffold(*, warm_start_from: Any = None, config: Any = None, **scaffold_kwargs: Any):
+def make_tf1_scaffold(
+    *,
+    warm_start_from: Any = None,
+    config: Any = None,
+    async_save: bool = False,
+    save_on_signal: Sequence[int] = (),
+    **scaffold_kwargs: Any,
+):
     """Returns a `Scaffold` whose checkpoints are name-based (TF1) and that restores object-based ones.
 
     The way back from `make_tf2_scaffold`: an object-based checkpoint is
@@ -179,6 +226,7 @@ def make_tf1_scaffold(*, warm_start_from: Any = None, config: Any = None, **scaf
         applied in one batched restore when the session starts with no checkpoint.
       config: the `tf.estimator.RunConfig` `model_fn` receives, whose retention
         applies (as for `make_tf2_scaffold`).
+      async_save, save_on_signal: as for `make_tf2_scaffold`.
       **scaffold_kwargs: passed to `tf.compat.v1.train.Scaffold`.
 
     Returns:
@@ -191,7 +239,8 @@ def make_tf1_scaffold(*, warm_start_from: Any = None, config: Any = None, **scaf
     _check_kwargs("make_tf1_scaffold", scaffold_kwargs)
     _check_config("make_tf1_scaffold", config)
     _check_graph_mode("make_tf1_scaffold")
+    saving = _saving("make_tf1_scaffold", async_save, save_on_signal)
     from est_ckpt.tf.savers import TF1, ScaffoldSaver
 
-    saver = ScaffoldSaver(layout=TF1, warm_start_from=warm_start_from, config=config)
+    saver = ScaffoldSaver(layout=TF1, warm_start_from=warm_start_from, config=config, **saving)
     return _scaffold(saver, scaffold_kwargs)

@@ -84,14 +84,20 @@ def destination(src_prefix: str, dst: str, *, force: bool, inputs: Sequence[str]
         ):
             what = "the source checkpoint" if read == src_prefix else f"an input checkpoint ({read})"
             raise ConversionError(f"{prefix}: the destination is {what}; choose another prefix.")
-    existing = _data_files(prefix)
-    if fileio.exists(bundle.index_path(prefix)):
-        existing.append(bundle.index_path(prefix))
-    if existing and not force:
-        what = f"Destination {prefix} already exists ({fileio.basename(existing[0])})"
+    dest = save_destination(prefix)
+    if dest.existing and not force:
+        what = f"Destination {prefix} already exists ({fileio.basename(dest.existing[0])})"
         raise DestinationExistsError(f"{what}; pass force=True to replace it.").for_cli(
             f"{what}; pass --force to replace it."
         )
+    return dest
+
+
+def save_destination(prefix: str) -> Destination:
+    """Where a save writes `prefix`: the files of a checkpoint already there (a step saved again) are replaced."""
+    existing = _data_files(prefix)
+    if fileio.exists(bundle.index_path(prefix)):
+        existing.append(bundle.index_path(prefix))
     return Destination(prefix, fileio.dirname(prefix) or ".", tuple(existing))
 
 
@@ -317,6 +323,7 @@ __all__ = [
     "check_sources",
     "destination",
     "publish",
+    "save_destination",
     "verify_written",
     "write_file",
 ]
