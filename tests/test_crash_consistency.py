@@ -119,7 +119,14 @@ def in_tf1(paths):
     return any(p == "tf1" or p.startswith("tf1" + os.sep) for p in paths)
 
 
-def train(model_dir, steps):
+def in_writer(paths):
+    # Every step of an asynchronous save's background write (the checkpoint, its state file, retention, the copy).
+    import threading
+
+    return threading.current_thread().name == "est_ckpt-checkpoint-writer"
+
+
+def train(model_dir, steps, async_save=False):
     tf1 = tf.compat.v1
 
     def input_fn():
@@ -131,7 +138,7 @@ def train(model_dir, steps):
         # loss = w and a learning rate of 1: after n steps w == -n, so values tell the step.
         train_op = tf1.train.GradientDescentOptimizer(1.0).minimize(w, global_step=step)
         return tf.estimator.EstimatorSpec(
-            mode, loss=w, train_op=train_op, scaffold=make_tf2_scaffold(also_save_tf1=True)
+            mode, loss=w, train_op=train_op, scaffold=make_tf2_scaffold(also_save_tf1=True, async_save=async_save)
         )
 
     config = tf.estimator.RunConfig(
@@ -151,11 +158,13 @@ for line in sys.stdin:
             os.dup2(fd, 2)
             code = 0
             if cmd.get("steps_log"):
-                # Only the name-based copy's steps count: those with a path in `<model_dir>/tf1/`.
+                # Only the name-based copy's steps count (those with a path in `<model_dir>/tf1/`), or, for an
+                # asynchronous save, every step of its background write.
+                counts = in_writer if cmd.get("async_save") else in_tf1
                 for module, mutations in ((fileio, FILEIO_MUTATIONS), (file_io, TF_MUTATIONS)):
-                    count_steps(module, mutations, cmd["steps_log"], cmd["die_at"], cmd["model_dir"], in_tf1)
+                    count_steps(module, mutations, cmd["steps_log"], cmd["die_at"], cmd["model_dir"], counts)
             try:
-                train(cmd["model_dir"], cmd["steps"])
+                train(cmd["model_dir"], cmd["steps"], cmd.get("async_save", False))
             except BaseException:
                 traceback.print_exc()
                 code = 1
@@ -207,10 +216,26 @@ class Zygote:
         assert line, "the zygote died; see its log"
         return json.loads(line)
 
-    def start(self, model_dir: str, steps: int, log: str, *, steps_log: str = "", die_at: int = 0) -> int:
-        """Forks a child training `steps` more; with `steps_log`, it logs its steps in `tf1/` and dies before the `die_at`-th."""
+    def start(
+        self,
+        model_dir: str,
+        steps: int,
+        log: str,
+        *,
+        steps_log: str = "",
+        die_at: int = 0,
+        async_save: bool = False,
+    ) -> int:
+        """Forks a child training `steps` more; with `steps_log`, it logs its steps in `tf1/` (with `async_save`:
+        those of the background write) and dies before the `die_at`-th."""
         return self._ask(
-            op="start", model_dir=model_dir, steps=steps, log=log, steps_log=steps_log, die_at=die_at
+            op="start",
+            model_dir=model_dir,
+            steps=steps,
+            log=log,
+            steps_log=steps_log,
+            die_at=die_at,
+            async_save=async_save,
         )["pid"]
 
     def wait(self, pid: int, *, reap: bool = True) -> dict:
@@ -487,24 +512,29 @@ def test_tf1_copy_keeps_keep_checkpoint_max_across_restarts(tf, zygote, tmp_path
 
 
 @pytest.mark.estimator
-def test_dual_save_killed_at_every_step_of_the_name_based_copy(tf, zygote, tmp_path):
-    """Training killed before each step of the `tf1/` copy: both dirs restore to their latest step; training resumes.
+@pytest.mark.parametrize("async_save", [False, True], ids=["sync", "async"])
+def test_dual_save_killed_at_every_step_of_the_name_based_copy(tf, zygote, tmp_path, async_save):
+    """Training killed before each step of the `tf1/` copy (with `async_save`: of the whole background write,
+    checkpoint, state file, retention and copy): both dirs restore to their latest step; training resumes.
 
     From a model dir trained 2 steps, a restarted run saves step 2 again (the
     Estimator saves at start-up: the copy replaces `tf1/model.ckpt-2`), then step 3
     (a new copy, and the oldest copy is deleted). A first, instrumented run lists the
-    copies' steps (est_ckpt's and TF's, in `tf1/`); then a child dies before step k,
-    for every k, each time from the same start.
+    steps (est_ckpt's and TF's); then a child dies before step k, for every k, each
+    time from the same start.
     """
     log = str(tmp_path / "train.log")
     base = str(tmp_path / "base")
-    assert zygote.wait(zygote.start(base, 2, log)) == {"signal": None, "code": 0}, open(log).read()[-3000:]
+    status = zygote.wait(zygote.start(base, 2, log, async_save=async_save))
+    assert status == {"signal": None, "code": 0}, open(log).read()[-3000:]
 
     def run(name: str, die_at: int) -> tuple[str, list[list[str]]]:
         model_dir = str(tmp_path / name)
         shutil.copytree(base, model_dir)
         steps_log = str(tmp_path / f"{name}.steps")
-        status = zygote.wait(zygote.start(model_dir, 1, log, steps_log=steps_log, die_at=die_at))
+        status = zygote.wait(
+            zygote.start(model_dir, 1, log, steps_log=steps_log, die_at=die_at, async_save=async_save)
+        )
         expected = {"signal": signal.SIGKILL, "code": None} if die_at else {"signal": None, "code": 0}
         assert status == expected, (die_at, status, open(log).read()[-3000:])
         return model_dir, _steps(steps_log)
@@ -523,7 +553,7 @@ def test_dual_save_killed_at_every_step_of_the_name_based_copy(tf, zygote, tmp_p
         # (also while the copy of step 2 is replaced: the state file then names the one before).
         assert 2 <= step2 <= 3 and step2 - 1 <= step1 <= step2, (steps[k - 1], step2, step1)
         reached.append((step2, step1))
-        status = zygote.wait(zygote.start(model_dir, 1, log))
+        status = zygote.wait(zygote.start(model_dir, 1, log, async_save=async_save))
         assert status == {"signal": None, "code": 0}, open(log).read()[-3000:]
         assert check_dir(tf, model_dir, TF2_KEYS, required=True) == step2 + 1
         assert check_dir(tf, tf1_dir, TF1_KEYS, required=True) == step2 + 1
@@ -531,7 +561,8 @@ def test_dual_save_killed_at_every_step_of_the_name_based_copy(tf, zygote, tmp_p
         # write stays: TF never removes it, here as in any model dir).
         assert [n for n in os.listdir(tf1_dir) if ".tmp-est-ckpt-" in n] == [], steps[k - 1]
     sys.stderr.write(
-        "\ndual save killed before each step of the tf1/ copy (tf2 step, tf1 step): "
+        f"\n{'async' if async_save else 'dual'} save killed before each step of "
+        f"{'the background write' if async_save else 'the tf1/ copy'} (tf2 step, tf1 step): "
         + ", ".join(f"{op} {' '.join(paths)}: {r}" for (op, *paths), r in zip(steps, reached))
         + "\n"
     )

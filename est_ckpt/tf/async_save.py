@@ -12,8 +12,9 @@ renames it into place (`tools.publish`), and only then runs what follows a
 save (the `checkpoint` state file, retention, the name-based copy).
 
 One write is in flight at a time: `Writer.wait` (called before the next
-snapshot is taken) blocks until the previous write ends and raises its error,
-if any, as an `AsyncSaveError`. The host memory held is one copy of the saved
+snapshot is taken, and when the training session closes, so `Estimator.train`
+returns with its last checkpoint on disk) blocks until the previous write ends
+and raises its error, if any, as an `AsyncSaveError`. The host memory held is one copy of the saved
 state, from the snapshot until its write ends.
 """
 
@@ -163,13 +164,4 @@ class Writer:
         self._thread.start()
 
 
-def ends_training() -> bool:
-    """Whether the save being made is training's last: a `CheckpointSaverHook`'s `end()`, or after a preemption
-    signal. Such a save returns only once written, so `Estimator.train` returns with it on disk."""
-    from est_ckpt.tf import estimator_stack, preemption
-
-    # ends_training() <- ScaffoldSaver._save_async() <- ScaffoldSaver.save() <- the hook's _save() <- end()
-    return preemption.preemption_signal() is not None or estimator_stack.saver_hook_ending(depth=2)
-
-
-__all__ = ["Snapshot", "Writer", "ends_training", "write_checkpoint"]
+__all__ = ["Snapshot", "Writer", "write_checkpoint"]

@@ -73,3 +73,19 @@ def saver_hook_ending(depth: int = 1, frames: int = 4) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def retention_policy(config: Any) -> Optional[tuple[Optional[int], float]]:
+    """`(keep_checkpoint_max, keep_checkpoint_every_n_hours)` of `config`, else of the Estimator saving.
+
+    With `config` None this is the first fallback of the module docstring: the
+    `RunConfig` of the Estimator found on the call stack (saves run on the
+    thread that called `Estimator.train`), or None outside an Estimator. (An
+    asynchronous save reads it when it is taken, on that thread.)
+    """
+    if config is not None:
+        return config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours
+    estimator = estimator_on_stack()
+    if estimator is None:
+        return None
+    return estimator.config.keep_checkpoint_max, estimator.config.keep_checkpoint_every_n_hours

@@ -35,7 +35,7 @@ from tensorflow.python.util import compat
 
 from est_ckpt import fileio
 from est_ckpt.errors import UnmappedVariablesError
-from est_ckpt.format import keys, state_file
+from est_ckpt.format import bundle, keys, state_file
 from est_ckpt.format.checkpoint import read_checkpoint
 from est_ckpt.tf import async_save as background
 from est_ckpt.tf import estimator_stack, preemption, tf1_copy
@@ -57,21 +57,6 @@ _tf1 = tf.compat.v1
 TF2 = "tf2"
 TF1 = "tf1"
 DEFAULT_TF1_SUBDIR = tf1_copy.DEFAULT_TF1_SUBDIR
-
-
-def _retention_policy(config: Any) -> Optional[tuple[Optional[int], float]]:
-    """`(keep_checkpoint_max, keep_checkpoint_every_n_hours)` of `config`, else of the Estimator saving.
-
-    With `config` None this is the fallback the module docstring explains:
-    the `RunConfig` of the Estimator found on the call stack (saves run on
-    the thread that called `Estimator.train`), or None outside an Estimator.
-    """
-    if config is not None:
-        return config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours
-    estimator = estimator_stack.estimator_on_stack()
-    if estimator is None:
-        return None
-    return estimator.config.keep_checkpoint_max, estimator.config.keep_checkpoint_every_n_hours
 
 
 class ScaffoldSaver(_tf1.train.Saver):
@@ -108,6 +93,7 @@ class ScaffoldSaver(_tf1.train.Saver):
         self._writer = background.Writer() if async_save else None
         self._snapshot: Optional[background.Snapshot] = None
         self._watch_sessions = bool(save_on_signal)
+        self._restored_as_is: Optional[str] = None  # a checkpoint in this saver's layout, just restored
         self._config = config
         self._layout = layout
         self._objects = dict(objects) if objects is not None else None
@@ -238,8 +224,7 @@ class ScaffoldSaver(_tf1.train.Saver):
 
     def run_warm_start(self, session) -> None:
         """Starts the save counter and runs the warm-start op, if any (from the scaffold's `init_fn`)."""
-        if self._watch_sessions:
-            preemption.watch(session)
+        self._adopt(session)
         if self._counter_init is not None:
             session.run(self._counter_init)
         if self._warm_start_op is not None:
@@ -251,7 +236,7 @@ class ScaffoldSaver(_tf1.train.Saver):
         if self._policy_applied:
             return
         self._policy_applied = True
-        policy = _retention_policy(self._config)
+        policy = estimator_stack.retention_policy(self._config)
         if policy is None:
             return
         max_to_keep, every_n_hours = policy
@@ -277,8 +262,8 @@ class ScaffoldSaver(_tf1.train.Saver):
         """Saves like `Saver.save`; with `also_save_tf1`, also writes the name-based copy.
 
         With `async_save`, a training save (`write_state`, the default state file)
-        returns once the state is copied to host memory; the last save of a
-        `CheckpointSaverHook` (its `end()`) returns once it is written.
+        returns once the state is copied to host memory; the session's `close()`
+        waits for the last write.
 
         Raises:
           AsyncSaveError: the previous background write failed.
@@ -314,13 +299,18 @@ class ScaffoldSaver(_tf1.train.Saver):
         if global_step is not None and not isinstance(global_step, compat.integral_types):
             global_step = training_util.global_step(sess, global_step)
         prefix = save_path if global_step is None else f"{save_path}-{global_step}"
-        values = self._snapshot.take(sess)  # the only time training waits
+        # The step just restored, saved again at start-up, is on disk whole as it is: not rewritten (a rewrite
+        # would unname it for a moment). Else the one time training waits: the host copy.
+        same, self._restored_as_is = self._restored_as_is, None
+        unchanged = same is not None and fileio.same_file(bundle.index_path(prefix), bundle.index_path(same))
+        values = None if unchanged else self._snapshot.take(sess)
         if write_meta_graph:
             with sess.graph.as_default():
                 self.export_meta_graph(checkpoint_management.meta_graph_filename(prefix, meta_graph_suffix))
 
         def write() -> None:
-            background.write_checkpoint(prefix, self._snapshot, values)
+            if values is not None:
+                background.write_checkpoint(prefix, self._snapshot, values)
             # Only a whole checkpoint is recorded; retention deletes what the state file no longer names.
             self._RecordLastCheckpoint(prefix)
             state_file.write_state(fileio.dirname(prefix), prefix, self.last_checkpoints)
@@ -329,9 +319,25 @@ class ScaffoldSaver(_tf1.train.Saver):
                 self._save_tf1_copy(None, prefix, save_path, global_step)
 
         self._writer.submit(prefix, write)
-        if background.ends_training():
-            self._writer.wait()
         return prefix
+
+    def _adopt(self, session) -> None:
+        """The session that trains (restored, or initialised by `init_fn`): a signal stops its next run; its
+        `close()` (after the hooks' `end()`, so after training's last save) first waits for the write in flight."""
+        if self._watch_sessions:
+            preemption.watch(session)
+        if self._writer is None or getattr(session, "_est_ckpt_waits_on_close", False):
+            return
+        close, writer = session.close, self._writer
+
+        def close_after_the_write() -> None:
+            try:
+                writer.wait()
+            finally:
+                close()
+
+        session.close = close_after_the_write
+        session._est_ckpt_waits_on_close = True
 
     def _save_tf1_copy(self, sess, prefix: str, save_path: str, global_step) -> None:
         if self._tf1_copy is None:
@@ -350,8 +356,7 @@ class ScaffoldSaver(_tf1.train.Saver):
         """
         if save_path is None:
             raise ValueError("Can't load save_path when it is None.")
-        if self._watch_sessions:
-            preemption.watch(sess)
+        self._adopt(sess)
         if not self._is_built:
             # SavedModel export restores with the scaffold's saver before anything finalized the graph.
             self.build()
@@ -366,6 +371,7 @@ class ScaffoldSaver(_tf1.train.Saver):
                 ],
             )
             super().restore(sess, info.prefix)
+            self._restored_as_is = info.prefix
             return
         if info.format == TF1 and self._layout == TF2 and not self._restore_legacy:
             missing = sorted(self._primary_keys - set(info.tensors))
