@@ -362,8 +362,10 @@ def test_estimator_from_flags_warm_starts(tmp_path):
     assert _by_name(fresh)["global_step"] == 1
 
 
-def test_mirrored_strategy_continues_a_legacy_dir(tmp_path):
-    """Under MirroredStrategy over two CPUs the wrapper continues a legacy dir object-based, in step with TF."""
+@pytest.mark.parametrize("async_save", [False, True], ids=["sync", "async"])
+def test_mirrored_strategy_continues_a_legacy_dir(tmp_path, async_save):
+    """Under MirroredStrategy over two CPUs the wrapper continues a legacy dir object-based, in step with TF
+    (with `async_save`, written in the background)."""
     # Built in a graph: in eager, MirroredStrategy probes its devices and there is one logical CPU.
     with tf.Graph().as_default():
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -378,7 +380,8 @@ def test_mirrored_strategy_continues_a_legacy_dir(tmp_path):
     model_dir, reference = str(tmp_path / "model"), str(tmp_path / "reference")
     make(model_dir).train(input_fn, steps=2)
     shutil.copytree(model_dir, reference)
-    est_ckpt.with_tf2_checkpoints(make(model_dir), also_save_tf1=True).train(input_fn, steps=2)
+    wrapped = est_ckpt.with_tf2_checkpoints(make(model_dir), also_save_tf1=True, async_save=async_save)
+    wrapped.train(input_fn, steps=2)
     make(reference).train(input_fn, steps=2)
     assert _latest(model_dir).format == "tf2" and _latest(reference).format == "tf1"
     values = _by_name(model_dir)

@@ -78,7 +78,13 @@ def copy_of(model_dir: str, tmp_path) -> str:
     return dst
 
 
-TESTED = {"migrate_in_place.flags", "warm_start_renames.flags", "dual_save.flags", "evaluate_only.flags"}
+TESTED = {
+    "migrate_in_place.flags",
+    "warm_start_renames.flags",
+    "dual_save.flags",
+    "evaluate_only.flags",
+    "preemptible.flags",
+}
 
 
 def test_every_config_has_a_test():
@@ -165,6 +171,23 @@ def test_dual_save(dual_run):
     assert set(reader.get_variable_to_shape_map()) == set(tf2)
     for name, value in tf2.items():
         np.testing.assert_array_equal(reader.get_tensor(name), value)
+
+
+def test_preemptible(tmp_path):
+    """preemptible.flags saves in the background (both layouts) and returns with the last step on disk, twice."""
+    model_dir = str(tmp_path / "preemptible")
+    for run in (1, 2):
+        result = result_of(run_train(config("preemptible.flags"), f"--model_dir={model_dir}"))
+        assert (result["format"], result["step"]) == ("tf2", CONFIG_STEPS * run)
+        assert result["tf1_copy"]["checkpoint"] == os.path.join(
+            model_dir, "tf1", f"model.ckpt-{CONFIG_STEPS * run}"
+        )
+    named = checkpoint.read_state_file(model_dir)
+    assert named[-1] == os.path.join(model_dir, f"model.ckpt-{2 * CONFIG_STEPS}")
+    tf2, copy = values(named[-1]), values(os.path.join(model_dir, "tf1"))
+    assert sorted(copy) == sorted(tf2)
+    for name, value in tf2.items():
+        np.testing.assert_array_equal(copy[name], value)
 
 
 def test_flags_txt_reproduces_a_run(dual_run, tmp_path):

@@ -384,3 +384,29 @@ def test_launch_script_reports_bad_flags(args, rc, message):
     assert proc.returncode == rc, proc.stderr
     assert message in proc.stderr
     assert not os.path.exists("/m")
+
+
+def test_saving_flags_reach_the_scaffolds_arguments():
+    """--async_save and --save_on_signal parse into `CheckpointFlags.saving`; a signal that cannot be caught is
+    a parse error naming the flag."""
+    import signal
+
+    from absl import flags as absl_flags
+
+    from est_ckpt.tf import flags as ckpt_flags
+
+    values = absl_flags.FlagValues()
+    ckpt_flags.define_flags(values)
+    values(["prog", "--async_save", "--save_on_signal=SIGTERM,SIGUSR1"])
+    parsed = ckpt_flags.read_flags(values)
+    assert (parsed.async_save, parsed.save_on_signal) == (True, ("SIGTERM", "SIGUSR1"))
+    assert parsed.saving == {"async_save": True, "save_on_signal": (signal.SIGTERM, signal.SIGUSR1)}
+    values = absl_flags.FlagValues()
+    ckpt_flags.define_flags(values)
+    values(["prog"])
+    assert ckpt_flags.read_flags(values).saving == {"async_save": False, "save_on_signal": ()}
+    for bad in ("SIGKILL", "TERM"):
+        values = absl_flags.FlagValues()
+        ckpt_flags.define_flags(values)
+        with pytest.raises(absl_flags.IllegalFlagValueError, match="save_on_signal"):
+            values(["prog", f"--save_on_signal={bad}"])

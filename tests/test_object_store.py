@@ -89,6 +89,21 @@ def dual_dir(store):
     return model_dir
 
 
+def test_async_saves_to_an_s3_model_dir_hold_what_synchronous_ones_do(store, dual_dir):
+    """async_save=True writes to S3 in the background: train() returns with it there, and a new train() resumes."""
+    model_dir = store.url("async")
+    est = _var_estimator(lambda: est_ckpt.make_tf2_scaffold(also_save_tf1=True, async_save=True), model_dir)
+    est.train(_var_input_fn, steps=1)
+    est.train(_var_input_fn, steps=1)
+    assert tf.train.latest_checkpoint(model_dir) == f"{model_dir}/model.ckpt-2"
+    # The step restored and saved again at start-up is not rewritten: one save fewer is counted.
+    assert _values(model_dir) == {"var_list/var" + VV: 4.0, "step" + VV: 2, "save_counter" + VV: 3}
+    assert _values(dual_dir)["save_counter" + VV] == 4
+    assert tf.train.latest_checkpoint(f"{model_dir}/tf1") == f"{model_dir}/tf1/model.ckpt-2"
+    assert est_ckpt.verify_checkpoint(model_dir).ok
+    assert not [p for p in fileio.listdir(model_dir) if _TEMP_MARK in p]
+
+
 def test_tf2_scaffold_trains_in_an_s3_model_dir_and_keeps_a_tf1_copy(store, dual_dir):
     """make_tf2_scaffold(also_save_tf1=True) saves object-based to S3, resumes from it, and copies each save to tf1/."""
     # Step 2 and var 4 only if the second train() restored the first one's checkpoint from S3.

@@ -197,8 +197,10 @@ class _Cluster:
             self.kill(name)
 
 
-def test_chief_worker_ps_cluster_saves_object_based_and_restarted_chief_resumes(ckpts, tmp_path):
-    """A chief/worker/ps cluster restores a legacy model dir, the chief saves object-based, a restarted chief resumes."""
+@pytest.mark.parametrize("saving", ["sync", "async"])
+def test_chief_worker_ps_cluster_saves_object_based_and_restarted_chief_resumes(ckpts, tmp_path, saving):
+    """A chief/worker/ps cluster restores a legacy model dir, the chief saves object-based, a restarted chief resumes
+    (`async`: saves written in the background, with `save_on_signal` on every task)."""
     try:
         ports = _free_ports(5)
     except OSError as e:
@@ -206,8 +208,15 @@ def test_chief_worker_ps_cluster_saves_object_based_and_restarted_chief_resumes(
     model_dir = str(tmp_path / "cluster")
     shutil.copytree(ckpts("estimator_tf1"), model_dir)  # name-based: var = 2, global_step = 1
     script = str(tmp_path / "task.py")
+    task = _TASK.format(root=ROOT)
+    if saving == "async":
+        scaffold = "scaffold=est_ckpt.make_tf2_scaffold()"
+        assert scaffold in task
+        task = task.replace(
+            scaffold, "scaffold=est_ckpt.make_tf2_scaffold(async_save=True, save_on_signal=(15,))"
+        )
     with open(script, "w") as f:
-        f.write(_TASK.format(root=ROOT))
+        f.write(task)
     addr = [f"127.0.0.1:{p}" for p in ports]
     cluster = _Cluster(str(tmp_path), script, time.monotonic() + CLUSTER_BUDGET_SECS)
     try:

@@ -72,6 +72,8 @@ class Snapshot:
     """
 
     def __init__(self, saveables: Sequence[Any]):
+        import tensorflow as tf
+
         self._saved: list[tuple[str, str, int]] = []
         self.fetches: list[Any] = []
         for saveable in saveables:
@@ -79,7 +81,13 @@ class Snapshot:
                 tensor = spec.tensor
                 if tensor is None:  # TF's Saver skips it too
                     continue
-                self._saved.append((spec.name, spec.slice_spec, spec.dtype.base_dtype.as_datatype_enum))
+                dtype = spec.dtype.base_dtype
+                self._saved.append((spec.name, spec.slice_spec, dtype.as_datatype_enum))
+                if dtype != tf.string:
+                    # A copy made by TF, on its threads, hands its buffer to numpy as it is: one copy in all,
+                    # in parallel (a variable's value, fetched as it is, is copied again, tensor by tensor).
+                    with tf.device(tensor.device):
+                        tensor = tf.raw_ops.DeepCopy(x=tensor)
                 self.fetches.append(tensor)
 
     def take(self, session) -> list:

@@ -271,7 +271,7 @@ class ScaffoldSaver(_tf1.train.Saver):
         self._apply_retention()
         if self._writer is not None:
             if self._writer.busy:
-                _tf1.logging.info("est_ckpt: this save waits for %s", self._writer.describe())
+                _tf1.logging.warning("est_ckpt: this save waits for %s", self._writer.describe())
             self._writer.wait()
             if write_state and latest_filename is None:
                 return self._save_async(sess, save_path, global_step, meta_graph_suffix, write_meta_graph)
