@@ -47,10 +47,10 @@ def _model_fn(layout: str, async_save: bool):
         loss = tf.reduce_sum(tf.matmul(features["x"], w) ** 2) + tf.reduce_sum(
             tf.nn.embedding_lookup(emb, [0, 6]) ** 2
         )
-        train_op = tf.group(
-            tf1.train.AdamOptimizer(0.1).minimize(loss, global_step=step),
-            table.insert(tf.reshape(tf.strings.as_string(step), [1]), tf.reshape(step, [1])),
-        )
+        minimize = tf1.train.AdamOptimizer(0.1).minimize(loss, global_step=step)
+        with tf.control_dependencies([minimize]):  # the step after it, read once: the same in every run
+            now = tf.reshape(step.read_value(), [1])
+            train_op = table.insert(tf.strings.as_string(now), now)
         if layout == "tf2":
             scaffold = est_ckpt.make_tf2_scaffold(also_save_tf1=True, async_save=async_save, config=config)
         else:
