@@ -8,6 +8,13 @@ With `--optimizer_state` it is the plan `convert --like=TARGET` executes
 JSON adds `kept`, `computed` and `step_checks` as `convert --like --json`
 has them, and a step count that disagrees with SRC's Adam powers is an
 error (exit 1).
+
+`--suggest` proposes the mapping itself (`mapping.suggest`): its unambiguous
+pairs are planned as a rules file would be, each `mapped` entry of the JSON
+gains `evidence` and `confidence`, and `ambiguous` lists the targets the
+evidence cannot pair (`[{"target", "candidates": [source_key, ...]}]`); exit 0
+only when every target is paired unambiguously. `--write_rules=FILE` writes
+those pairs as a rules file for `--rules=FILE` (atomically; `--force` replaces).
 """
 
 from __future__ import annotations
@@ -16,16 +23,19 @@ import argparse
 import json
 import sys
 
-from est_ckpt import mapping
+from est_ckpt import fileio, mapping
 from est_ckpt.commands import parsing
 from est_ckpt.format import checkpoint
 from est_ckpt.mapping.rules_file import PRESETS, load_rules
+from est_ckpt.mapping.suggest import Suggestion, suggest_mapping
+from est_ckpt.tools import publish
 from est_ckpt.tools.onto import plan as onto_plan
 
 USAGE = (
     "map SOURCE --target TARGET [--assignment_map SRC=DST ...] [--rename_rule REGEX=REPLACEMENT ...] "
     "[--rules=FILE|PRESET [--rule_param NAME=VALUE ...]] "
-    "[--vars_to_warm_start REGEX | --optimizer_state [--keep_unmapped]] [--json]"
+    "[--vars_to_warm_start REGEX | --optimizer_state [--keep_unmapped]] "
+    "[--suggest [--write_rules=FILE [--force]]] [--json]"
 )
 
 
@@ -51,6 +61,17 @@ def add_flags(parser: parsing.Parser) -> None:
         type=parsing.regex,
         help="Regex: plan only the target variables whose names it matches at the start.",
     )
+    parser.add_bool(
+        "suggest",
+        "Propose the mapping from names, shapes and layer order (no values read); ambiguous pairs are listed, "
+        "never guessed.",
+    )
+    parser.add_argument(
+        "--write_rules",
+        type=parsing.non_empty("a file path"),
+        help="With --suggest: write the unambiguous pairs as a rules file (read back with --rules=FILE).",
+    )
+    parser.add_bool("force", "With --write_rules: replace an existing FILE.")
 
 
 def add_mapping_flags(parser: parsing.Parser) -> None:
@@ -189,7 +210,25 @@ def run(args: argparse.Namespace) -> int:
     if not args.target:
         raise parsing.UsageError("map needs --target TARGET (a checkpoint or model dir of the new model).")
     options = mapping_options(args)  # a bad rules file is named before any checkpoint is read
+    if (args.write_rules or args.force) and not args.suggest:
+        raise parsing.UsageError("--write_rules and --force apply to --suggest.")
+    if args.suggest and (options["assignment_map"] or options["rename_rules"] or options["rules"]):
+        raise parsing.UsageError(
+            "--suggest proposes the mapping itself: drop --assignment_map, --rename_rule and --rules."
+        )
     source, target = checkpoint.read_checkpoint(args.positionals[0]), checkpoint.read_checkpoint(args.target)
+    suggestion = None
+    if args.suggest:
+        suggestion = suggest_mapping(source, target)
+        rules = suggestion.rules()
+        options["rules"] = load_rules(rules) if rules["rules"] else None
+        if args.write_rules:
+            publish.check_file_destination(
+                args.write_rules, inputs=(source.prefix, target.prefix), force=args.force,
+                on_directory="--write_rules names one file.",
+            )  # fmt: skip
+            data = (json.dumps(rules, indent=1) + "\n").encode("utf-8")
+            publish.write_file(args.write_rules, lambda tmp: fileio.write_new(tmp, data))
     # A Keras file's variables whose names Keras does not record go by their keys: say which.
     notes = [f"{info.prefix}: {why}" for info in (source, target) for why in info.unnamed]
     if args.optimizer_state:
@@ -222,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
         out = to_json(plan)
         if planned is not None:
             out.update(onto_json(planned))
+        if suggestion is not None:
+            suggestion_json(out, plan, suggestion, source)
         if notes:
             out["notes"] = notes
         sys.stdout.write(json.dumps(out) + "\n")
@@ -240,6 +281,10 @@ def run(args: argparse.Namespace) -> int:
         lines += [f"unused source: {key}" for key in plan.unused_sources]
         lines += [f"unused mapping: {entry}" for entry in plan.unused_mappings]
         lines += [f"transform error: {message}" for message in plan.transform_errors]
+        if suggestion is not None:
+            lines += [f"suggested: {p.target} <- {p.source}  ({', '.join(p.evidence)}; confidence "
+                      f"{p.confidence:.2f})" for p in suggestion.pairs]  # fmt: skip
+            lines += [f"ambiguous: {t} <- one of {', '.join(c)}" for t, c in suggestion.ambiguous]
         if planned is not None:
             lines += [f"kept: {key}" for key in planned.kept]
             lines += [f"computed: {key} = {value}" for key, value in planned.computed().items()]
@@ -257,4 +302,21 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         sys.stdout.write("\n".join(lines) + "\n")
-    return 0 if plan.ok else 1
+    return 0 if plan.ok and not (suggestion and suggestion.ambiguous) else 1
+
+
+def suggestion_json(out: dict, plan: mapping.WarmStartPlan, suggestion: Suggestion, source) -> None:
+    """What `map --suggest --json` adds: `evidence` and `confidence` on each `mapped` entry, and `ambiguous`."""
+    by_target = {p.target: p for p in suggestion.pairs}
+    for entry, a in zip(out["mapped"], plan.assignments):
+        p = by_target.get(a.target)
+        if p is not None:
+            entry["evidence"], entry["confidence"] = list(p.evidence), p.confidence
+        else:  # its own name, or optimizer state following its variable
+            entry["evidence"] = ["name"] if a.source_name == a.target else ["follows its variable"]
+            entry["confidence"] = 1.0
+    index = mapping.NameIndex(source)
+    out["ambiguous"] = [
+        {"target": t, "candidates": [",".join(index.resolve(c)[0][0]) for c in candidates]}
+        for t, candidates in suggestion.ambiguous
+    ]

@@ -92,6 +92,12 @@ def tf1_slot_suffix(slot_name: str, all_slot_names: set, op: Optional[str] = Non
     return fits[0].suffixes[fits[0].slots.index(slot_name)]
 
 
+# The name scopes optimizers keep their own variables under (`Adam/m/dense/kernel`, `training/Adam/...`).
+OPTIMIZER_SCOPES = frozenset(
+    ("adam", "adamw", "adamax", "nadam", "sgd", "rmsprop", "adagrad", "adadelta", "ftrl", "lion", "lamb",
+     "momentum", "training", "optimizer")
+)  # fmt: skip
+
 KERAS_SLOT_NAMES = frozenset(
     (
         "m",
@@ -201,6 +207,8 @@ def find_slots(info: checkpoint.CheckpointInfo) -> dict[str, dict[str, Slot]]:
                     raw.append((key, var, t.slot.slot_name, "keras", t.object_path or key))
             elif t.name and t.slot is None:
                 head, _, rest = t.name.partition("/")
+                if head.lower() in OPTIMIZER_SCOPES and "/" in rest:  # tf.keras 2.11+: `Adam/m/dense/kernel`
+                    head, _, rest = rest.partition("/")
                 named = by_name.get(rest, [])
                 if head in KERAS_SLOT_NAMES and len(named) == 1 and len(by_name.get(t.name, [])) == 1:
                     raw.append((key, named[0], head, "keras", t.name))
@@ -326,6 +334,7 @@ def step_key(info: checkpoint.CheckpointInfo) -> Optional[str]:
 
 
 __all__ = [
+    "OPTIMIZER_SCOPES",
     "CENTERED",
     "SCALED",
     "TF1_OPTIMIZERS",
