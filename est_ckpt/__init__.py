@@ -38,6 +38,7 @@ _LAZY = {
     "Rules": "est_ckpt.mapping.rules_file",
     "WarmStartPlan": "est_ckpt.mapping",
     "plan_mapping": "est_ckpt.mapping",
+    "suggest_mapping": "est_ckpt.mapping.suggest",
 }
 # Modules reachable as `from est_ckpt import flags` (the documented spelling for launch scripts).
 _LAZY_MODULES = {"flags": "est_ckpt.tf.flags"}

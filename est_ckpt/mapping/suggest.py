@@ -167,17 +167,25 @@ def _fit(t: _Var, s: _Var) -> Optional[tuple[float, str, tuple[dict, ...]]]:
     return None
 
 
-def _ranks(vs: list[_Var]) -> dict[str, Optional[int]]:
-    """Each variable's rank by layer numbering among those of its kind and shape (None: numbered alike)."""
-    groups: dict = {}
+def _groups(vs: list[_Var]) -> dict[tuple, list[_Var]]:
+    """The variables of each kind, dtype and size."""
+    out: dict[tuple, list[_Var]] = {}
     for v in vs:
-        groups.setdefault((v.kind, math.prod(v.shape)), []).append(v)
+        out.setdefault((v.kind, v.dtype, math.prod(v.shape)), []).append(v)
+    return out
+
+
+def _ranks(vs: list[_Var], other: list[_Var]) -> dict[str, Optional[int]]:
+    """Each variable's rank by layer numbering among those of its kind, dtype and size; None where the other
+    side holds another number of them (a layer added or removed: ranks would pair the wrong ones) or where
+    they are numbered alike."""
+    theirs = {key: len(group) for key, group in _groups(other).items()}
     out: dict[str, Optional[int]] = {}
-    for group in groups.values():
+    for key, group in _groups(vs).items():
         numbers = sorted({v.number or (0,) for v in group})
-        distinct = len(numbers) == len(group)
+        usable = len(numbers) == len(group) == theirs.get(key)
         for v in group:
-            out[v.name] = numbers.index(v.number or (0,)) if distinct else None
+            out[v.name] = numbers.index(v.number or (0,)) if usable else None
     return out
 
 
@@ -198,38 +206,37 @@ def _score(t: _Var, s: _Var, fit, t_rank, s_rank) -> tuple[float, list[str]]:
     return score, evidence
 
 
-def suggest_mapping(
-    source: Union[str, checkpoint.CheckpointInfo], target: Union[str, checkpoint.CheckpointInfo]
-) -> Suggestion:
-    """Proposes which SOURCE variable gives each TARGET weight its value (see the module docstring)."""
-    src = source if isinstance(source, checkpoint.CheckpointInfo) else checkpoint.read_checkpoint(source)
-    tpl = target if isinstance(target, checkpoint.CheckpointInfo) else checkpoint.read_checkpoint(target)
-    targets, sources = _weights(tpl), _weights(src)
-    pairs: dict[str, Proposal] = {}
-    by_name = {s.name: s for s in sources}
-    for t in targets:  # the same name, the same kind of value: nothing else to weigh
-        s = by_name.get(t.name)
-        if s is not None and _fit(t, s) is not None:
-            pairs[t.name] = Proposal(t.name, s.name, ("name",), 1.0, _fit(t, s)[2])
+def _match(targets: list[_Var], sources: list[_Var]) -> tuple[list[Proposal], dict[str, tuple[str, ...]]]:
+    """Pairs by score, in rounds (see the module docstring): `(pairs, {ambiguous target: its best sources})`."""
+    if len(targets) == len(sources) == 1:  # a cell of one layer's one weight: no other candidate to weigh
+        t, s = targets[0], sources[0]
+        fit = _fit(t, s)
+        if fit is None:
+            return [], {}
+        evidence = _score(t, s, fit, None, None)[1]
+        return [Proposal(t.name, s.name, tuple(evidence), 0.99, fit[2])], {}
+    pairs: list[Proposal] = []
     ambiguous: dict[str, tuple[str, ...]] = {}
+    paired: set = set()
     while True:
-        left_t = [t for t in targets if t.name not in pairs]
-        taken = {p.source for p in pairs.values()}
+        left_t = [t for t in targets if t.name not in paired]
+        taken = {p.source for p in pairs}
         left_s = [s for s in sources if s.name not in taken]
-        t_ranks, s_ranks = _ranks(left_t), _ranks(left_s)
+        t_ranks, s_ranks = _ranks(left_t, left_s), _ranks(left_s, left_t)
+        buckets: dict[tuple, list[_Var]] = {}  # only the same dtype and size can fit
+        for s in left_s:
+            buckets.setdefault((s.dtype, math.prod(s.shape)), []).append(s)
         scores: dict[str, list[tuple[float, str, list[str], tuple]]] = {}
+        best_for_source: dict[str, list[float]] = {}
         for t in left_t:
             row = []
-            for s in left_s:
+            for s in buckets.get((t.dtype, math.prod(t.shape)), ()):
                 fit = _fit(t, s)
                 if fit is not None:
                     score, evidence = _score(t, s, fit, t_ranks[t.name], s_ranks[s.name])
                     row.append((score, s.name, evidence, fit[2]))
+                    best_for_source.setdefault(s.name, []).append(score)
             scores[t.name] = sorted(row, key=lambda r: (-r[0], r[1]))
-        best_for_source: dict[str, list[float]] = {}
-        for row in scores.values():
-            for score, name, _, _ in row:
-                best_for_source.setdefault(name, []).append(score)
         made = 0
         ambiguous = {}
         for t in left_t:
@@ -237,22 +244,63 @@ def suggest_mapping(
             if not row:
                 continue
             top, name, evidence, transforms = row[0]
-            runner = row[1][0] if len(row) > 1 else None
+            margin = top - row[1][0] if len(row) > 1 else math.inf
             others = sorted(best_for_source[name], reverse=True)  # this source's scores from every target
             source_margin = others[0] - others[1] if len(others) > 1 else math.inf
-            margin = top - runner if runner is not None else math.inf
             if margin >= _MARGIN and others[0] == top and source_margin >= _MARGIN:
-                confidence = (
-                    0.99
-                    if math.isinf(min(margin, source_margin))
-                    else min(0.95, 0.5 + min(margin, source_margin) / 4)
-                )
-                pairs[t.name] = Proposal(t.name, name, tuple(evidence), round(confidence, 2), transforms)
+                least = min(margin, source_margin)
+                confidence = 0.99 if math.isinf(least) else min(0.95, 0.5 + least / 4)
+                pairs.append(Proposal(t.name, name, tuple(evidence), round(confidence, 2), transforms))
+                paired.add(t.name)
                 made += 1
             else:
                 ambiguous[t.name] = tuple(n for score, n, _, _ in row if top - score < _MARGIN)
         if not made:
-            break
+            return pairs, ambiguous
+
+
+def suggest_mapping(
+    source: Union[str, checkpoint.CheckpointInfo], target: Union[str, checkpoint.CheckpointInfo]
+) -> Suggestion:
+    """Proposes which SOURCE variable gives each TARGET weight its value (see the module docstring).
+
+    Variables are first paired by name; then within cells of one dtype, size, kind
+    and layer numbering (`layer_3`: the cell of the same layer); what is left, across
+    cells. So a model of many alike layers is paired cell by cell, in about linear time.
+    """
+    src = source if isinstance(source, checkpoint.CheckpointInfo) else checkpoint.read_checkpoint(source)
+    tpl = target if isinstance(target, checkpoint.CheckpointInfo) else checkpoint.read_checkpoint(target)
+    targets, sources = _weights(tpl), _weights(src)
+    pairs: dict[str, Proposal] = {}
+    by_name = {s.name: s for s in sources}
+    for t in targets:  # the same name, the same kind of value: nothing else to weigh
+        s = by_name.get(t.name)
+        fit = None if s is None else _fit(t, s)
+        if fit is not None:
+            pairs[t.name] = Proposal(t.name, s.name, ("name",), 1.0, fit[2])
+
+    # Cells: one kind, dtype, size and layer numbering, where both sides hold as many of that kind, dtype
+    # and size (so that a number means the same layer on both).
+    taken = {p.source for p in pairs.values()}
+    left_t = [t for t in targets if t.name not in pairs]
+    left_s = [s for s in sources if s.name not in taken]
+    counts = {key: len(group) for key, group in _groups(left_s).items()}
+    balanced = {key for key, group in _groups(left_t).items() if counts.get(key) == len(group)}
+    cells: dict[tuple, tuple[list[_Var], list[_Var]]] = {}
+    for side, vs in enumerate((left_t, left_s)):
+        for v in vs:
+            key = (v.kind, v.dtype, math.prod(v.shape))
+            if key in balanced:
+                cells.setdefault((*key, v.number or (0,)), ([], []))[side].append(v)
+    for cell_targets, cell_sources in cells.values():
+        for p in _match(cell_targets, cell_sources)[0]:
+            order = p.evidence if "order" in p.evidence else (*p.evidence, "order")
+            pairs[p.target] = dataclasses.replace(p, evidence=order)
+    taken = {p.source for p in pairs.values()}
+    found, ambiguous = _match(
+        [t for t in targets if t.name not in pairs], [s for s in sources if s.name not in taken]
+    )
+    pairs.update((p.target, p) for p in found)
     order = {t.name: i for i, t in enumerate(targets)}
     unmatched = tuple(t.name for t in targets if t.name not in pairs and t.name not in ambiguous)
     return Suggestion(
