@@ -207,7 +207,8 @@ def find_slots(info: checkpoint.CheckpointInfo) -> dict[str, dict[str, Slot]]:
                     raw.append((key, var, t.slot.slot_name, "keras", t.object_path or key))
             elif t.name and t.slot is None:
                 head, _, rest = t.name.partition("/")
-                if head.lower() in OPTIMIZER_SCOPES and "/" in rest:  # tf.keras 2.11+: `Adam/m/dense/kernel`
+                if head not in KERAS_SLOT_NAMES and head.lower() in OPTIMIZER_SCOPES and "/" in rest:
+                    # tf.keras 2.11+ names its optimizer's variables `Adam/m/dense/kernel`
                     head, _, rest = rest.partition("/")
                 named = by_name.get(rest, [])
                 if head in KERAS_SLOT_NAMES and len(named) == 1 and len(by_name.get(t.name, [])) == 1:

@@ -156,7 +156,7 @@ def _weights(info: checkpoint.CheckpointInfo) -> list[_Var]:
 
 def _fit(t: _Var, s: _Var) -> Optional[tuple[float, str, tuple[dict, ...]]]:
     """`(shape score, evidence, transforms)` if `s` can give `t` its value, else None."""
-    if t.dtype != s.dtype or (t.kind and s.kind and t.kind != s.kind) or (bool(t.kind) != bool(s.kind)):
+    if t.dtype != s.dtype or t.kind != s.kind:
         return None
     if t.shape == s.shape:
         return 3.0, "shape", ()
