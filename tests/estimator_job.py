@@ -40,6 +40,7 @@ def main(workdir: str, optimizer: str) -> None:
             feature_columns=[tf.feature_column.numeric_column("x", shape=[x.shape[1]])],
             optimizer=make_optimizer,
             model_dir=model_dir,
+            config=tf.estimator.RunConfig(tf_random_seed=7),  # the same start in every run
         )
 
     def batch():

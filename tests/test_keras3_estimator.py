@@ -109,8 +109,10 @@ def test_canned_dnn_classifier_takes_tf1s_next_step_under_keras3(canned, route, 
     got.update(_slots(optimizer, model))
     # Every variable and slot of TF1's step; Adam's beta powers are Keras's step count.
     assert set(got) == {k for k in expected.files if k != "global_step" and not k.endswith("_power")}
+    # Within 1e-6, relative for the optimizer's sums (an Adagrad accumulator near 60 has a float32 step of 4e-6;
+    # TF1 and Keras 3 sum a gradient's squares in their own order).
     for name, variable in got.items():
-        np.testing.assert_allclose(variable.numpy(), expected[name], rtol=0, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(variable.numpy(), expected[name], rtol=1e-6, atol=1e-6, err_msg=name)
 
 
 def test_weights_h5_from_estimator_predicts_alike_on_the_pytorch_backend(canned, tmp_path):
