@@ -244,15 +244,18 @@ def _shape_dtype(spec) -> tuple[Optional[tuple[int, ...]], Optional[str]]:
     return shape, (None if dtype is None else str(dtype))
 
 
-def targets_from_checkpoint(info: checkpoint.CheckpointInfo) -> list[Target]:
+def targets_from_checkpoint(
+    info: checkpoint.CheckpointInfo, index: Optional[NameIndex] = None
+) -> list[Target]:
     """The variables of a new model, as its checkpoint records them.
 
     Names are TF1 keys, or for an object-based checkpoint the recorded
     `full_name` (the object path where that name is ambiguous; parts saved one
     by one become their whole variable). The object graph, slot variables and
-    `save_counter` are left out: they are never warm-started.
+    `save_counter` are left out: they are never warm-started. `index`: `info`'s
+    `NameIndex`, where the caller has built it.
     """
-    index = NameIndex(info)
+    index = NameIndex(info) if index is None else index
     out: list[Target] = []
     if info.format == "tf1":
         return [Target(t.key, tuple(t.shape), t.dtype) for t in index.tensors.values()]

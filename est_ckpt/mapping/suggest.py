@@ -4,25 +4,22 @@
 (TARGET's weights: floating-point tensors of one dimension or more, as
 `targets_from_checkpoint` names them; optimizer slots, step counts and
 hyperparameters then follow their variables through the usual planning), the
-SOURCE variable that holds its value, reading no tensor value. The evidence:
-
-- name: the same name (confidence 1);
-- kind: the last name token after synonyms (`kernel` = `weights` = `w`,
-  `gamma` = `scale`, `beta` = `offset`, `embeddings` = `embedding`) must agree;
-- shape: equal; a 2-D transpose (`{"transpose": [1, 0]}`); or the same
-  elements in another shape (`{"reshape": null}`), in that order of preference;
-- tokens: the other name tokens after synonyms (`hiddenlayer` = `dense` = `fc`,
-  `layer_norm` = `layernorm`, `fully_connected`), by their overlap;
-- order: among the variables of one kind and shape on each side, the rank of
-  their layer numbering (`hiddenlayer_1`, `dense_1`; no number counts as 0),
-  when both sides number them apart.
+SOURCE variable that holds its value, reading no tensor value. The evidence
+(`mapping.evidence`): the same name (confidence 1); kind (`kernel`, `bias`,
+`gamma` ... after synonyms) and dtype, which must agree; shape (equal, a 2-D
+transpose, or the same elements reshaped); the name tokens both checkpoints
+use, weighted by rarity; layer numbering; and pairs already made in the same
+layer. A Keras LSTM layer takes a TF1 LSTM cell through the `lstm` preset's
+transforms (`mapping.layouts`).
 
 Each target's candidates are scored. A pair is proposed only when the target
 and the source are each other's single best, by a margin; a target whose best
 candidates the evidence cannot tell apart is `ambiguous` (they are listed), one
 with no candidate `unmatched`. A pair made takes its source out of the other
-targets' candidates, and the rest are scored again. Deterministic: ties are
-never broken by position. `Suggestion.rules()` is a rules file
+targets' candidates, and the rest are scored again. Where no pair stands out
+alone, a few targets competing for the same sources are weighed as whole
+assignments: a pair is made when every assignment without it scores less by
+the margin. Deterministic: ties are never broken by position. `Suggestion.rules()` is a rules file
 (`mapping.rules_file`) of the pairs alone.
 """
 
@@ -34,33 +31,14 @@ import re
 from typing import Optional, Union
 
 from est_ckpt.format import checkpoint
+from est_ckpt.mapping import layouts
+from est_ckpt.mapping.evidence import Evidence, Var, fit, groups, make_vars
 from est_ckpt.mapping.names import NameIndex
 from est_ckpt.mapping.optimizer_slots import OPTIMIZER_SCOPES, TF1_SUFFIXES, find_slots
 from est_ckpt.mapping.planner import targets_from_checkpoint
 
-# Canonical token of each synonym (lowercase).
-_SYNONYMS = {
-    "weights": "kernel", "weight": "kernel", "w": "kernel", "matrix": "kernel",
-    "biases": "bias", "b": "bias",
-    "scale": "gamma", "offset": "beta", "center": "beta",
-    "embedding": "embeddings", "word_embeddings": "embeddings",
-    "hiddenlayer": "dense", "fc": "dense", "fully": "dense", "connected": "", "linear": "dense",
-    "layernorm": "layer_norm", "layer": "layer", "ln": "layer_norm",
-    "normalization": "norm", "batchnorm": "batch_norm", "bn": "batch_norm",
-    "cell": "", "basic": "", "rnn": "",
-}  # fmt: skip
-_KINDS = (
-    "kernel",
-    "bias",
-    "gamma",
-    "beta",
-    "embeddings",
-    "moving_mean",
-    "moving_variance",
-    "recurrent_kernel",
-)
-_SPLIT = re.compile(r"[/._\-]+|(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 _MARGIN = 0.25
+_ASSIGN_MAX = 5  # targets weighed together as whole assignments (at most 6**5 of them)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,39 +86,15 @@ class Suggestion:
             for p in self.pairs
             if p.source != p.target or p.transforms
         ]
-        return {"est_ckpt_rules": 1, "description": description, "rules": rules}
+        params = {"forget_bias": layouts.FORGET_BIAS} if any("lstm" in p.evidence for p in self.pairs) else {}
+        return {"est_ckpt_rules": 1, "description": description, **({"params": params} if params else {}), "rules": rules}
 
 
-@dataclasses.dataclass(frozen=True)
-class _Var:
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    kind: str
-    tokens: frozenset
-    number: tuple[int, ...]
-
-
-def _tokens(name: str) -> tuple[str, frozenset, tuple[int, ...]]:
-    """`(kind, other canonical tokens, layer numbering)` of a variable name."""
-    parts = [p.lower() for p in _SPLIT.split(name) if p]
-    words = [_SYNONYMS.get(p, p) for p in parts if not p.isdigit()]
-    words = [w for w in words if w]
-    kind = ""
-    for size in (2, 1):  # `recurrent_kernel`, `moving_mean` first
-        tail = "_".join(words[-size:])
-        if tail in _KINDS:
-            kind, words = tail, words[:-size]
-            break
-    number = tuple(int(p) for p in parts if p.isdigit())
-    return kind, frozenset(words), number
-
-
-def _weights(info: checkpoint.CheckpointInfo) -> list[_Var]:
+def _weights(info: checkpoint.CheckpointInfo) -> list[Var]:
     index = NameIndex(info)
     slots = {s.key for by_kind in find_slots(info).values() for s in by_kind.values()}
-    out = []
-    for t in targets_from_checkpoint(info):
+    named = []
+    for t in targets_from_checkpoint(info, index=index):
         if not t.shape or not (t.dtype or "").startswith(("float", "bfloat", "half")):
             continue
         found = index.resolve(t.name)[0]
@@ -149,114 +103,133 @@ def _weights(info: checkpoint.CheckpointInfo) -> list[_Var]:
         # An optimizer's own variables (`Adam/m/dense/kernel`, `dense/kernel/Adam`) follow their variable.
         if t.name.partition("/")[0].lower() in OPTIMIZER_SCOPES or t.name.rpartition("/")[2] in TF1_SUFFIXES:
             continue
-        kind, tokens, number = _tokens(t.name)
-        out.append(_Var(t.name, tuple(t.shape), t.dtype, kind, tokens, number))
-    return out
+        named.append((t.name, tuple(t.shape), t.dtype))
+    return make_vars(named)
 
 
-def _fit(t: _Var, s: _Var) -> Optional[tuple[float, str, tuple[dict, ...]]]:
-    """`(shape score, evidence, transforms)` if `s` can give `t` its value, else None."""
-    if t.dtype != s.dtype or t.kind != s.kind:
-        return None
-    if t.shape == s.shape:
-        return 3.0, "shape", ()
-    if len(t.shape) == len(s.shape) == 2 and t.shape == s.shape[::-1]:
-        return 2.0, "transpose", ({"transpose": [1, 0]},)
-    if math.prod(t.shape) == math.prod(s.shape):
-        return 1.5, "reshape", ({"reshape": None},)
-    return None
+def _confidence(least: float) -> float:
+    return 0.99 if math.isinf(least) else round(min(0.95, 0.5 + least / 4), 2)
 
 
-def _groups(vs: list[_Var]) -> dict[tuple, list[_Var]]:
-    """The variables of each kind, dtype and size."""
-    out: dict[tuple, list[_Var]] = {}
-    for v in vs:
-        out.setdefault((v.kind, v.dtype, math.prod(v.shape)), []).append(v)
-    return out
+class _Matcher:
+    """Pairs TARGETS with SOURCES by score, in rounds (see the module docstring)."""
 
+    def __init__(self, evidence: Evidence):
+        self.evidence = evidence
 
-def _ranks(vs: list[_Var], other: list[_Var]) -> dict[str, Optional[int]]:
-    """Each variable's rank by layer numbering among those of its kind, dtype and size; None where the other
-    side holds another number of them (a layer added or removed: ranks would pair the wrong ones) or where
-    they are numbered alike."""
-    theirs = {key: len(group) for key, group in _groups(other).items()}
-    out: dict[str, Optional[int]] = {}
-    for key, group in _groups(vs).items():
-        numbers = sorted({v.number or (0,) for v in group})
-        usable = len(numbers) == len(group) == theirs.get(key)
-        for v in group:
-            out[v.name] = numbers.index(v.number or (0,)) if usable else None
-    return out
+    def match(self, targets: list[Var], sources: list[Var]) -> tuple[list[Proposal], dict]:
+        """`(pairs, {ambiguous target: its best sources})`."""
+        if len(targets) == len(sources) == 1:  # a cell of one layer's one weight: no other candidate to weigh
+            t, s = targets[0], sources[0]
+            shape = fit(t, s)
+            if shape is None:
+                return [], {}
+            evidence = self.evidence.score(t, s, shape, None, None)[1]
+            return [self._made(t, s, evidence, 0.99, shape[2])], {}
+        pairs: list[Proposal] = []
+        while True:
+            taken = {p.source for p in pairs}
+            done = {p.target for p in pairs}
+            left_t = [t for t in targets if t.name not in done]
+            left_s = [s for s in sources if s.name not in taken]
+            scores = self._scores(left_t, left_s)
+            made, ambiguous = self._round(left_t, left_s, scores)
+            if not made:
+                made, ambiguous = self._assign(left_t, left_s, scores, ambiguous)
+            pairs += made
+            if not made:
+                return pairs, ambiguous
 
+    def _made(self, t: Var, s: Var, evidence, confidence: float, transforms) -> Proposal:
+        self.evidence.paired(t, s)
+        return Proposal(t.name, s.name, tuple(evidence), confidence, transforms)
 
-def _score(t: _Var, s: _Var, fit, t_rank, s_rank) -> tuple[float, list[str]]:
-    shape_score, how, _ = fit
-    evidence = ["kind", how] if t.kind else [how]
-    score = shape_score
-    union = t.tokens | s.tokens
-    if union:
-        overlap = len(t.tokens & s.tokens) / len(union)
-        score += overlap
-        if overlap:
-            evidence.append("tokens")
-    if t_rank is not None and s_rank is not None:
-        score += 1.0 if t_rank == s_rank else 0.0
-        if t_rank == s_rank:
-            evidence.append("order")
-    return score, evidence
-
-
-def _match(targets: list[_Var], sources: list[_Var]) -> tuple[list[Proposal], dict[str, tuple[str, ...]]]:
-    """Pairs by score, in rounds (see the module docstring): `(pairs, {ambiguous target: its best sources})`."""
-    if len(targets) == len(sources) == 1:  # a cell of one layer's one weight: no other candidate to weigh
-        t, s = targets[0], sources[0]
-        fit = _fit(t, s)
-        if fit is None:
-            return [], {}
-        evidence = _score(t, s, fit, None, None)[1]
-        return [Proposal(t.name, s.name, tuple(evidence), 0.99, fit[2])], {}
-    pairs: list[Proposal] = []
-    ambiguous: dict[str, tuple[str, ...]] = {}
-    paired: set = set()
-    while True:
-        left_t = [t for t in targets if t.name not in paired]
-        taken = {p.source for p in pairs}
-        left_s = [s for s in sources if s.name not in taken]
-        t_ranks, s_ranks = _ranks(left_t, left_s), _ranks(left_s, left_t)
-        buckets: dict[tuple, list[_Var]] = {}  # only the same dtype and size can fit
-        for s in left_s:
-            buckets.setdefault((s.dtype, math.prod(s.shape)), []).append(s)
-        scores: dict[str, list[tuple[float, str, list[str], tuple]]] = {}
-        best_for_source: dict[str, list[float]] = {}
-        for t in left_t:
+    def _scores(self, targets: list[Var], sources: list[Var]) -> dict[str, list[tuple]]:
+        """Each target's candidates, best first: `(score, source, evidence, transforms)`."""
+        t_ranks, s_ranks = self.evidence.ranks(targets, sources), self.evidence.ranks(sources, targets)
+        buckets: dict[tuple, list[Var]] = {}  # only the same dtype and size can fit
+        for s in sources:
+            buckets.setdefault((s.dtype, s.size), []).append(s)
+        scores = {}
+        for t in targets:
             row = []
-            for s in buckets.get((t.dtype, math.prod(t.shape)), ()):
-                fit = _fit(t, s)
-                if fit is not None:
-                    score, evidence = _score(t, s, fit, t_ranks[t.name], s_ranks[s.name])
-                    row.append((score, s.name, evidence, fit[2]))
-                    best_for_source.setdefault(s.name, []).append(score)
-            scores[t.name] = sorted(row, key=lambda r: (-r[0], r[1]))
-        made = 0
-        ambiguous = {}
-        for t in left_t:
+            for s in buckets.get((t.dtype, t.size), ()):
+                shape = fit(t, s)
+                if shape is not None:
+                    score, evidence = self.evidence.score(t, s, shape, t_ranks[t.name], s_ranks[s.name])
+                    row.append((score, s, evidence, shape[2]))
+            scores[t.name] = sorted(row, key=lambda r: (-r[0], r[1].name))
+        return scores
+
+    def _round(self, targets, sources, scores) -> tuple[list[Proposal], dict]:
+        """The pairs whose target and source are each other's single best by the margin."""
+        by_source: dict[str, list[float]] = {}
+        for row in scores.values():
+            for score, s, _, _ in row:
+                by_source.setdefault(s.name, []).append(score)
+        made, ambiguous = [], {}
+        for t in targets:
             row = scores[t.name]
             if not row:
                 continue
-            top, name, evidence, transforms = row[0]
+            top, s, evidence, transforms = row[0]
             margin = top - row[1][0] if len(row) > 1 else math.inf
-            others = sorted(best_for_source[name], reverse=True)  # this source's scores from every target
+            others = sorted(by_source[s.name], reverse=True)  # this source's scores from every target
             source_margin = others[0] - others[1] if len(others) > 1 else math.inf
             if margin >= _MARGIN and others[0] == top and source_margin >= _MARGIN:
-                least = min(margin, source_margin)
-                confidence = 0.99 if math.isinf(least) else min(0.95, 0.5 + least / 4)
-                pairs.append(Proposal(t.name, name, tuple(evidence), round(confidence, 2), transforms))
-                paired.add(t.name)
-                made += 1
+                made.append(self._made(t, s, evidence, _confidence(min(margin, source_margin)), transforms))
             else:
-                ambiguous[t.name] = tuple(n for score, n, _, _ in row if top - score < _MARGIN)
-        if not made:
-            return pairs, ambiguous
+                ambiguous[t.name] = tuple(c.name for score, c, _, _ in row if top - score < _MARGIN)
+        return made, ambiguous
+
+    def _assign(self, targets, sources, scores, ambiguous) -> tuple[list[Proposal], dict]:
+        """Where no pair stands out alone: the best whole assignment of a few targets that compete for the
+        same sources; each of its pairs is made only when every assignment without it scores less by the
+        margin (two LayerNorms sharing their tokens: swapping them costs more than either gains)."""
+        made: list[Proposal] = []
+        for component in _components([t for t in targets if scores[t.name]], scores):
+            if len(component) > _ASSIGN_MAX:
+                continue
+            rows = [scores[t.name][:_ASSIGN_MAX] for t in component]
+            totals: dict[frozenset, float] = {}
+            _assignments(rows, 0, frozenset(), frozenset(), 0.0, totals)
+            ranked = sorted(totals.items(), key=lambda kv: -kv[1])
+            (winner, top), rest = ranked[0], ranked[1:]
+            for i, name in sorted(winner):
+                rival = max((v for k, v in rest if (i, name) not in k), default=-math.inf)
+                if top - rival >= _MARGIN:
+                    _, s, evidence, transforms = next(r for r in rows[i] if r[1].name == name)
+                    made.append(self._made(component[i], s, evidence, _confidence(top - rival), transforms))
+        return made, ({} if made else ambiguous)
+
+
+def _components(targets: list[Var], scores) -> list[list[Var]]:
+    """The targets grouped by the candidates they share (in TARGET's order)."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for t in targets:
+        for _, s, _, _ in scores[t.name]:
+            parent[root("s:" + s.name)] = root("t:" + t.name)
+    out: dict[str, list[Var]] = {}
+    for t in targets:
+        out.setdefault(root("t:" + t.name), []).append(t)
+    return list(out.values())
+
+
+def _assignments(rows, i: int, chosen: frozenset, used: frozenset, total: float, out: dict) -> None:
+    """Every assignment of the rows' targets to distinct candidates (or none), by its total score."""
+    if i == len(rows):
+        out[chosen] = total
+        return
+    for score, s, _, _ in rows[i]:
+        if s.name not in used:
+            _assignments(rows, i + 1, chosen | {(i, s.name)}, used | {s.name}, total + score, out)
+    _assignments(rows, i + 1, chosen, used, total, out)
 
 
 def suggest_mapping(
@@ -271,33 +244,40 @@ def suggest_mapping(
     src = source if isinstance(source, checkpoint.CheckpointInfo) else checkpoint.read_checkpoint(source)
     tpl = target if isinstance(target, checkpoint.CheckpointInfo) else checkpoint.read_checkpoint(target)
     targets, sources = _weights(tpl), _weights(src)
+    evidence = Evidence(targets, sources)
+    matcher = _Matcher(evidence)
     pairs: dict[str, Proposal] = {}
     by_name = {s.name: s for s in sources}
     for t in targets:  # the same name, the same kind of value: nothing else to weigh
         s = by_name.get(t.name)
-        fit = None if s is None else _fit(t, s)
-        if fit is not None:
-            pairs[t.name] = Proposal(t.name, s.name, ("name",), 1.0, fit[2])
+        shape = None if s is None else fit(t, s)
+        if shape is not None:
+            pairs[t.name] = matcher._made(t, s, ("name",), 1.0, shape[2])
+    taken = _taken(pairs)
+    for t, s, transforms in layouts.lstm_pairs(
+        [t for t in targets if t.name not in pairs], [s for s in sources if s.name not in taken]
+    ):
+        pairs[t.name] = matcher._made(t, s, ("kind", "lstm", "shape"), 0.9, tuple(transforms))
 
     # Cells: one kind, dtype, size and layer numbering, where both sides hold as many of that kind, dtype
     # and size (so that a number means the same layer on both).
-    taken = {p.source for p in pairs.values()}
+    taken = _taken(pairs)
     left_t = [t for t in targets if t.name not in pairs]
     left_s = [s for s in sources if s.name not in taken]
-    counts = {key: len(group) for key, group in _groups(left_s).items()}
-    balanced = {key for key, group in _groups(left_t).items() if counts.get(key) == len(group)}
-    cells: dict[tuple, tuple[list[_Var], list[_Var]]] = {}
+    counts = {key: len(group) for key, group in groups(left_s).items()}
+    balanced = {key for key, group in groups(left_t).items() if counts.get(key) == len(group)}
+    cells: dict[tuple, tuple[list[Var], list[Var]]] = {}
     for side, vs in enumerate((left_t, left_s)):
         for v in vs:
-            key = (v.kind, v.dtype, math.prod(v.shape))
+            key = (v.kind, v.dtype, v.size)
             if key in balanced:
                 cells.setdefault((*key, v.number or (0,)), ([], []))[side].append(v)
     for cell_targets, cell_sources in cells.values():
-        for p in _match(cell_targets, cell_sources)[0]:
+        for p in matcher.match(cell_targets, cell_sources)[0]:
             order = p.evidence if "order" in p.evidence else (*p.evidence, "order")
             pairs[p.target] = dataclasses.replace(p, evidence=order)
-    taken = {p.source for p in pairs.values()}
-    found, ambiguous = _match(
+    taken = _taken(pairs)
+    found, ambiguous = matcher.match(
         [t for t in targets if t.name not in pairs], [s for s in sources if s.name not in taken]
     )
     pairs.update((p.target, p) for p in found)
@@ -308,6 +288,10 @@ def suggest_mapping(
         tuple((name, ambiguous[name]) for name in sorted(ambiguous, key=order.get)),
         unmatched,
     )
+
+
+def _taken(pairs: dict[str, Proposal]) -> set[str]:
+    return {p.source for p in pairs.values()}
 
 
 __all__ = ["Proposal", "Suggestion", "suggest_mapping"]
