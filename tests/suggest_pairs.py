@@ -58,6 +58,14 @@ def _canned(tf, kind: str, v2: bool, model_dir: str, hidden=(6, 3)):
     estimator = tf.estimator if v2 else tf.compat.v1.estimator
     x = [tf.feature_column.numeric_column("x", shape=(4,))]
     y = [tf.feature_column.numeric_column("y", shape=(2,))]
+    if kind == "dnn" and v2:  # v1's Adagrad (learning rate 0.05) and summed loss: the same steps
+        return estimator.DNNClassifier(
+            hidden_units=list(hidden),
+            feature_columns=x,
+            model_dir=model_dir,
+            optimizer=lambda: tf.keras.optimizers.legacy.Adagrad(0.05, epsilon=1e-10),
+            loss_reduction=tf.keras.losses.Reduction.SUM,
+        )
     if kind == "dnn":
         return estimator.DNNClassifier(hidden_units=list(hidden), feature_columns=x, model_dir=model_dir)
     if kind == "linear":
@@ -76,7 +84,22 @@ def canned_v1_onto_v2(tmp, kind: str, hidden=(6, 3), target_hidden=(6, 3)) -> Pa
     src, tpl = tf.train.latest_checkpoint(f"{tmp}/v1"), tf.train.latest_checkpoint(f"{tmp}/v2")
     names = {n for n, _ in tf.train.list_variables(src)}
     truth = {n: n for n, s in tf.train.list_variables(tpl) if n in names and len(s) and _weight(n)}
-    return Pair(f"v1 {kind} -> v2", src, tpl, truth, hidden == target_hidden)
+
+    def check(out_dir: str) -> None:
+        """The v2 Estimator trains on from the converted model dir: the step continues; for the DNN (the same
+        optimizer on both), one more step equals v1's within 1e-6."""
+        before = tf.train.load_checkpoint(src)
+        _canned(tf, kind, True, out_dir, hidden).train(_input_fn, steps=1)
+        _canned(tf, kind, False, f"{tmp}/v1", hidden).train(_input_fn, steps=1)
+        v1 = tf.train.load_checkpoint(tf.train.latest_checkpoint(f"{tmp}/v1"))
+        v2 = tf.train.load_checkpoint(tf.train.latest_checkpoint(out_dir))
+        assert int(v2.get_tensor("global_step")) == int(v1.get_tensor("global_step")) == 3
+        for name in truth:
+            assert not np.array_equal(v2.get_tensor(name), before.get_tensor(name)), name
+            if kind == "dnn":
+                np.testing.assert_allclose(v2.get_tensor(name), v1.get_tensor(name), atol=1e-6, rtol=0)
+
+    return Pair(f"v1 {kind} -> v2", src, tpl, truth, hidden == target_hidden, check)
 
 
 def _weight(name: str) -> bool:
@@ -106,8 +129,11 @@ def canned_v1_onto_keras(tmp, kind: str, hidden=(6, 3), target_hidden=(6, 3), na
     `x` and `y` weights are one kernel there, so those pair with nothing)."""
     import tensorflow as tf
 
-    _canned(tf, kind, False, f"{tmp}/v1", hidden).train(_input_fn, steps=2)
+    v1 = _canned(tf, kind, False, f"{tmp}/v1", hidden)
+    v1.train(_input_fn, steps=2)
     src = tf.train.latest_checkpoint(f"{tmp}/v1")
+    # Before any Keras model: an Estimator's graph invalidates the Keras models made before it.
+    logits = np.stack([p["logits"] for p in v1.predict(lambda: _input_fn().take(1))])
     model = _keras_like_canned(tf, kind, target_hidden, names)
     tpl = tf.train.Checkpoint(model=model).write(f"{tmp}/tpl/ckpt")
     dense = [layer.name for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)]
@@ -127,7 +153,13 @@ def canned_v1_onto_keras(tmp, kind: str, hidden=(6, 3), target_hidden=(6, 3), na
         truth["linear/bias" if names else f"{dense[-1]}/bias"] = "linear/linear_model/bias_weights"
     if kind == "linear":
         truth["linear/bias" if names else f"{dense[-1]}/bias"] = "linear/linear_model/bias_weights"
-    return Pair(f"v1 {kind} -> Keras", src, tpl, truth, kind == "dnn" and hidden == target_hidden)
+
+    def check(out_dir: str) -> None:
+        """The Keras model restored from the converted checkpoint computes the v1 Estimator's logits."""
+        tf.train.Checkpoint(model=model).read(tf.train.latest_checkpoint(out_dir)).assert_existing_objects_matched()
+        np.testing.assert_allclose(model([X, X[:, :2]]).numpy(), logits, atol=1e-5)
+
+    return Pair(f"v1 {kind} -> Keras", src, tpl, truth, kind != "linear" and hidden == target_hidden, check)
 
 
 def layers_model_fn_onto_keras(tmp, functional: bool, hidden=(16, 8), target_hidden=(16, 8)) -> Pair:
@@ -171,7 +203,15 @@ def layers_model_fn_onto_keras(tmp, functional: bool, hidden=(16, 8), target_hid
             truth[f"{bn}/{w}"] = f"batch_normalization/{w}"
         truth[f"{keras_dense[-1]}/kernel"] = f"{tf1_dense[len(hidden)]}/kernel"
     kind = "functional" if functional else "Sequential"
-    return Pair(f"tf.compat.v1.layers -> Keras {kind}", src, tpl, truth, hidden == target_hidden)
+
+    def check(out_dir: str) -> None:
+        """Each Keras weight restored from the converted checkpoint holds its TF1 variable's value."""
+        tf.train.Checkpoint(model=model).read(tf.train.latest_checkpoint(out_dir)).assert_existing_objects_matched()
+        reader = tf.train.load_checkpoint(src)
+        for v in model.weights:
+            np.testing.assert_array_equal(v.numpy(), reader.get_tensor(truth[v.name.split(":")[0]]))
+
+    return Pair(f"tf.compat.v1.layers -> Keras {kind}", src, tpl, truth, hidden == target_hidden, check)
 
 
 def bert_onto_keras_encoder(tmp, layers: int = 2, target_layers: int = 2) -> Pair:
@@ -183,13 +223,23 @@ def bert_onto_keras_encoder(tmp, layers: int = 2, target_layers: int = 2) -> Pai
     saved = bert.LAYERS
     try:
         bert.LAYERS = layers
-        src = bert.Tf1Bert().save(f"{tmp}/tf1/bert_model.ckpt")
+        tf1_bert = bert.Tf1Bert()
+        src = tf1_bert.save(f"{tmp}/tf1/bert_model.ckpt")
         bert.LAYERS = target_layers
-        tpl = tf.train.Checkpoint(encoder=bert._keras_encoder()).write(f"{tmp}/tpl/ckpt")
+        encoder = bert._keras_encoder()
+        tpl = tf.train.Checkpoint(encoder=encoder).write(f"{tmp}/tpl/ckpt")
     finally:
         bert.LAYERS = saved
     truth = truth_from_preset("bert", src, tpl)
-    return Pair("BERT -> Keras encoder", src, tpl, truth, layers == target_layers)
+
+    def check(out_dir: str) -> None:
+        """The encoder restored from the converted checkpoint computes the TF1 graph's outputs (1e-5)."""
+        status = tf.train.Checkpoint(encoder=encoder).read(tf.train.latest_checkpoint(out_dir))
+        status.assert_existing_objects_matched()
+        for mine, theirs in zip(encoder([bert.IDS, bert.TYPE_IDS]), tf1_bert.outputs()):
+            np.testing.assert_allclose(mine.numpy(), theirs, atol=1e-5)
+
+    return Pair("BERT -> Keras encoder", src, tpl, truth, layers == target_layers, check)
 
 
 def lstm_onto_keras(tmp, extra_dense: bool = False) -> Pair:
@@ -210,9 +260,21 @@ def lstm_onto_keras(tmp, extra_dense: bool = False) -> Pair:
         opt = tf.keras.optimizers.Adam(rnn.LR, epsilon=1e-8)
         opt.build(keras.trainable_variables)
     tpl = rnn._keras_save(keras, opt, f"{tmp}/tpl/ckpt")
+
+    def check(out_dir: str) -> None:
+        """The Keras model (with Adam's state) restored from the converted checkpoint computes the TF1 model's
+        outputs (1e-5), and one more step on each gives the same weights (1e-6)."""
+        tf.train.Checkpoint(model=keras, optimizer=opt).read(tf.train.latest_checkpoint(out_dir)).assert_consumed()
+        np.testing.assert_allclose(keras(rnn.X).numpy(), model.predict(), atol=1e-5)
+        model.run_steps(1)
+        rnn._keras_step(keras, opt)
+        expected = rnn._expected_keras("lstm", model.values(), "lstm_cell", 1.0)
+        for got, want in zip(keras.trainable_variables, expected):
+            np.testing.assert_allclose(got.numpy(), want, atol=1e-6, err_msg=got.name)
+
     # The head is the last layer, `dense` on both sides; a `dense_1` added is new.
     truth = {**truth_from_preset("lstm", src, tpl), "dense/kernel": "dense/kernel", "dense/bias": "dense/bias"}
-    return Pair("TF1 LSTM -> Keras LSTM", src, tpl, truth, not extra_dense)
+    return Pair("TF1 LSTM -> Keras LSTM", src, tpl, truth, not extra_dense, check)
 
 
 def paths(pair: Pair) -> tuple[str, str]:

@@ -184,7 +184,9 @@ def find_slots(info: checkpoint.CheckpointInfo) -> dict[str, dict[str, Slot]]:
                 var = base
                 if var not in tensors:
                     head, _, tower = base.rpartition("/")
-                    var = head if _TOWER.fullmatch(tower) else ""
+                    whole = head in tensors and tensors[head].shape == tensors[key].shape
+                    # `<v>/t_0/Adam` (a tower), or `<v>/part_0/Ftrl` of a variable in one partition
+                    var = head if _TOWER.fullmatch(tower) or (tower == "part_0" and whole) else ""
                 if var in tensors:
                     raw.append((key, var, last, "tf1", key))
             elif last in KERAS_SLOT_NAMES and base:
@@ -317,21 +319,28 @@ def u_product_key(info: checkpoint.CheckpointInfo) -> Optional[str]:
 
 def step_key(info: checkpoint.CheckpointInfo) -> Optional[str]:
     """The key counting training steps: `global_step`, or a Keras optimizer's `iteration`/`iter`."""
+    found = step_keys(info)
+    return found[0] if found else None
+
+
+def step_keys(info: checkpoint.CheckpointInfo) -> list[str]:
+    """Every key counting training steps (a v2 `DNNLinearCombined` Estimator keeps one per optimizer)."""
+    out = []
     for key, t in info.tensors.items():
         if t.shape != () or not t.dtype.startswith("int"):
             continue
         if info.format == "keras":
             if (t.name or "").endswith("/iteration"):
-                return key
+                out.append(key)
             continue
         if info.format != "tf2":
-            if key == "global_step":
-                return key
+            if key == "global_step" or key.endswith("/iter"):  # `training/Ftrl/iter`: a Keras optimizer's
+                out.append(key)
             continue
         path = t.object_path or ""
         if t.name in STEP_NAMES or path.endswith(("/iter", "/_iterations")) or path == "global_step":
-            return key
-    return None
+            out.append(key)
+    return sorted(out, key=lambda k: k != "global_step")
 
 
 __all__ = [
@@ -345,6 +354,7 @@ __all__ = [
     "different",
     "find_slots",
     "step_key",
+    "step_keys",
     "tf1_kind",
     "tf1_slot_suffix",
     "u_product_key",

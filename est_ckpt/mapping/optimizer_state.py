@@ -42,7 +42,15 @@ from typing import Mapping, Optional, Sequence
 from est_ckpt.errors import MismatchError
 from est_ckpt.format import checkpoint, keys
 from est_ckpt.mapping.names import NameIndex
-from est_ckpt.mapping.optimizer_slots import SCALED, Slot, different, find_slots, step_key, u_product_key
+from est_ckpt.mapping.optimizer_slots import (
+    SCALED,
+    Slot,
+    different,
+    find_slots,
+    step_key,
+    step_keys,
+    u_product_key,
+)
 from est_ckpt.mapping.plan import Target, WarmStartPlan
 from est_ckpt.mapping.planner import plan_mapping, targets_from_checkpoint
 from est_ckpt.mapping.rules import RenameRule
@@ -191,6 +199,19 @@ def optimizer_assignment_map(
     return out
 
 
+def _more_steps(plan, source, template, targets, slots) -> dict[str, tuple[tuple[str, ...], tuple]]:
+    """The template's other step counters (a v2 `DNNLinearCombined` Estimator's linear optimizer counts its own
+    `training/Ftrl/iter`, stepping with `global_step`): each is the source's step."""
+    s_key = step_key(source)
+    if s_key is None:
+        return {}
+    names = _target_names(NameIndex(template), targets)
+    unmapped = {u.target for u in plan.unmapped} - set(slots.values())
+    s_index = NameIndex(source)
+    label = _label(s_index, s_index.tensors[s_key].name or s_key, s_key)
+    return {names[k]: ((label,), ()) for k in step_keys(template)[1:] if names.get(k) in unmapped}
+
+
 def slot_transforms(
     plan: WarmStartPlan,
     source: checkpoint.CheckpointInfo,
@@ -302,7 +323,7 @@ def plan_onto_template(
         source, targets, assignment_map=assignment_map, rename_rules=rename_rules, rules=rules
     )
     slots = optimizer_assignment_map(plan, source, template, targets)
-    computed = slot_transforms(plan, source, template, targets)
+    computed = {**_more_steps(plan, source, template, targets, slots), **slot_transforms(plan, source, template, targets)}
     if not slots and not computed:
         return plan
     merged = {**slots, **(assignment_map or {})}

@@ -75,7 +75,7 @@ class Suggestion:
     unmatched: tuple[str, ...]
 
     def rules(self, description: str = "suggested by est-ckpt map --suggest") -> dict:
-        """A rules file (`est_ckpt_rules` 1) of the pairs whose names differ or whose values move."""
+        """A rules file (`est_ckpt_rules` 1) of the pairs, those of the same name too (the file says all)."""
         rules = [
             {
                 "target": re.escape(p.target),
@@ -84,7 +84,6 @@ class Suggestion:
                 "note": f"{', '.join(p.evidence)}; confidence {p.confidence:.2f}",
             }
             for p in self.pairs
-            if p.source != p.target or p.transforms
         ]
         params = {"forget_bias": layouts.FORGET_BIAS} if any("lstm" in p.evidence for p in self.pairs) else {}
         return {"est_ckpt_rules": 1, "description": description, **({"params": params} if params else {}), "rules": rules}
@@ -259,20 +258,16 @@ def suggest_mapping(
     ):
         pairs[t.name] = matcher._made(t, s, ("kind", "lstm", "shape"), 0.9, tuple(transforms))
 
-    # Cells: one kind, dtype, size and layer numbering, where both sides hold as many of that kind, dtype
-    # and size (so that a number means the same layer on both).
+    # Cells: one kind, dtype, size and layer number (`layer_3` on both sides: the same layer, a layer added
+    # or removed being the last). What a cell leaves is weighed across cells.
     taken = _taken(pairs)
-    left_t = [t for t in targets if t.name not in pairs]
-    left_s = [s for s in sources if s.name not in taken]
-    counts = {key: len(group) for key, group in groups(left_s).items()}
-    balanced = {key for key, group in groups(left_t).items() if counts.get(key) == len(group)}
     cells: dict[tuple, tuple[list[Var], list[Var]]] = {}
-    for side, vs in enumerate((left_t, left_s)):
+    for side, vs in enumerate(([t for t in targets if t.name not in pairs], [s for s in sources if s.name not in taken])):
         for v in vs:
-            key = (v.kind, v.dtype, v.size)
-            if key in balanced:
-                cells.setdefault((*key, v.number or (0,)), ([], []))[side].append(v)
+            cells.setdefault((v.kind, v.dtype, v.size, v.number or (0,)), ([], []))[side].append(v)
     for cell_targets, cell_sources in cells.values():
+        if not (cell_targets and cell_sources):
+            continue
         for p in matcher.match(cell_targets, cell_sources)[0]:
             order = p.evidence if "order" in p.evidence else (*p.evidence, "order")
             pairs[p.target] = dataclasses.replace(p, evidence=order)
