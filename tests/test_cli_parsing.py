@@ -141,7 +141,7 @@ def test_every_command_has_help_listing_only_its_flags(name):
         proc = est_ckpt_cli(*args)
         assert proc.returncode == 0 and proc.stdout == expected, (args, proc.stderr)
     flags = [line.split(":")[0].strip() for line in expected.splitlines() if line.startswith("  --")]
-    own = {"inspect": 3, "convert": 11, "diff": 2, "map": 12, "verify": 1, "demo": 1, "export": 5}
+    own = {"inspect": 3, "convert": 11, "diff": 2, "map": 13, "verify": 1, "demo": 1, "export": 5}
     # Every command reads paths, so every command takes --remote_timeout (issue 20.5).
     assert len(flags) == own[name] + 1 and "--remote_timeout" in flags, flags
     assert "--verbosity" not in expected and "--version" not in expected

@@ -178,3 +178,42 @@ def test_a_layer_added_on_one_side_is_reported_not_guessed(tmp_path):
     assert {p.target: p.source for p in suggestion.pairs} == expected
     assert {t for t, _ in suggestion.ambiguous} <= {*layers[1], *layers[2]}
     assert set(layers[2]) <= {*suggestion.unmatched, *dict(suggestion.ambiguous)}
+
+
+def test_check_values_confirms_settles_and_leaves_out(tmp_path):
+    """`--check_values` with a template saved from the same weights: the two [8, 8] kernels no name tells apart
+    are paired by their values, the transposed kernel is confirmed, and a pair whose values differ is left out
+    (`values_differ`, exit 1) and never written."""
+    rng = np.random.RandomState(5)
+    a, b, proj = rng.randn(8, 8), rng.randn(8, 8), rng.randn(4, 6)
+    src = _tf1_checkpoint(
+        tmp_path / "src",
+        {"a/kernel": a, "b/kernel": b, "c/bias": [1, 2, 3], "proj/kernel": proj, "d/gamma": np.ones(5)},
+    )
+    tpl = _tf1_checkpoint(
+        tmp_path / "tpl",
+        {"x/kernel": b, "y/kernel": a, "z/bias": [1, 2, 3], "out/weights": proj.T, "w/gamma": np.zeros(5)},
+    )
+    assert len(suggest_mapping(src, tpl).ambiguous) == 2  # without values: not told apart
+    suggestion = suggest_mapping(src, tpl, check_values=True)
+    assert {p.target: p.source for p in suggestion.pairs} == {
+        "x/kernel": "b/kernel",
+        "y/kernel": "a/kernel",
+        "z/bias": "c/bias",
+        "out/weights": "proj/kernel",
+    }
+    assert all("values" in p.evidence and p.confidence == 1.0 for p in suggestion.pairs)
+    assert suggestion.ambiguous == () and suggestion.values_differ == (("w/gamma", "d/gamma"),)
+    rules = tmp_path / "rules.json"
+    args = ("map", src, "--target", tpl, "--suggest", "--check_values", f"--write_rules={rules}", "--json")
+    proc = run_cli(*args)
+    assert proc.returncode == 1, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["values_differ"] == [{"target": "w/gamma", "source": "d/gamma"}] and out["ambiguous"] == []
+    assert sorted(r["source"] for r in json.loads(rules.read_text())["rules"]) == [
+        "a/kernel",
+        "b/kernel",
+        "c/bias",
+        "proj/kernel",
+    ]
+    assert run_cli("map", src, "--target", tpl, "--check_values").returncode == 2

@@ -15,6 +15,10 @@ gains `evidence` and `confidence`, and `ambiguous` lists the targets the
 evidence cannot pair (`[{"target", "candidates": [source_key, ...]}]`); exit 0
 only when every target is paired unambiguously. `--write_rules=FILE` writes
 those pairs as a rules file for `--rules=FILE` (atomically; `--force` replaces).
+`--check_values` reads the values of a TARGET saved from the same weights: pairs
+they confirm gain the evidence `values`, ambiguous targets one candidate equals
+are paired, and pairs whose values differ are left out and listed in
+`values_differ` (`[{"target", "source"}]`, exit 1).
 """
 
 from __future__ import annotations
@@ -72,6 +76,11 @@ def add_flags(parser: parsing.Parser) -> None:
         help="With --suggest: write the unambiguous pairs as a rules file (read back with --rules=FILE).",
     )
     parser.add_bool("force", "With --write_rules: replace an existing FILE.")
+    parser.add_bool(
+        "check_values",
+        "With --suggest: TARGET holds the same weights (saved from the same model), so values confirm each "
+        "pair, settle ambiguous ones, and pairs whose values differ are left out (listed as values_differ).",
+    )
 
 
 def add_mapping_flags(parser: parsing.Parser) -> None:
@@ -210,8 +219,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.target:
         raise parsing.UsageError("map needs --target TARGET (a checkpoint or model dir of the new model).")
     options = mapping_options(args)  # a bad rules file is named before any checkpoint is read
-    if (args.write_rules or args.force) and not args.suggest:
-        raise parsing.UsageError("--write_rules and --force apply to --suggest.")
+    if (args.write_rules or args.force or args.check_values) and not args.suggest:
+        raise parsing.UsageError("--write_rules, --force and --check_values apply to --suggest.")
     if args.suggest and (options["assignment_map"] or options["rename_rules"] or options["rules"]):
         raise parsing.UsageError(
             "--suggest proposes the mapping itself: drop --assignment_map, --rename_rule and --rules."
@@ -219,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     source, target = checkpoint.read_checkpoint(args.positionals[0]), checkpoint.read_checkpoint(args.target)
     suggestion = None
     if args.suggest:
-        suggestion = suggest_mapping(source, target)
+        suggestion = suggest_mapping(source, target, check_values=args.check_values)
         rules = suggestion.rules()
         options["rules"] = load_rules(rules) if rules["rules"] else None
         if args.write_rules:
@@ -285,6 +294,7 @@ def run(args: argparse.Namespace) -> int:
             lines += [f"suggested: {p.target} <- {p.source}  ({', '.join(p.evidence)}; confidence "
                       f"{p.confidence:.2f})" for p in suggestion.pairs]  # fmt: skip
             lines += [f"ambiguous: {t} <- one of {', '.join(c)}" for t, c in suggestion.ambiguous]
+            lines += [f"values differ: {t} <- {s} (left out)" for t, s in suggestion.values_differ]
         if planned is not None:
             lines += [f"kept: {key}" for key in planned.kept]
             lines += [f"computed: {key} = {value}" for key, value in planned.computed().items()]
@@ -302,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         sys.stdout.write("\n".join(lines) + "\n")
-    return 0 if plan.ok and not (suggestion and suggestion.ambiguous) else 1
+    return 0 if plan.ok and not (suggestion and (suggestion.ambiguous or suggestion.values_differ)) else 1
 
 
 def suggestion_json(out: dict, plan: mapping.WarmStartPlan, suggestion: Suggestion, source) -> None:
@@ -320,3 +330,4 @@ def suggestion_json(out: dict, plan: mapping.WarmStartPlan, suggestion: Suggesti
         {"target": t, "candidates": [",".join(index.resolve(c)[0][0]) for c in candidates]}
         for t, candidates in suggestion.ambiguous
     ]
+    out["values_differ"] = [{"target": t, "source": s} for t, s in suggestion.values_differ]

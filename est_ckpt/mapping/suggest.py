@@ -68,11 +68,14 @@ class Suggestion:
       pairs: the proposed pairs, in TARGET's order.
       ambiguous: `(target, its best candidates' source names)` the evidence cannot tell apart.
       unmatched: targets with no candidate of their kind, dtype and size.
+      values_differ: with `check_values`, `(target, source)` pairs the evidence proposed but whose values
+        differ (left out of `pairs`).
     """
 
     pairs: tuple[Proposal, ...]
     ambiguous: tuple[tuple[str, tuple[str, ...]], ...]
     unmatched: tuple[str, ...]
+    values_differ: tuple[tuple[str, str], ...] = ()
 
     def rules(self, description: str = "suggested by est-ckpt map --suggest") -> dict:
         """A rules file (`est_ckpt_rules` 1) of the pairs, those of the same name too (the file says all)."""
@@ -232,9 +235,19 @@ def _assignments(rows, i: int, chosen: frozenset, used: frozenset, total: float,
 
 
 def suggest_mapping(
-    source: Union[str, checkpoint.CheckpointInfo], target: Union[str, checkpoint.CheckpointInfo]
+    source: Union[str, checkpoint.CheckpointInfo],
+    target: Union[str, checkpoint.CheckpointInfo],
+    *,
+    check_values: bool = False,
 ) -> Suggestion:
     """Proposes which SOURCE variable gives each TARGET weight its value (see the module docstring).
+
+    `check_values`: TARGET was made from the same weights (a template saved from
+    the model the source was loaded into, say), so values confirm: a proposed
+    pair whose values agree gains the evidence `"values"` and confidence 1; one
+    whose values differ is left out and listed in `values_differ`; an ambiguous
+    target that exactly one candidate's values equal is paired with it. Pairs
+    computed by a layout's transforms (an LSTM's gates) are not checked.
 
     Variables are first paired by name; then within cells of one dtype, size, kind
     and layer numbering (`layer_3`: the cell of the same layer); what is left, across
@@ -276,17 +289,81 @@ def suggest_mapping(
         [t for t in targets if t.name not in pairs], [s for s in sources if s.name not in taken]
     )
     pairs.update((p.target, p) for p in found)
+    differ: list[tuple[str, str]] = []
+    if check_values:
+        differ = _check_values(pairs, ambiguous, src, tpl)
     order = {t.name: i for i, t in enumerate(targets)}
-    unmatched = tuple(t.name for t in targets if t.name not in pairs and t.name not in ambiguous)
+    gone = {t for t, _ in differ}
+    unmatched = tuple(t.name for t in targets if t.name not in pairs and t.name not in ambiguous and t.name not in gone)
     return Suggestion(
         tuple(sorted(pairs.values(), key=lambda p: order[p.target])),
         tuple((name, ambiguous[name]) for name in sorted(ambiguous, key=order.get)),
         unmatched,
+        tuple(sorted(differ, key=lambda d: order[d[0]])),
     )
+
+
+def _check_values(pairs: dict, ambiguous: dict, src, tpl) -> list[tuple[str, str]]:
+    """Confirms `pairs` by their values, in place, and settles `ambiguous` targets one candidate's values
+    equal; returns the `(target, source)` pairs whose values differ (taken out of `pairs`)."""
+    import numpy as np
+
+    s_index, t_index = NameIndex(src), NameIndex(tpl)
+
+    def value(info, index, name):
+        found = index.resolve(name)[0]
+        return None if found is None or len(found[0]) != 1 else info.read_tensor(found[0][0])
+
+    def moved(v, transforms, shape):
+        for op in transforms:
+            if "transpose" in op:
+                v = v.transpose(op["transpose"])
+            elif "reshape" in op:
+                v = v.reshape(shape)
+            else:  # a layout's slices, reorders and adds: not checked
+                return None
+        return v
+
+    def agrees(t_value, s_name, transforms=None) -> Optional[bool]:
+        s_value = value(src, s_index, s_name)
+        if t_value is None or s_value is None:
+            return None
+        if transforms is None:
+            transforms = _shape_transforms(tuple(t_value.shape), tuple(s_value.shape))
+        s_value = moved(s_value, transforms, t_value.shape)
+        return None if s_value is None else bool(np.array_equal(s_value, t_value))
+
+    differ = []
+    for name, p in list(pairs.items()):
+        same = agrees(value(tpl, t_index, name), p.source, p.transforms)
+        if same:
+            pairs[name] = dataclasses.replace(p, evidence=(*p.evidence, "values"), confidence=1.0)
+        elif same is False:
+            del pairs[name]
+            differ.append((name, p.source))
+    taken = _taken(pairs)
+    for name, candidates in list(ambiguous.items()):
+        t_value = value(tpl, t_index, name)
+        equal = [c for c in candidates if c not in taken and agrees(t_value, c)]
+        if len(equal) == 1:
+            s_shape = tuple(value(src, s_index, equal[0]).shape)
+            transforms = _shape_transforms(tuple(t_value.shape), s_shape)
+            pairs[name] = Proposal(name, equal[0], ("kind", "values"), 1.0, transforms)
+            taken.add(equal[0])
+            del ambiguous[name]
+    return differ
 
 
 def _taken(pairs: dict[str, Proposal]) -> set[str]:
     return {p.source for p in pairs.values()}
+
+
+def _shape_transforms(target: tuple, source: tuple) -> tuple[dict, ...]:
+    if target == tuple(source):
+        return ()
+    if len(target) == len(source) == 2 and target == tuple(source)[::-1]:
+        return ({"transpose": [1, 0]},)
+    return ({"reshape": None},)
 
 
 __all__ = ["Proposal", "Suggestion", "suggest_mapping"]
