@@ -38,7 +38,10 @@ def main(workdir: str) -> None:
         model.train_on_batch(data["x"], data["y"])
     tf.train.Checkpoint(model=model, optimizer=model.optimizer).write(os.path.join(workdir, "keras2", "ckpt"))
     model.train_on_batch(data["x"], data["y"])
-    np.savez(os.path.join(workdir, "next.npz"), **{f"w{i}": v.numpy() for i, v in enumerate(model.trainable_weights)})
+    np.savez(
+        os.path.join(workdir, "next.npz"),
+        **{f"w{i}": v.numpy() for i, v in enumerate(model.trainable_weights)},
+    )
 
 
 if __name__ == "__main__":

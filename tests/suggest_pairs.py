@@ -156,7 +156,9 @@ def canned_v1_onto_keras(tmp, kind: str, hidden=(6, 3), target_hidden=(6, 3), na
 
     def check(out_dir: str) -> None:
         """The Keras model restored from the converted checkpoint computes the v1 Estimator's logits."""
-        tf.train.Checkpoint(model=model).read(tf.train.latest_checkpoint(out_dir)).assert_existing_objects_matched()
+        tf.train.Checkpoint(model=model).read(
+            tf.train.latest_checkpoint(out_dir)
+        ).assert_existing_objects_matched()
         np.testing.assert_allclose(model([X, X[:, :2]]).numpy(), logits, atol=1e-5)
 
     return Pair(f"v1 {kind} -> Keras", src, tpl, truth, kind != "linear" and hidden == target_hidden, check)
@@ -174,7 +176,9 @@ def layers_model_fn_onto_keras(tmp, functional: bool, hidden=(16, 8), target_hid
         h = tf1.layers.batch_normalization(h, training=True)
         out = tf1.layers.dense(h, 1)
         loss = tf.reduce_mean(tf.square(out))
-        train = tf1.train.AdamOptimizer(0.01).minimize(loss, global_step=tf1.train.get_or_create_global_step())
+        train = tf1.train.AdamOptimizer(0.01).minimize(
+            loss, global_step=tf1.train.get_or_create_global_step()
+        )
         with tf1.Session() as session:
             session.run(tf1.global_variables_initializer())
             session.run(train, {h.graph.get_tensor_by_name("Placeholder:0"): X})
@@ -193,12 +197,14 @@ def layers_model_fn_onto_keras(tmp, functional: bool, hidden=(16, 8), target_hid
     truth = {}
     tf1_dense = [f"dense_{i}" if i else "dense" for i in range(len(hidden) + 1)]
     keras_dense = [layer.name for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)]
-    for i, units in enumerate(target_hidden):
+    for i in range(len(target_hidden)):
         if i < len(hidden) and hidden[: i + 1] == target_hidden[: i + 1]:
             truth.update({f"{keras_dense[i]}/{w}": f"{tf1_dense[i]}/{w}" for w in ("kernel", "bias")})
     truth[f"{keras_dense[-1]}/bias"] = f"{tf1_dense[len(hidden)]}/bias"  # the head, whatever is below it
     if hidden[-1] == target_hidden[-1]:
-        bn = next(layer.name for layer in model.layers if isinstance(layer, tf.keras.layers.BatchNormalization))
+        bn = next(
+            layer.name for layer in model.layers if isinstance(layer, tf.keras.layers.BatchNormalization)
+        )
         for w in ("gamma", "beta", "moving_mean", "moving_variance"):
             truth[f"{bn}/{w}"] = f"batch_normalization/{w}"
         truth[f"{keras_dense[-1]}/kernel"] = f"{tf1_dense[len(hidden)]}/kernel"
@@ -206,7 +212,9 @@ def layers_model_fn_onto_keras(tmp, functional: bool, hidden=(16, 8), target_hid
 
     def check(out_dir: str) -> None:
         """Each Keras weight restored from the converted checkpoint holds its TF1 variable's value."""
-        tf.train.Checkpoint(model=model).read(tf.train.latest_checkpoint(out_dir)).assert_existing_objects_matched()
+        tf.train.Checkpoint(model=model).read(
+            tf.train.latest_checkpoint(out_dir)
+        ).assert_existing_objects_matched()
         reader = tf.train.load_checkpoint(src)
         for v in model.weights:
             np.testing.assert_array_equal(v.numpy(), reader.get_tensor(truth[v.name.split(":")[0]]))
@@ -255,7 +263,12 @@ def lstm_onto_keras(tmp, extra_dense: bool = False) -> Pair:
     keras, opt = rnn._keras("lstm", seed=1)
     if extra_dense:
         keras = tf.keras.Sequential(
-            [tf.keras.Input((rnn.T, rnn.IN)), keras.layers[0], tf.keras.layers.Dense(4, name="dense_1"), keras.layers[1]]
+            [
+                tf.keras.Input((rnn.T, rnn.IN)),
+                keras.layers[0],
+                tf.keras.layers.Dense(4, name="dense_1"),
+                keras.layers[1],
+            ]
         )
         opt = tf.keras.optimizers.Adam(rnn.LR, epsilon=1e-8)
         opt.build(keras.trainable_variables)
@@ -264,7 +277,9 @@ def lstm_onto_keras(tmp, extra_dense: bool = False) -> Pair:
     def check(out_dir: str) -> None:
         """The Keras model (with Adam's state) restored from the converted checkpoint computes the TF1 model's
         outputs (1e-5), and one more step on each gives the same weights (1e-6)."""
-        tf.train.Checkpoint(model=keras, optimizer=opt).read(tf.train.latest_checkpoint(out_dir)).assert_consumed()
+        tf.train.Checkpoint(model=keras, optimizer=opt).read(
+            tf.train.latest_checkpoint(out_dir)
+        ).assert_consumed()
         np.testing.assert_allclose(keras(rnn.X).numpy(), model.predict(), atol=1e-5)
         model.run_steps(1)
         rnn._keras_step(keras, opt)
@@ -273,7 +288,11 @@ def lstm_onto_keras(tmp, extra_dense: bool = False) -> Pair:
             np.testing.assert_allclose(got.numpy(), want, atol=1e-6, err_msg=got.name)
 
     # The head is the last layer, `dense` on both sides; a `dense_1` added is new.
-    truth = {**truth_from_preset("lstm", src, tpl), "dense/kernel": "dense/kernel", "dense/bias": "dense/bias"}
+    truth = {
+        **truth_from_preset("lstm", src, tpl),
+        "dense/kernel": "dense/kernel",
+        "dense/bias": "dense/bias",
+    }
     return Pair("TF1 LSTM -> Keras LSTM", src, tpl, truth, not extra_dense, check)
 
 

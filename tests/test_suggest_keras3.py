@@ -33,7 +33,9 @@ Y = np.random.RandomState(1).randn(16, 1).astype(np.float32)
 def keras2(tmp_path_factory):
     """The workdir of the trained Keras 2 model (`keras2/ckpt`, `next.npz`)."""
     if not ESTIMATOR_PYTHON:
-        pytest.skip("needs the Estimator environment's Python in EST_CKPT_ESTIMATOR_PYTHON (`make test` sets it)")
+        pytest.skip(
+            "needs the Estimator environment's Python in EST_CKPT_ESTIMATOR_PYTHON (`make test` sets it)"
+        )
     workdir = tmp_path_factory.mktemp("keras2")
     np.savez(workdir / "data.npz", x=X, y=Y)
     proc = subprocess.run(
@@ -70,7 +72,13 @@ def test_keras2_onto_keras3_is_paired_and_training_continues(keras2, tmp_path):
     assert len(suggestion.pairs) == 8
     rules = tmp_path / "rules.json"
     proc = run_cli(
-        "map", src, f"--target={template}", "--optimizer_state", "--suggest", f"--write_rules={rules}", "--json"
+        "map",
+        src,
+        f"--target={template}",
+        "--optimizer_state",
+        "--suggest",
+        f"--write_rules={rules}",
+        "--json",
     )
     assert proc.returncode == 0, proc.stderr
     mapped = json.loads(proc.stdout)["mapped"]

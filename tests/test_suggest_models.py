@@ -43,7 +43,9 @@ PAIRS = {
     "combined_keras_layer_added": lambda d: sp.canned_v1_onto_keras(d, "combined", target_hidden=(6, 3, 3)),
     "layers_sequential": lambda d: sp.layers_model_fn_onto_keras(d, functional=False),
     "layers_functional": lambda d: sp.layers_model_fn_onto_keras(d, functional=True),
-    "layers_sequential_layer_added": lambda d: sp.layers_model_fn_onto_keras(d, False, target_hidden=(16, 8, 8)),
+    "layers_sequential_layer_added": lambda d: sp.layers_model_fn_onto_keras(
+        d, False, target_hidden=(16, 8, 8)
+    ),
     "layers_functional_layer_removed": lambda d: sp.layers_model_fn_onto_keras(d, True, hidden=(16, 8, 4)),
 }
 
@@ -72,7 +74,13 @@ def test_suggest_pairs_the_model_pair_and_writes_no_wrong_pair(tmp_path, case):
 
     rules = tmp_path / "suggested.json"
     proc = run_cli(
-        "map", pair.src, f"--target={pair.tpl}", "--optimizer_state", "--suggest", f"--write_rules={rules}", "--json"
+        "map",
+        pair.src,
+        f"--target={pair.tpl}",
+        "--optimizer_state",
+        "--suggest",
+        f"--write_rules={rules}",
+        "--json",
     )
     everything = not (suggestion.ambiguous or suggestion.unmatched)
     assert proc.returncode == (0 if everything else 1), proc.stderr

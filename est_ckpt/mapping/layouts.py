@@ -23,12 +23,15 @@ FORGET_BIAS = 1.0
 def _preset_transforms() -> dict[str, list]:
     with open(_PRESET, encoding="utf-8") as f:
         rules = json.load(f)["rules"]
-    return {r["target"].rpartition("/")[2]: r["transforms"] for r in rules if r["target"].startswith("${keras}")}
+    return {
+        r["target"].rpartition("/")[2]: r["transforms"] for r in rules if r["target"].startswith("${keras}")
+    }
 
 
 def lstm_pairs(targets: list[Var], sources: list[Var]) -> list[tuple[Var, Var, list]]:
     """`(target, source, transforms)` of each Keras LSTM layer in TARGETS whose TF1 LSTM cell in SOURCES is the
     only one its shapes fit (a cell two layers could take is left to the user)."""
+
     def layers(vs, kinds):
         out: dict[str, dict[str, Var]] = {}
         for v in vs:
@@ -66,7 +69,10 @@ def lstm_pairs(targets: list[Var], sources: list[Var]) -> list[tuple[Var, Var, l
     for layer, found in fits.items():
         if len(found) == 1 and taken.count(found[0]) == 1:
             vs, ws = keras[layer], cells[found[0]]
-            out += [(vs[k], ws["bias" if k == "bias" else "kernel"], transforms[k]) for k in ("kernel", "recurrent_kernel", "bias")]
+            out += [
+                (vs[k], ws["bias" if k == "bias" else "kernel"], transforms[k])
+                for k in ("kernel", "recurrent_kernel", "bias")
+            ]
     return out
 
 

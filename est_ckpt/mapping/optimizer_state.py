@@ -323,7 +323,10 @@ def plan_onto_template(
         source, targets, assignment_map=assignment_map, rename_rules=rename_rules, rules=rules
     )
     slots = optimizer_assignment_map(plan, source, template, targets)
-    computed = {**_more_steps(plan, source, template, targets, slots), **slot_transforms(plan, source, template, targets)}
+    computed = {
+        **_more_steps(plan, source, template, targets, slots),
+        **slot_transforms(plan, source, template, targets),
+    }
     if not slots and not computed:
         return plan
     merged = {**slots, **(assignment_map or {})}

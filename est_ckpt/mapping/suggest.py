@@ -32,7 +32,7 @@ from typing import Optional, Union
 
 from est_ckpt.format import checkpoint
 from est_ckpt.mapping import layouts
-from est_ckpt.mapping.evidence import Evidence, Var, fit, groups, make_vars
+from est_ckpt.mapping.evidence import Evidence, Var, fit, make_vars
 from est_ckpt.mapping.names import NameIndex
 from est_ckpt.mapping.optimizer_slots import OPTIMIZER_SCOPES, TF1_SUFFIXES, find_slots
 from est_ckpt.mapping.planner import targets_from_checkpoint
@@ -89,7 +89,12 @@ class Suggestion:
             for p in self.pairs
         ]
         params = {"forget_bias": layouts.FORGET_BIAS} if any("lstm" in p.evidence for p in self.pairs) else {}
-        return {"est_ckpt_rules": 1, "description": description, **({"params": params} if params else {}), "rules": rules}
+        return {
+            "est_ckpt_rules": 1,
+            "description": description,
+            **({"params": params} if params else {}),
+            "rules": rules,
+        }
 
 
 def _weights(info: checkpoint.CheckpointInfo) -> list[Var]:
@@ -275,7 +280,9 @@ def suggest_mapping(
     # or removed being the last). What a cell leaves is weighed across cells.
     taken = _taken(pairs)
     cells: dict[tuple, tuple[list[Var], list[Var]]] = {}
-    for side, vs in enumerate(([t for t in targets if t.name not in pairs], [s for s in sources if s.name not in taken])):
+    for side, vs in enumerate(
+        ([t for t in targets if t.name not in pairs], [s for s in sources if s.name not in taken])
+    ):
         for v in vs:
             cells.setdefault((v.kind, v.dtype, v.size, v.number or (0,)), ([], []))[side].append(v)
     for cell_targets, cell_sources in cells.values():
@@ -294,7 +301,9 @@ def suggest_mapping(
         differ = _check_values(pairs, ambiguous, src, tpl)
     order = {t.name: i for i, t in enumerate(targets)}
     gone = {t for t, _ in differ}
-    unmatched = tuple(t.name for t in targets if t.name not in pairs and t.name not in ambiguous and t.name not in gone)
+    unmatched = tuple(
+        t.name for t in targets if t.name not in pairs and t.name not in ambiguous and t.name not in gone
+    )
     return Suggestion(
         tuple(sorted(pairs.values(), key=lambda p: order[p.target])),
         tuple((name, ambiguous[name]) for name in sorted(ambiguous, key=order.get)),
