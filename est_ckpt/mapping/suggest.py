@@ -19,8 +19,8 @@ with no candidate `unmatched`. A pair made takes its source out of the other
 targets' candidates, and the rest are scored again. Where no pair stands out
 alone, a few targets competing for the same sources are weighed as whole
 assignments: a pair is made when every assignment without it scores less by
-the margin. Deterministic: ties are never broken by position. `Suggestion.rules()` is a rules file
-(`mapping.rules_file`) of the pairs alone.
+the margin. Deterministic: ties are never broken by position.
+`Suggestion.rules()` is a rules file (`mapping.rules_file`) of the pairs.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ class Proposal:
     Attributes:
       target, source: the variables' names (as `map` plans them).
       evidence: what pairs them (`"name"`, `"kind"`, `"shape"`, `"transpose"`, `"reshape"`, `"tokens"`,
-        `"order"`).
+        `"order"`, `"layer"`, `"lstm"`, `"values"`).
       confidence: 1 for the same name; else in (0, 1), from the margin over the next candidate.
-      transforms: the rule's transforms (`[]`, a transpose or a reshape).
+      transforms: the rule's transforms (none, a transpose, a reshape, or the `lstm` preset's).
     """
 
     target: str
@@ -132,7 +132,7 @@ class _Matcher:
             if shape is None:
                 return [], {}
             evidence = self.evidence.score(t, s, shape, None, None)[1]
-            return [self._made(t, s, evidence, 0.99, shape[2])], {}
+            return [self.pair(t, s, evidence, 0.99, shape[2])], {}
         pairs: list[Proposal] = []
         while True:
             taken = {p.source for p in pairs}
@@ -147,7 +147,7 @@ class _Matcher:
             if not made:
                 return pairs, ambiguous
 
-    def _made(self, t: Var, s: Var, evidence, confidence: float, transforms) -> Proposal:
+    def pair(self, t: Var, s: Var, evidence, confidence: float, transforms) -> Proposal:
         self.evidence.paired(t, s)
         return Proposal(t.name, s.name, tuple(evidence), confidence, transforms)
 
@@ -184,7 +184,7 @@ class _Matcher:
             others = sorted(by_source[s.name], reverse=True)  # this source's scores from every target
             source_margin = others[0] - others[1] if len(others) > 1 else math.inf
             if margin >= _MARGIN and others[0] == top and source_margin >= _MARGIN:
-                made.append(self._made(t, s, evidence, _confidence(min(margin, source_margin)), transforms))
+                made.append(self.pair(t, s, evidence, _confidence(min(margin, source_margin)), transforms))
             else:
                 ambiguous[t.name] = tuple(c.name for score, c, _, _ in row if top - score < _MARGIN)
         return made, ambiguous
@@ -206,7 +206,7 @@ class _Matcher:
                 rival = max((v for k, v in rest if (i, name) not in k), default=-math.inf)
                 if top - rival >= _MARGIN:
                     _, s, evidence, transforms = next(r for r in rows[i] if r[1].name == name)
-                    made.append(self._made(component[i], s, evidence, _confidence(top - rival), transforms))
+                    made.append(self.pair(component[i], s, evidence, _confidence(top - rival), transforms))
         return made, ({} if made else ambiguous)
 
 
@@ -269,12 +269,12 @@ def suggest_mapping(
         s = by_name.get(t.name)
         shape = None if s is None else fit(t, s)
         if shape is not None:
-            pairs[t.name] = matcher._made(t, s, ("name",), 1.0, shape[2])
+            pairs[t.name] = matcher.pair(t, s, ("name",), 1.0, shape[2])
     taken = _taken(pairs)
     for t, s, transforms in layouts.lstm_pairs(
         [t for t in targets if t.name not in pairs], [s for s in sources if s.name not in taken]
     ):
-        pairs[t.name] = matcher._made(t, s, ("kind", "lstm", "shape"), 0.9, tuple(transforms))
+        pairs[t.name] = matcher.pair(t, s, ("kind", "lstm", "shape"), 0.9, tuple(transforms))
 
     # Cells: one kind, dtype, size and layer number (`layer_3` on both sides: the same layer, a layer added
     # or removed being the last). What a cell leaves is weighed across cells.
