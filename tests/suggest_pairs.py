@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from typing import Callable, Optional
 
 import numpy as np
@@ -134,8 +135,17 @@ def canned_v1_onto_keras(tmp, kind: str, hidden=(6, 3), target_hidden=(6, 3), na
     src = tf.train.latest_checkpoint(f"{tmp}/v1")
     # Before any Keras model: an Estimator's graph invalidates the Keras models made before it.
     logits = np.stack([p["logits"] for p in v1.predict(lambda: _input_fn().take(1))])
+    shutil.copytree(f"{tmp}/v1", f"{tmp}/v1_next")
+    _canned(tf, kind, False, f"{tmp}/v1_next", hidden).train(_input_fn, steps=1)
+    after = tf.train.load_checkpoint(f"{tmp}/v1_next")
     model = _keras_like_canned(tf, kind, target_hidden, names)
-    tpl = tf.train.Checkpoint(model=model).write(f"{tmp}/tpl/ckpt")
+    objects = {"model": model}
+    if kind == "dnn":  # v1's Adagrad (learning rate 0.05, accumulators from 0.1), its loss summed
+        optimizer = tf.keras.optimizers.Adagrad(0.05, initial_accumulator_value=0.1, epsilon=1e-10)
+        model.compile(optimizer, tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum"))
+        optimizer.build(model.trainable_variables)
+        objects["optimizer"] = optimizer  # (the linear part's Ftrl has no Keras optimizer beside it here)
+    tpl = tf.train.Checkpoint(**objects).write(f"{tmp}/tpl/ckpt")
     dense = [layer.name for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)]
     truth = {}
     hidden_layers = [n for n in dense if n != "linear"][: len(target_hidden) + 1]
@@ -155,11 +165,18 @@ def canned_v1_onto_keras(tmp, kind: str, hidden=(6, 3), target_hidden=(6, 3), na
         truth["linear/bias" if names else f"{dense[-1]}/bias"] = "linear/linear_model/bias_weights"
 
     def check(out_dir: str) -> None:
-        """The Keras model restored from the converted checkpoint computes the v1 Estimator's logits."""
-        tf.train.Checkpoint(model=model).read(
-            tf.train.latest_checkpoint(out_dir)
-        ).assert_existing_objects_matched()
+        """The Keras model restored from the converted checkpoint (Adagrad's accumulators too) computes the v1
+        Estimator's logits; for the DNN, one more step equals v1's next step within 1e-6."""
+        status = tf.train.Checkpoint(**objects).read(tf.train.latest_checkpoint(out_dir))
+        status.assert_existing_objects_matched()
         np.testing.assert_allclose(model([X, X[:, :2]]).numpy(), logits, atol=1e-5)
+        if kind != "dnn":
+            return
+        assert int(objects["optimizer"].iterations.numpy()) == 2
+        model.train_on_batch([X, X[:, :2]], LABELS[:, None].astype(np.float32))
+        for v in model.trainable_variables:
+            name = truth[v.name.split(":")[0]]
+            np.testing.assert_allclose(v.numpy(), after.get_tensor(name), atol=1e-6, rtol=0, err_msg=name)
 
     return Pair(f"v1 {kind} -> Keras", src, tpl, truth, kind != "linear" and hidden == target_hidden, check)
 
