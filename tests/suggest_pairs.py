@@ -196,10 +196,13 @@ def layers_model_fn_onto_keras(tmp, functional: bool, hidden=(16, 8), target_hid
         train = tf1.train.AdamOptimizer(0.01).minimize(
             loss, global_step=tf1.train.get_or_create_global_step()
         )
+        feed = {h.graph.get_tensor_by_name("Placeholder:0"): X}
         with tf1.Session() as session:
             session.run(tf1.global_variables_initializer())
-            session.run(train, {h.graph.get_tensor_by_name("Placeholder:0"): X})
+            session.run(train, feed)
             src = tf1.train.Saver().save(session, f"{tmp}/tf1/model.ckpt")
+            session.run(train, feed)  # the step TF1 takes next
+            after = {v.op.name: session.run(v) for v in tf1.trainable_variables()}
     layers = [tf.keras.layers.Dense(u, activation="relu") for u in target_hidden]
     layers += [tf.keras.layers.BatchNormalization(), tf.keras.layers.Dense(1)]
     if functional:
@@ -210,7 +213,10 @@ def layers_model_fn_onto_keras(tmp, functional: bool, hidden=(16, 8), target_hid
         model = tf.keras.Model(inputs, h)
     else:
         model = tf.keras.Sequential([tf.keras.Input((4,))] + layers)
-    tpl = tf.train.Checkpoint(model=model).write(f"{tmp}/tpl/ckpt")
+    optimizer = tf.keras.optimizers.Adam(0.01, epsilon=1e-8)  # TF1 AdamOptimizer's hyperparameters
+    model.compile(optimizer, "mse")
+    optimizer.build(model.trainable_variables)
+    tpl = tf.train.Checkpoint(model=model, optimizer=optimizer).write(f"{tmp}/tpl/ckpt")
     truth = {}
     tf1_dense = [f"dense_{i}" if i else "dense" for i in range(len(hidden) + 1)]
     keras_dense = [layer.name for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)]
@@ -228,13 +234,18 @@ def layers_model_fn_onto_keras(tmp, functional: bool, hidden=(16, 8), target_hid
     kind = "functional" if functional else "Sequential"
 
     def check(out_dir: str) -> None:
-        """Each Keras weight restored from the converted checkpoint holds its TF1 variable's value."""
-        tf.train.Checkpoint(model=model).read(
-            tf.train.latest_checkpoint(out_dir)
-        ).assert_existing_objects_matched()
+        """Each Keras weight restored from the converted checkpoint holds its TF1 variable's value, Adam's
+        state came too, and one more step (batch statistics, as TF1's `training=True`) equals TF1's (1e-6)."""
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        checkpoint.read(tf.train.latest_checkpoint(out_dir)).assert_consumed()
         reader = tf.train.load_checkpoint(src)
         for v in model.weights:
             np.testing.assert_array_equal(v.numpy(), reader.get_tensor(truth[v.name.split(":")[0]]))
+        assert int(optimizer.iterations.numpy()) == 1
+        model.train_on_batch(X, np.zeros((len(X), 1), np.float32))
+        for v in model.trainable_variables:
+            name = truth[v.name.split(":")[0]]
+            np.testing.assert_allclose(v.numpy(), after[name], atol=1e-6, rtol=0, err_msg=name)
 
     return Pair(f"tf.compat.v1.layers -> Keras {kind}", src, tpl, truth, hidden == target_hidden, check)
 
