@@ -52,13 +52,16 @@ def truth_from_preset(preset: str, src: str, tpl: str) -> dict:
 def _input_fn():
     import tensorflow as tf
 
-    return tf.data.Dataset.from_tensors(({"x": X, "y": X[:, :2]}, LABELS)).repeat()
+    return tf.data.Dataset.from_tensors(({"x": X, "y": X[:, :2], "z": X[:, 1:]}, LABELS)).repeat()
 
 
 def _canned(tf, kind: str, v2: bool, model_dir: str, hidden=(6, 3)):
+    """`hidden`: the DNN's hidden units; for the linear model, `(6, 3, 3)` adds a column `z`."""
     estimator = tf.estimator if v2 else tf.compat.v1.estimator
     x = [tf.feature_column.numeric_column("x", shape=(4,))]
     y = [tf.feature_column.numeric_column("y", shape=(2,))]
+    if kind == "linear" and len(hidden) > 2:
+        y.append(tf.feature_column.numeric_column("z", shape=(3,)))
     if kind == "dnn" and v2:  # v1's Adagrad (learning rate 0.05) and summed loss: the same steps
         return estimator.DNNClassifier(
             hidden_units=list(hidden),

@@ -32,6 +32,7 @@ PAIRS = {
     "dnn_v2": lambda d: sp.canned_v1_onto_v2(d, "dnn"),
     "dnn_v2_layer_added": lambda d: sp.canned_v1_onto_v2(d, "dnn", target_hidden=(6, 3, 3)),
     "linear_v2": lambda d: sp.canned_v1_onto_v2(d, "linear"),
+    "linear_v2_column_added": lambda d: sp.canned_v1_onto_v2(d, "linear", target_hidden=(6, 3, 3)),
     "combined_v2": lambda d: sp.canned_v1_onto_v2(d, "combined"),
     "combined_v2_layer_removed": lambda d: sp.canned_v1_onto_v2(d, "combined", hidden=(6, 3, 3)),
     "dnn_keras": lambda d: sp.canned_v1_onto_keras(d, "dnn"),
