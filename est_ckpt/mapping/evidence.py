@@ -96,11 +96,18 @@ def fit(t: Var, s: Var) -> Optional[tuple[float, str, tuple[dict, ...]]]:
     """`(shape score, evidence, transforms)` if `s` can give `t` its value, else None."""
     if t.dtype != s.dtype or t.kind != s.kind or t.recurrent != s.recurrent:
         return None
-    if t.shape == s.shape:
+    return shape_fit(t.shape, s.shape)
+
+
+def shape_fit(target: tuple, source: tuple) -> Optional[tuple[float, str, tuple[dict, ...]]]:
+    """`(shape score, evidence, transforms)` taking a SOURCE-shaped value to TARGET's shape: equal, a 2-D
+    transpose, or a reshape of as many elements; None otherwise."""
+    target, source = tuple(target), tuple(source)
+    if target == source:
         return 1.0, "shape", ()
-    if len(t.shape) == len(s.shape) == 2 and t.shape == s.shape[::-1]:
+    if len(target) == len(source) == 2 and target == source[::-1]:
         return 0.75, "transpose", ({"transpose": [1, 0]},)
-    if t.size == s.size:
+    if math.prod(target) == math.prod(source):
         return 0.5, "reshape", ({"reshape": None},)
     return None
 
@@ -165,4 +172,4 @@ class Evidence:
         return score, evidence
 
 
-__all__ = ["Evidence", "Var", "fit", "groups", "make_vars"]
+__all__ = ["Evidence", "Var", "fit", "groups", "make_vars", "shape_fit"]

@@ -5,27 +5,20 @@ A TF1 `LSTMCell`/`BasicLSTMCell` keeps one kernel `[input + units, 4 * units]`
 [input, 4 * units]`, `recurrent_kernel [units, 4 * units]` and `bias` (gates i, f,
 c, o, and TF1's `forget_bias` added at run time moved into the bias). A target
 layer of that shape whose one source layer of the TF1 shape is found gets the
-`lstm` preset's transforms; `forget_bias` is the preset's parameter (1.0, TF1's
-default), which the written rules file carries for the user to check.
+`lstm` preset's transforms (`rules_file.load_rules`, with the two layers' names
+as its parameters); `forget_bias` is the preset's parameter (1.0, TF1's default),
+which the written rules file carries for the user to check.
 """
 
 from __future__ import annotations
 
-import json
-import os
-
 from est_ckpt.mapping.evidence import Var
-
-_PRESET = os.path.join(os.path.dirname(__file__), "presets", "lstm.json")
-FORGET_BIAS = 1.0
+from est_ckpt.mapping.rules_file import load_rules
 
 
-def _preset_transforms() -> dict[str, list]:
-    with open(_PRESET, encoding="utf-8") as f:
-        rules = json.load(f)["rules"]
-    return {
-        r["target"].rpartition("/")[2]: r["transforms"] for r in rules if r["target"].startswith("${keras}")
-    }
+def lstm_params() -> dict:
+    """The `lstm` preset's number parameters (`forget_bias`), as a written rules file carries them."""
+    return load_rules("lstm").numbers
 
 
 def lstm_pairs(targets: list[Var], sources: list[Var]) -> list[tuple[Var, Var, list]]:
@@ -64,16 +57,16 @@ def lstm_pairs(targets: list[Var], sources: list[Var]) -> list[tuple[Var, Var, l
             ):
                 fits.setdefault(layer, []).append(cell)
     taken = [c for found in fits.values() for c in found]
-    transforms = _preset_transforms()
+    preset = load_rules("lstm")
     out = []
     for layer, found in fits.items():
         if len(found) == 1 and taken.count(found[0]) == 1:
-            vs, ws = keras[layer], cells[found[0]]
-            out += [
-                (vs[k], ws["bias" if k == "bias" else "kernel"], transforms[k])
-                for k in ("kernel", "recurrent_kernel", "bias")
-            ]
+            rules = load_rules(preset, keras=layer, tf1=found[0])
+            by_name = {w.name: w for w in cells[found[0]].values()}
+            for v in keras[layer].values():
+                _, sources, transforms = next(rules.candidates(v.name))  # the rule onto the Keras name
+                out.append((v, by_name[sources[0]], list(transforms)))
     return out
 
 
-__all__ = ["FORGET_BIAS", "lstm_pairs"]
+__all__ = ["lstm_params", "lstm_pairs"]

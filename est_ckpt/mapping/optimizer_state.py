@@ -202,14 +202,14 @@ def optimizer_assignment_map(
 def _more_steps(plan, source, template, targets, slots) -> dict[str, tuple[tuple[str, ...], tuple]]:
     """The template's other step counters (a v2 `DNNLinearCombined` Estimator's linear optimizer counts its own
     `training/Ftrl/iter`, stepping with `global_step`): each is the source's step."""
-    s_key = step_key(source)
-    if s_key is None:
+    s_key, more = step_key(source), step_keys(template)[1:]
+    if s_key is None or not more:  # the usual case: no index to build
         return {}
     names = _target_names(NameIndex(template), targets)
     unmapped = {u.target for u in plan.unmapped} - set(slots.values())
     s_index = NameIndex(source)
     label = _label(s_index, s_index.tensors[s_key].name or s_key, s_key)
-    return {names[k]: ((label,), ()) for k in step_keys(template)[1:] if names.get(k) in unmapped}
+    return {names[k]: ((label,), ()) for k in more if names.get(k) in unmapped}
 
 
 def slot_transforms(

@@ -32,7 +32,7 @@ from typing import Optional, Union
 
 from est_ckpt.format import checkpoint
 from est_ckpt.mapping import layouts
-from est_ckpt.mapping.evidence import Evidence, Var, fit, make_vars
+from est_ckpt.mapping.evidence import Evidence, Var, fit, make_vars, shape_fit
 from est_ckpt.mapping.names import NameIndex
 from est_ckpt.mapping.optimizer_slots import OPTIMIZER_SCOPES, TF1_SUFFIXES, find_slots
 from est_ckpt.mapping.planner import targets_from_checkpoint
@@ -88,7 +88,7 @@ class Suggestion:
             }
             for p in self.pairs
         ]
-        params = {"forget_bias": layouts.FORGET_BIAS} if any("lstm" in p.evidence for p in self.pairs) else {}
+        params = layouts.lstm_params() if any("lstm" in p.evidence for p in self.pairs) else {}
         return {
             "est_ckpt_rules": 1,
             "description": description,
@@ -270,19 +270,13 @@ def suggest_mapping(
         shape = None if s is None else fit(t, s)
         if shape is not None:
             pairs[t.name] = matcher.pair(t, s, ("name",), 1.0, shape[2])
-    taken = _taken(pairs)
-    for t, s, transforms in layouts.lstm_pairs(
-        [t for t in targets if t.name not in pairs], [s for s in sources if s.name not in taken]
-    ):
+    for t, s, transforms in layouts.lstm_pairs(*_left(targets, sources, pairs)):
         pairs[t.name] = matcher.pair(t, s, ("kind", "lstm", "shape"), 0.9, tuple(transforms))
 
     # Cells: one kind, dtype, size and layer number (`layer_3` on both sides: the same layer, a layer added
     # or removed being the last). What a cell leaves is weighed across cells.
-    taken = _taken(pairs)
     cells: dict[tuple, tuple[list[Var], list[Var]]] = {}
-    for side, vs in enumerate(
-        ([t for t in targets if t.name not in pairs], [s for s in sources if s.name not in taken])
-    ):
+    for side, vs in enumerate(_left(targets, sources, pairs)):
         for v in vs:
             cells.setdefault((v.kind, v.dtype, v.size, v.number or (0,)), ([], []))[side].append(v)
     for cell_targets, cell_sources in cells.values():
@@ -291,10 +285,7 @@ def suggest_mapping(
         for p in matcher.match(cell_targets, cell_sources)[0]:
             order = p.evidence if "order" in p.evidence else (*p.evidence, "order")
             pairs[p.target] = dataclasses.replace(p, evidence=order)
-    taken = _taken(pairs)
-    found, ambiguous = matcher.match(
-        [t for t in targets if t.name not in pairs], [s for s in sources if s.name not in taken]
-    )
+    found, ambiguous = matcher.match(*_left(targets, sources, pairs))
     pairs.update((p.target, p) for p in found)
     differ: list[tuple[str, str]] = []
     if check_values:
@@ -318,10 +309,16 @@ def _check_values(pairs: dict, ambiguous: dict, src, tpl) -> list[tuple[str, str
     import numpy as np
 
     s_index, t_index = NameIndex(src), NameIndex(tpl)
+    s_values: dict = {}  # a candidate of several ambiguous targets is read once
 
     def value(info, index, name):
         found = index.resolve(name)[0]
         return None if found is None or len(found[0]) != 1 else info.read_tensor(found[0][0])
+
+    def source_value(name):
+        if name not in s_values:
+            s_values[name] = value(src, s_index, name)
+        return s_values[name]
 
     def moved(v, transforms, shape):
         for op in transforms:
@@ -334,11 +331,14 @@ def _check_values(pairs: dict, ambiguous: dict, src, tpl) -> list[tuple[str, str
         return v
 
     def agrees(t_value, s_name, transforms=None) -> Optional[bool]:
-        s_value = value(src, s_index, s_name)
+        s_value = source_value(s_name)
         if t_value is None or s_value is None:
             return None
         if transforms is None:
-            transforms = _shape_transforms(tuple(t_value.shape), tuple(s_value.shape))
+            found = shape_fit(t_value.shape, s_value.shape)
+            if found is None:
+                return False
+            transforms = found[2]
         s_value = moved(s_value, transforms, t_value.shape)
         return None if s_value is None else bool(np.array_equal(s_value, t_value))
 
@@ -355,8 +355,7 @@ def _check_values(pairs: dict, ambiguous: dict, src, tpl) -> list[tuple[str, str
         t_value = value(tpl, t_index, name)
         equal = [c for c in candidates if c not in taken and agrees(t_value, c)]
         if len(equal) == 1:
-            s_shape = tuple(value(src, s_index, equal[0]).shape)
-            transforms = _shape_transforms(tuple(t_value.shape), s_shape)
+            transforms = shape_fit(t_value.shape, source_value(equal[0]).shape)[2]
             pairs[name] = Proposal(name, equal[0], ("kind", "values"), 1.0, transforms)
             taken.add(equal[0])
             del ambiguous[name]
@@ -367,12 +366,10 @@ def _taken(pairs: dict[str, Proposal]) -> set[str]:
     return {p.source for p in pairs.values()}
 
 
-def _shape_transforms(target: tuple, source: tuple) -> tuple[dict, ...]:
-    if target == tuple(source):
-        return ()
-    if len(target) == len(source) == 2 and target == tuple(source)[::-1]:
-        return ({"transpose": [1, 0]},)
-    return ({"reshape": None},)
+def _left(targets: list[Var], sources: list[Var], pairs: dict[str, Proposal]) -> tuple[list[Var], list[Var]]:
+    """The targets and sources no pair holds yet."""
+    taken = _taken(pairs)
+    return [t for t in targets if t.name not in pairs], [s for s in sources if s.name not in taken]
 
 
 __all__ = ["Proposal", "Suggestion", "suggest_mapping"]
