@@ -13,6 +13,24 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def run_estimator_job(script: str, *args: str) -> None:
+    """Runs `tests/SCRIPT ARGS` with the Estimator environment's Python (`EST_CKPT_ESTIMATOR_PYTHON`, which
+    `make test` sets for the newest environment, where Estimator cannot be installed); skips without it."""
+    python = os.environ.get("EST_CKPT_ESTIMATOR_PYTHON")
+    if not python:
+        pytest.skip(
+            "needs the Estimator environment's Python in EST_CKPT_ESTIMATOR_PYTHON (`make test` sets it)"
+        )
+    proc = subprocess.run(
+        [python, os.path.join(ROOT, "tests", script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def cli_env(env: Optional[dict] = None) -> dict:
     """The environment of a user's shell: TensorFlow's C++ logs as `est-ckpt` leaves them (conftest lowers it)."""
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}

@@ -16,13 +16,12 @@ import sys
 import numpy as np
 import pytest
 
-from tests.cli import ROOT, run_cli
+from tests.cli import run_cli, run_estimator_job
 
 pytestmark = pytest.mark.keras3
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("h5py")
 
-ESTIMATOR_PYTHON = os.environ.get("EST_CKPT_ESTIMATOR_PYTHON")
 X = np.random.RandomState(0).randn(16, 3).astype(np.float32)
 Y = (np.random.RandomState(1).rand(16, 1) > 0.5).astype(np.int64)
 # Keras 3's optimizer as TF1's: the same learning rate and epsilon (Adagrad's TF1 form has none).
@@ -45,16 +44,9 @@ model.optimizer.build(model.trainable_variables)
 @pytest.fixture(scope="module", params=sorted(KERAS_OPTIMIZERS))
 def canned(request, tmp_path_factory):
     """`(optimizer, workdir)`: the canned model trained 5 steps, its logits and TF1's 6th step."""
-    if not ESTIMATOR_PYTHON:
-        pytest.skip(
-            "needs the Estimator environment's Python in EST_CKPT_ESTIMATOR_PYTHON (`make test` sets it)"
-        )
     workdir = tmp_path_factory.mktemp(f"canned_{request.param}")
     np.savez(workdir / "data.npz", x=X, y=Y)
-    _run(
-        [ESTIMATOR_PYTHON, os.path.join(ROOT, "tests", "estimator_job.py"), str(workdir), request.param],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""},
-    )
+    run_estimator_job("estimator_job.py", workdir, request.param)
     return request.param, workdir
 
 

@@ -12,19 +12,16 @@ wrongly and the new layer is reported.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import numpy as np
 import pytest
 
 from est_ckpt.mapping.suggest import suggest_mapping
-from tests.cli import ROOT, run_cli
+from tests.cli import run_cli, run_estimator_job
 
 pytestmark = pytest.mark.keras3
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("h5py")
-ESTIMATOR_PYTHON = os.environ.get("EST_CKPT_ESTIMATOR_PYTHON")
 X = np.random.RandomState(0).randn(16, 4).astype(np.float32)
 Y = np.random.RandomState(1).randn(16, 1).astype(np.float32)
 
@@ -32,20 +29,9 @@ Y = np.random.RandomState(1).randn(16, 1).astype(np.float32)
 @pytest.fixture(scope="module")
 def keras2(tmp_path_factory):
     """The workdir of the trained Keras 2 model (`keras2/ckpt`, `next.npz`)."""
-    if not ESTIMATOR_PYTHON:
-        pytest.skip(
-            "needs the Estimator environment's Python in EST_CKPT_ESTIMATOR_PYTHON (`make test` sets it)"
-        )
     workdir = tmp_path_factory.mktemp("keras2")
     np.savez(workdir / "data.npz", x=X, y=Y)
-    proc = subprocess.run(
-        [ESTIMATOR_PYTHON, os.path.join(ROOT, "tests", "keras2_job.py"), str(workdir)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_estimator_job("keras2_job.py", workdir)
     return workdir
 
 

@@ -39,7 +39,7 @@ USAGE = (
     "map SOURCE --target TARGET [--assignment_map SRC=DST ...] [--rename_rule REGEX=REPLACEMENT ...] "
     "[--rules=FILE|PRESET [--rule_param NAME=VALUE ...]] "
     "[--vars_to_warm_start REGEX | --optimizer_state [--keep_unmapped]] "
-    "[--suggest [--write_rules=FILE [--force]]] [--json]"
+    "[--suggest [--write_rules=FILE [--force]] [--check_values]] [--json]"
 )
 
 
@@ -316,7 +316,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def suggestion_json(out: dict, plan: mapping.WarmStartPlan, suggestion: Suggestion, source) -> None:
-    """What `map --suggest --json` adds: `evidence` and `confidence` on each `mapped` entry, and `ambiguous`."""
+    """What `map --suggest --json` adds: `evidence` and `confidence` on each `mapped` entry, `ambiguous` and
+    `values_differ`."""
     by_target = {p.target: p for p in suggestion.pairs}
     for entry, a in zip(out["mapped"], plan.assignments):
         p = by_target.get(a.target)
@@ -325,7 +326,7 @@ def suggestion_json(out: dict, plan: mapping.WarmStartPlan, suggestion: Suggesti
         else:  # its own name, or optimizer state following its variable
             entry["evidence"] = ["name"] if a.source_name == a.target else ["follows its variable"]
             entry["confidence"] = 1.0
-    index = mapping.NameIndex(source)
+    index = mapping.NameIndex(source) if suggestion.ambiguous else None  # only to name candidates' keys
     out["ambiguous"] = [
         {"target": t, "candidates": [",".join(index.resolve(c)[0][0]) for c in candidates]}
         for t, candidates in suggestion.ambiguous

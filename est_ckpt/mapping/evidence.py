@@ -70,9 +70,7 @@ class Var:
 
 def make_vars(named: Iterable[tuple[str, tuple[int, ...], str]]) -> list[Var]:
     """`Var`s of `(name, shape, dtype)`s."""
-    out = []
-    named = list(named)
-    recurrent = {n.rpartition("/")[0] for n, _, _ in named if n.endswith("recurrent_kernel")}
+    fields = []
     for name, shape, dtype in named:
         last = name.rpartition("/")[2]
         if last.lower() == "bias_weights":  # a linear model's bias
@@ -87,9 +85,9 @@ def make_vars(named: Iterable[tuple[str, tuple[int, ...], str]]) -> list[Var]:
                 kind, words = _KINDS["_".join(words[-size:])], words[:-size]
                 break
         number = tuple(int(p) for p in parts if p.isdigit())
-        layer = name.rpartition("/")[0]
-        out.append(Var(name, tuple(shape), dtype, kind, frozenset(words), number, layer, layer in recurrent))
-    return out
+        fields.append((name, tuple(shape), dtype, kind, frozenset(words), number, name.rpartition("/")[0]))
+    recurrent = {f[6] for f in fields if f[3] == "recurrent_kernel"}  # the layers of a recurrent kernel
+    return [Var(*f, f[6] in recurrent) for f in fields]
 
 
 def fit(t: Var, s: Var) -> Optional[tuple[float, str, tuple[dict, ...]]]:
@@ -141,10 +139,10 @@ class Evidence:
         theirs = {key: len(group) for key, group in groups(other).items()}
         out: dict[str, Optional[int]] = {}
         for key, group in groups(vs).items():
-            numbers = sorted({v.number or (0,) for v in group})
-            usable = len(numbers) == len(group) == theirs.get(key)
+            rank = {n: i for i, n in enumerate(sorted({v.number or (0,) for v in group}))}
+            usable = len(rank) == len(group) == theirs.get(key)
             for v in group:
-                out[v.name] = numbers.index(v.number or (0,)) if usable else None
+                out[v.name] = rank[v.number or (0,)] if usable else None
         return out
 
     def score(self, t: Var, s: Var, shape: tuple, t_rank, s_rank) -> tuple[float, list[str]]:
